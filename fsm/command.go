@@ -1,0 +1,133 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Command envelope: one format byte, the command type (uint16, big endian),
+// the command's version (one byte), then the payload as JSON.
+//
+//	+--------+-----------+---------+----------------+
+//	| 0x01   | type (2)  | ver (1) | JSON payload   |
+//	+--------+-----------+---------+----------------+
+const (
+	envelopeFormat = 0x01
+	headerLen      = 4
+	// MaxCommandSize bounds a command's encoded size. Secrets are at most
+	// 500 KiB; base64 and JSON framing stay well under this.
+	MaxCommandSize = 1 << 20
+)
+
+// Type names a command.
+type Type uint16
+
+// The command types. Values are part of the on-disk log format: never reuse
+// or renumber one.
+const (
+	TypeClusterInit    Type = 1
+	TypeNodeAdd        Type = 2
+	TypeNodeSetRole    Type = 3
+	TypeNodeRemove     Type = 4
+	TypeTokenRotate    Type = 5
+	TypeSettingsUpdate Type = 6
+	TypeNodeUpdate     Type = 7
+)
+
+func (t Type) String() string {
+	if s, ok := typeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("type(%d)", uint16(t))
+}
+
+var typeNames = map[Type]string{
+	TypeClusterInit:    "cluster.init",
+	TypeNodeAdd:        "node.add",
+	TypeNodeSetRole:    "node.set_role",
+	TypeNodeRemove:     "node.remove",
+	TypeTokenRotate:    "token.rotate",
+	TypeSettingsUpdate: "settings.update",
+	TypeNodeUpdate:     "node.update",
+}
+
+// Errors from decoding a command.
+var (
+	ErrMalformedCommand   = errors.New("malformed command")
+	ErrUnknownCommand     = errors.New("unknown command type")
+	ErrUnsupportedVersion = errors.New("unsupported command version")
+	ErrCommandTooLarge    = errors.New("command too large")
+)
+
+// Command is one state change. Each concrete command knows its type and
+// version; the payload is the struct itself as JSON.
+type Command interface {
+	Type() Type
+	Version() uint8
+}
+
+// registry maps a type to its current version and a constructor of an empty
+// payload.
+var registry = map[Type]struct {
+	version uint8
+	new     func() Command
+}{
+	TypeClusterInit:    {1, func() Command { return new(ClusterInit) }},
+	TypeNodeAdd:        {1, func() Command { return new(NodeAdd) }},
+	TypeNodeSetRole:    {1, func() Command { return new(NodeSetRole) }},
+	TypeNodeRemove:     {1, func() Command { return new(NodeRemove) }},
+	TypeTokenRotate:    {1, func() Command { return new(TokenRotate) }},
+	TypeSettingsUpdate: {1, func() Command { return new(SettingsUpdate) }},
+	TypeNodeUpdate:     {1, func() Command { return new(NodeUpdate) }},
+}
+
+// Encode turns a command into log data.
+func Encode(c Command) ([]byte, error) {
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", c.Type(), err)
+	}
+	if headerLen+len(payload) > MaxCommandSize {
+		return nil, fmt.Errorf("encode %s: %w (%d bytes, limit %d)", c.Type(), ErrCommandTooLarge, headerLen+len(payload), MaxCommandSize)
+	}
+	b := make([]byte, headerLen, headerLen+len(payload))
+	b[0] = envelopeFormat
+	binary.BigEndian.PutUint16(b[1:3], uint16(c.Type()))
+	b[3] = c.Version()
+	return append(b, payload...), nil
+}
+
+// Decode parses log data into a command. It never panics: anything it cannot
+// read is an error wrapping one of the sentinels above.
+func Decode(b []byte) (Command, error) {
+	if len(b) > MaxCommandSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(b), MaxCommandSize)
+	}
+	if len(b) < headerLen {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than the header", ErrMalformedCommand, len(b))
+	}
+	if b[0] != envelopeFormat {
+		return nil, fmt.Errorf("%w: envelope format %d", ErrMalformedCommand, b[0])
+	}
+	t := Type(binary.BigEndian.Uint16(b[1:3]))
+	reg, ok := registry[t]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, uint16(t))
+	}
+	if b[3] != reg.version {
+		return nil, fmt.Errorf("%w: %s version %d (this build knows version %d)", ErrUnsupportedVersion, t, b[3], reg.version)
+	}
+	c := reg.new()
+	dec := json.NewDecoder(bytes.NewReader(b[headerLen:]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: %s payload has trailing data", ErrMalformedCommand, t)
+	}
+	return c, nil
+}

@@ -1,0 +1,175 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+)
+
+// ClusterInit creates the cluster: its identity, CA, tokens, settings and
+// first manager.
+type ClusterInit struct {
+	Cluster Cluster `json:"cluster"`
+	First   Node    `json:"first"`
+}
+
+// NodeAdd records a node that has just joined.
+type NodeAdd struct {
+	Node Node `json:"node"`
+}
+
+// NodeSetRole promotes or demotes a node.
+type NodeSetRole struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+}
+
+// NodeRemove removes a node and puts it on the deny list until Until (when
+// its certificate would have expired).
+type NodeRemove struct {
+	ID    string    `json:"id"`
+	Until time.Time `json:"until"`
+	// Force allows removing a manager; without it only workers go.
+	Force bool `json:"force"`
+}
+
+// NodeUpdate records a node's new address or certificate expiry. Zero fields
+// are left unchanged.
+type NodeUpdate struct {
+	ID            string    `json:"id"`
+	Addr          string    `json:"addr,omitempty"`
+	CertExpiresAt time.Time `json:"cert_expires_at,omitzero"`
+}
+
+// TokenRotate replaces one role's join token.
+type TokenRotate struct {
+	Role  string `json:"role"`
+	Token string `json:"token"`
+}
+
+// SettingsUpdate replaces the cluster settings.
+type SettingsUpdate struct {
+	Settings Settings `json:"settings"`
+}
+
+func (*ClusterInit) Type() Type    { return TypeClusterInit }
+func (*NodeAdd) Type() Type        { return TypeNodeAdd }
+func (*NodeSetRole) Type() Type    { return TypeNodeSetRole }
+func (*NodeRemove) Type() Type     { return TypeNodeRemove }
+func (*NodeUpdate) Type() Type     { return TypeNodeUpdate }
+func (*TokenRotate) Type() Type    { return TypeTokenRotate }
+func (*SettingsUpdate) Type() Type { return TypeSettingsUpdate }
+
+func (*ClusterInit) Version() uint8    { return 1 }
+func (*NodeAdd) Version() uint8        { return 1 }
+func (*NodeSetRole) Version() uint8    { return 1 }
+func (*NodeRemove) Version() uint8     { return 1 }
+func (*NodeUpdate) Version() uint8     { return 1 }
+func (*TokenRotate) Version() uint8    { return 1 }
+func (*SettingsUpdate) Version() uint8 { return 1 }
+
+// applyTo changes s according to c, or returns why it cannot. It must be
+// deterministic and must leave s unchanged when it returns an error.
+func applyTo(s *State, c Command) error {
+	if _, ok := c.(*ClusterInit); !ok && s.Cluster == nil {
+		return ErrNotInitialized
+	}
+	switch c := c.(type) {
+	case *ClusterInit:
+		if s.Cluster != nil {
+			return ErrAlreadyInitialized
+		}
+		if err := c.Cluster.Settings.Validate(); err != nil {
+			return err
+		}
+		if c.Cluster.ID == "" || c.First.ID == "" || c.First.Role != RoleManager {
+			return fmt.Errorf("%w: cluster init needs a cluster ID and a first manager", ErrMalformedCommand)
+		}
+		cl := c.Cluster
+		first := c.First
+		s.Cluster = &cl
+		s.Nodes[first.ID] = &first
+	case *NodeAdd:
+		n := c.Node
+		if n.ID == "" {
+			return fmt.Errorf("%w: node without ID", ErrMalformedCommand)
+		}
+		if n.Role != RoleManager && n.Role != RoleWorker {
+			return ErrBadRole
+		}
+		if _, ok := s.Nodes[n.ID]; ok {
+			return errorf(ErrNodeExists, "node %s already exists", n.ID)
+		}
+		if _, ok := s.Removed[n.ID]; ok {
+			return errorf(ErrNodeRemoved, "node %s was removed", n.ID)
+		}
+		s.Nodes[n.ID] = &n
+	case *NodeSetRole:
+		n, ok := s.Nodes[c.ID]
+		if !ok {
+			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
+		}
+		if c.Role != RoleManager && c.Role != RoleWorker {
+			return ErrBadRole
+		}
+		if n.Role == RoleManager && c.Role == RoleWorker && s.Managers() == 1 {
+			return ErrLastManager
+		}
+		n.Role = c.Role
+	case *NodeRemove:
+		n, ok := s.Nodes[c.ID]
+		if !ok {
+			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
+		}
+		if n.Role == RoleManager {
+			if s.Managers() == 1 {
+				return ErrLastManager
+			}
+			if !c.Force {
+				return fmt.Errorf("node %s is a manager: demote it first, or force its removal", c.ID)
+			}
+		}
+		delete(s.Nodes, c.ID)
+		s.Removed[c.ID] = c.Until
+	case *NodeUpdate:
+		n, ok := s.Nodes[c.ID]
+		if !ok {
+			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
+		}
+		if c.Addr != "" {
+			n.Addr = c.Addr
+		}
+		if !c.CertExpiresAt.IsZero() {
+			n.CertExpiresAt = c.CertExpiresAt
+		}
+	case *TokenRotate:
+		switch c.Role {
+		case RoleManager:
+			s.Cluster.ManagerToken = c.Token
+		case RoleWorker:
+			s.Cluster.WorkerToken = c.Token
+		default:
+			return ErrBadRole
+		}
+	case *SettingsUpdate:
+		if err := c.Settings.Validate(); err != nil {
+			return err
+		}
+		s.Cluster.Settings = c.Settings
+	default:
+		return fmt.Errorf("%w: %T", ErrUnknownCommand, c)
+	}
+	return nil
+}
+
+// errorf wraps sentinel with a message that replaces the sentinel's text.
+func errorf(sentinel error, format string, args ...any) error {
+	return &wrapped{msg: fmt.Sprintf(format, args...), err: sentinel}
+}
+
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }

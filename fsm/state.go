@@ -1,0 +1,114 @@
+package fsm
+
+import (
+	"errors"
+	"sort"
+	"time"
+)
+
+// Errors a command can fail with when applied. They are the same on every
+// replica.
+var (
+	ErrNotInitialized     = errors.New("cluster is not initialized")
+	ErrAlreadyInitialized = errors.New("cluster is already initialized")
+	ErrNodeNotFound       = errors.New("node not found")
+	ErrNodeExists         = errors.New("node already exists")
+	ErrNodeRemoved        = errors.New("node was removed from the cluster")
+	ErrLastManager        = errors.New("cannot remove or demote the last manager")
+	ErrBadRole            = errors.New("role must be manager or worker")
+	ErrBadSetting         = errors.New("invalid cluster setting")
+)
+
+// Roles, as stored in node records.
+const (
+	RoleManager = "manager"
+	RoleWorker  = "worker"
+)
+
+// State is the whole replicated state. It is serialised as JSON in snapshots,
+// so every field is exported and tagged.
+type State struct {
+	Cluster *Cluster         `json:"cluster,omitempty"`
+	Nodes   map[string]*Node `json:"nodes"`
+	// Removed is the deny list: node ID → when its last certificate expires.
+	// A removed node is refused on every protocol until then.
+	Removed map[string]time.Time `json:"removed"`
+}
+
+// Cluster holds the cluster's identity, its CA and its settings.
+type Cluster struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	Settings  Settings  `json:"settings"`
+	// RootCertPEM and RootKeyPEM are the cluster CA. Every manager holds the
+	// key so that any of them can issue certificates.
+	RootCertPEM []byte `json:"root_cert_pem"`
+	RootKeyPEM  []byte `json:"root_key_pem"`
+	// Join tokens, in their HFTKN-1-… string form.
+	WorkerToken  string `json:"worker_token"`
+	ManagerToken string `json:"manager_token"`
+}
+
+// Settings are the operator-changeable cluster settings.
+type Settings struct {
+	CertExpiry  time.Duration `json:"cert_expiry"`
+	KeyRotation time.Duration `json:"key_rotation"`
+	Autolock    bool          `json:"autolock"`
+}
+
+// Limits on settings, checked when applied.
+const (
+	MinCertExpiry  = time.Hour
+	MinKeyRotation = 10 * time.Second
+)
+
+// Validate checks the settings' ranges.
+func (s Settings) Validate() error {
+	if s.CertExpiry < MinCertExpiry {
+		return errorf(ErrBadSetting, "cert expiry %s is below the minimum of %s", s.CertExpiry, MinCertExpiry)
+	}
+	if s.KeyRotation < MinKeyRotation {
+		return errorf(ErrBadSetting, "key rotation %s is below the minimum of %s", s.KeyRotation, MinKeyRotation)
+	}
+	return nil
+}
+
+// Node is one member of the cluster, manager or worker.
+type Node struct {
+	ID            string    `json:"id"`
+	Role          string    `json:"role"`
+	Addr          string    `json:"addr"`
+	CreatedAt     time.Time `json:"created_at"`
+	CertExpiresAt time.Time `json:"cert_expires_at"`
+}
+
+func newState() *State {
+	return &State{Nodes: map[string]*Node{}, Removed: map[string]time.Time{}}
+}
+
+// SortedNodes returns the nodes ordered by ID.
+func (s *State) SortedNodes() []*Node {
+	out := make([]*Node, 0, len(s.Nodes))
+	for _, n := range s.Nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Managers counts the nodes whose role is manager.
+func (s *State) Managers() int {
+	n := 0
+	for _, node := range s.Nodes {
+		if node.Role == RoleManager {
+			n++
+		}
+	}
+	return n
+}
+
+// IsRemoved reports whether id is on the deny list at time now.
+func (s *State) IsRemoved(id string, now time.Time) bool {
+	until, ok := s.Removed[id]
+	return ok && now.Before(until)
+}
