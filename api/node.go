@@ -1,0 +1,149 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net/http"
+)
+
+// Peer is the authenticated caller of the node API, from its certificate.
+type Peer struct {
+	NodeID string
+	Role   string // "manager" or "worker"
+}
+
+// PeerFunc returns the caller's identity; false when there is none (which the
+// transport never lets through, but the handler does not assume it).
+type PeerFunc func(r *http.Request) (Peer, bool)
+
+// NodeBackend is what the node API serves to other nodes.
+type NodeBackend interface {
+	// Manager-only routes: a follower forwards operator requests here.
+	ApplyForwarded(ctx context.Context, from Peer, cmd []byte) error
+	ReadIndex(ctx context.Context, from Peer) (*ReadIndex, error)
+	JoinForwarded(ctx context.Context, from Peer, req JoinGrantRequest) (*JoinGrant, error)
+	AddVoter(ctx context.Context, from Peer, req AddVoterRequest) error
+	SetRoleForwarded(ctx context.Context, from Peer, id, role string) error
+	RemoveNodeForwarded(ctx context.Context, from Peer, id string, force bool) error
+	RotateJoinTokenForwarded(ctx context.Context, from Peer, role string) (*JoinToken, error)
+	Reachability(ctx context.Context, from Peer) (*Reachability, error)
+	// Routes for any node of the cluster.
+	Self(ctx context.Context, from Peer, afterIndex uint64) (*SelfView, error)
+	Renew(ctx context.Context, from Peer, req RenewRequest) (*RenewResponse, error)
+	LeaveNode(ctx context.Context, from Peer, req LeaveNodeRequest) error
+	ClusterStatus(ctx context.Context, from Peer) (*Status, error)
+}
+
+// errManagerOnly is answered to a worker calling a manager-only route.
+var errManagerOnly = Errorf(http.StatusForbidden, "this route is for managers only")
+
+// NewNodeHandler returns the node API's routes over b. Every route needs an
+// authenticated peer; manager-only routes refuse workers with 403.
+func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
+	mux := http.NewServeMux()
+	// handle registers a route; managerOnly routes refuse workers.
+	handle := func(pattern string, managerOnly bool, fn func(w http.ResponseWriter, r *http.Request, p Peer)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			p, ok := peer(r)
+			if !ok {
+				writeError(w, Errorf(http.StatusUnauthorized, "no client certificate"))
+				return
+			}
+			if managerOnly && p.Role != "manager" {
+				writeError(w, errManagerOnly)
+				return
+			}
+			fn(w, r, p)
+		})
+	}
+	handle("POST /internal/v1/apply", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		cmd, err := io.ReadAll(io.LimitReader(r.Body, 2*maxBody))
+		if err != nil {
+			writeError(w, Errorf(http.StatusBadRequest, "read command: %v", err))
+			return
+		}
+		replyEmpty(w, b.ApplyForwarded(r.Context(), p, cmd))
+	})
+	handle("GET /internal/v1/read-index", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		reply(w, res(b.ReadIndex(r.Context(), p)))
+	})
+	handle("POST /internal/v1/join", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		var req JoinGrantRequest
+		if decode(w, r, &req) {
+			reply(w, res(b.JoinForwarded(r.Context(), p, req)))
+		}
+	})
+	handle("POST /internal/v1/raft/add-voter", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		var req AddVoterRequest
+		if decode(w, r, &req) {
+			replyEmpty(w, b.AddVoter(r.Context(), p, req))
+		}
+	})
+	handle("POST /internal/v1/nodes/{id}/promote", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		replyEmpty(w, b.SetRoleForwarded(r.Context(), p, r.PathValue("id"), "manager"))
+	})
+	handle("POST /internal/v1/nodes/{id}/demote", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		replyEmpty(w, b.SetRoleForwarded(r.Context(), p, r.PathValue("id"), "worker"))
+	})
+	handle("DELETE /internal/v1/nodes/{id}", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		force, err := boolQuery(r, "force")
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		replyEmpty(w, b.RemoveNodeForwarded(r.Context(), p, r.PathValue("id"), force))
+	})
+	handle("POST /internal/v1/join-tokens/{role}/rotate", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		reply(w, res(b.RotateJoinTokenForwarded(r.Context(), p, r.PathValue("role"))))
+	})
+	handle("GET /internal/v1/reachability", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		reply(w, res(b.Reachability(r.Context(), p)))
+	})
+	handle("GET /internal/v1/self", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		idx, err := uintQuery(r, "index")
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		reply(w, res(b.Self(r.Context(), p, idx)))
+	})
+	handle("POST /internal/v1/renew", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		var req RenewRequest
+		if decode(w, r, &req) {
+			reply(w, res(b.Renew(r.Context(), p, req)))
+		}
+	})
+	handle("POST /internal/v1/leave", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		var req LeaveNodeRequest
+		if decode(w, r, &req) {
+			replyEmpty(w, b.LeaveNode(r.Context(), p, req))
+		}
+	})
+	handle("GET /internal/v1/status", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		reply(w, res(b.ClusterStatus(r.Context(), p)))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// JoinBackend grants certificates to nodes that present a join token.
+type JoinBackend interface {
+	Grant(ctx context.Context, req JoinGrantRequest) (*JoinGrant, error)
+}
+
+// NewJoinHandler returns the join API's single route.
+func NewJoinHandler(b JoinBackend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /join", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinGrantRequest
+		if decode(w, r, &req) {
+			reply(w, res(b.Grant(r.Context(), req)))
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}

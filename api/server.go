@@ -1,0 +1,177 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// Backend is what the control API serves. manager.Node implements it.
+type Backend interface {
+	Status(ctx context.Context) (*Status, error)
+	Init(ctx context.Context, req InitRequest) (*InitResponse, error)
+	Join(ctx context.Context, req JoinRequest) (*JoinResponse, error)
+	Leave(ctx context.Context, req LeaveRequest) error
+	Update(ctx context.Context, req UpdateRequest) (*UpdateResponse, error)
+	Nodes(ctx context.Context) ([]Node, error)
+	Node(ctx context.Context, id string) (*Node, error)
+	RemoveNode(ctx context.Context, id string, force bool) error
+	SetRole(ctx context.Context, id, role string) error
+	JoinToken(ctx context.Context, role string) (*JoinToken, error)
+	RotateJoinToken(ctx context.Context, role string) (*JoinToken, error)
+}
+
+// maxBody bounds every request body. Secrets (a later issue) are at most
+// 500 KiB, base64 in JSON.
+const maxBody = 1 << 20
+
+// NewControlHandler returns the control API's routes over b.
+func NewControlHandler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, res(b.Status(r.Context())))
+	})
+	mux.HandleFunc("POST /v1/init", func(w http.ResponseWriter, r *http.Request) {
+		var req InitRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		reply(w, res(b.Init(r.Context(), req)))
+	})
+	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		reply(w, res(b.Join(r.Context(), req)))
+	})
+	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
+		var req LeaveRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		replyEmpty(w, b.Leave(r.Context(), req))
+	})
+	mux.HandleFunc("PATCH /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+		var req UpdateRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		reply(w, res(b.Update(r.Context(), req)))
+	})
+	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, res(b.Nodes(r.Context())))
+	})
+	mux.HandleFunc("GET /v1/nodes/{id}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, res(b.Node(r.Context(), r.PathValue("id"))))
+	})
+	mux.HandleFunc("DELETE /v1/nodes/{id}", func(w http.ResponseWriter, r *http.Request) {
+		force, err := boolQuery(r, "force")
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		replyEmpty(w, b.RemoveNode(r.Context(), r.PathValue("id"), force))
+	})
+	mux.HandleFunc("POST /v1/nodes/{id}/promote", func(w http.ResponseWriter, r *http.Request) {
+		replyEmpty(w, b.SetRole(r.Context(), r.PathValue("id"), "manager"))
+	})
+	mux.HandleFunc("POST /v1/nodes/{id}/demote", func(w http.ResponseWriter, r *http.Request) {
+		replyEmpty(w, b.SetRole(r.Context(), r.PathValue("id"), "worker"))
+	})
+	mux.HandleFunc("GET /v1/join-tokens/{role}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, res(b.JoinToken(r.Context(), r.PathValue("role"))))
+	})
+	mux.HandleFunc("POST /v1/join-tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, res(b.RotateJoinToken(r.Context(), r.PathValue("role"))))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// result is a backend call's outcome.
+type result struct {
+	v   any
+	err error
+}
+
+func res[T any](v T, err error) result { return result{v, err} }
+
+// reply writes the value as JSON with 200, or the error.
+func reply(w http.ResponseWriter, r result) {
+	if r.err != nil {
+		writeError(w, r.err)
+		return
+	}
+	writeJSON(w, http.StatusOK, r.v)
+}
+
+func replyEmpty(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// decode reads a JSON body strictly into v; on failure it answers 400 (413
+// for an oversize body) and returns false.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := DecodeBody(io.LimitReader(r.Body, maxBody+1), v); err != nil {
+		writeError(w, err)
+		return false
+	}
+	return true
+}
+
+// DecodeBody decodes one JSON document into v, refusing unknown fields,
+// trailing data and bodies over the limit, with a 400 or 413 *Error.
+func DecodeBody(r io.Reader, v any) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Errorf(http.StatusBadRequest, "read request body: %v", err)
+	}
+	if len(data) > maxBody {
+		return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
+	}
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	dec := json.NewDecoder(bytesReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, "invalid request body: %v", err)
+	}
+	if dec.More() {
+		return Errorf(http.StatusBadRequest, "invalid request body: trailing data after the JSON document")
+	}
+	return nil
+}
+
+func boolQuery(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, Errorf(http.StatusBadRequest, "query parameter %s: %q is not a boolean", name, v)
+	}
+	return b, nil
+}
+
+func uintQuery(r *http.Request, name string) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, Errorf(http.StatusBadRequest, "query parameter %s: %q is not a number", name, v)
+	}
+	return n, nil
+}

@@ -1,0 +1,192 @@
+package api
+
+import "time"
+
+// Node states, as `status` shows them.
+const (
+	StateUninitialized = "uninitialized"
+	StateLocked        = "locked"
+	StateReady         = "ready"
+)
+
+// Status is GET /v1/status and `holdfast status --format json`.
+type Status struct {
+	NodeID    string          `json:"node_id"`
+	ClusterID string          `json:"cluster_id"`
+	Role      string          `json:"role"`
+	State     string          `json:"state"`
+	Addr      string          `json:"addr"`
+	Autolock  bool            `json:"autolock"`
+	IsLeader  bool            `json:"is_leader"`
+	Leader    Leader          `json:"leader"`
+	Raft      RaftStatus      `json:"raft"`
+	Managers  []ManagerStatus `json:"managers"`
+}
+
+// Leader names the current raft leader; empty when there is none.
+type Leader struct {
+	NodeID string `json:"node_id"`
+	Addr   string `json:"addr"`
+}
+
+// RaftStatus is this node's view of the raft log.
+type RaftStatus struct {
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+// ManagerStatus is one member of the raft configuration.
+type ManagerStatus struct {
+	NodeID    string `json:"node_id"`
+	Addr      string `json:"addr"`
+	Leader    bool   `json:"leader"`
+	Voter     bool   `json:"voter"`
+	Reachable bool   `json:"reachable"`
+}
+
+// Node is one entry of GET /v1/nodes and `node ls --format json`.
+type Node struct {
+	ID            string    `json:"id"`
+	Role          string    `json:"role"`
+	Addr          string    `json:"addr"`
+	Status        string    `json:"status"`
+	Leader        bool      `json:"leader"`
+	Voter         bool      `json:"voter"`
+	CertExpiresAt time.Time `json:"cert_expires_at"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// Node statuses.
+const (
+	NodeReady   = "ready"
+	NodeDown    = "down"
+	NodeUnknown = "unknown"
+)
+
+// InitRequest is POST /v1/init. Durations are Go duration strings; empty
+// means the default.
+type InitRequest struct {
+	Autolock        bool   `json:"autolock,omitempty"`
+	CertExpiry      string `json:"cert_expiry,omitempty"`
+	KeyRotation     string `json:"key_rotation,omitempty"`
+	CACertPEM       string `json:"ca_cert,omitempty"`
+	CAKeyPEM        string `json:"ca_key,omitempty"`
+	ForceNewCluster bool   `json:"force_new_cluster,omitempty"`
+}
+
+// InitResponse answers InitRequest.
+type InitResponse struct {
+	ClusterID    string `json:"cluster_id"`
+	NodeID       string `json:"node_id"`
+	Addr         string `json:"addr"`
+	WorkerToken  string `json:"worker_token"`
+	ManagerToken string `json:"manager_token"`
+	UnlockKey    string `json:"unlock_key,omitempty"`
+}
+
+// JoinRequest is POST /v1/join: join the cluster at Addr with Token.
+type JoinRequest struct {
+	Token string `json:"token"`
+	Addr  string `json:"addr"`
+}
+
+// JoinResponse answers JoinRequest.
+type JoinResponse struct {
+	ClusterID string `json:"cluster_id"`
+	NodeID    string `json:"node_id"`
+	Role      string `json:"role"`
+}
+
+// LeaveRequest is POST /v1/leave.
+type LeaveRequest struct {
+	Force bool `json:"force,omitempty"`
+}
+
+// UpdateRequest is PATCH /v1/cluster. Nil fields stay as they are.
+type UpdateRequest struct {
+	Autolock    *bool   `json:"autolock,omitempty"`
+	CertExpiry  *string `json:"cert_expiry,omitempty"`
+	KeyRotation *string `json:"key_rotation,omitempty"`
+}
+
+// UpdateResponse answers UpdateRequest.
+type UpdateResponse struct {
+	UnlockKey string `json:"unlock_key,omitempty"`
+}
+
+// JoinToken is GET /v1/join-tokens/{role}.
+type JoinToken struct {
+	Role  string `json:"role"`
+	Token string `json:"token"`
+}
+
+// --- node API (holdfast-api/1) and join API (holdfast-join/1) ---
+
+// JoinGrantRequest is what a joiner sends: the token, a CSR, and the
+// address other nodes reach it at. Followers forward it to the leader.
+type JoinGrantRequest struct {
+	Token string `json:"token"`
+	CSR   []byte `json:"csr"`
+	Addr  string `json:"addr"`
+}
+
+// JoinGrant is the answer: who the joiner now is, and its certificate.
+type JoinGrant struct {
+	ClusterID string     `json:"cluster_id"`
+	NodeID    string     `json:"node_id"`
+	Role      string     `json:"role"`
+	CertPEM   []byte     `json:"cert_pem"`
+	RootPEM   []byte     `json:"root_pem"`
+	Managers  []PeerAddr `json:"managers"`
+}
+
+// PeerAddr is a manager's ID and address.
+type PeerAddr struct {
+	NodeID string `json:"node_id"`
+	Addr   string `json:"addr"`
+}
+
+// ReadIndex is the leader's answer to a follower's linearizable read.
+type ReadIndex struct {
+	Index uint64 `json:"index"`
+}
+
+// AddVoterRequest asks the leader to add the calling manager to raft.
+type AddVoterRequest struct {
+	Addr string `json:"addr"`
+}
+
+// LeaveNodeRequest asks the leader to remove the calling node.
+type LeaveNodeRequest struct {
+	Force bool `json:"force,omitempty"`
+}
+
+// SelfView is what a node learns about itself from a manager
+// (GET /internal/v1/self, long-polled with ?index=).
+type SelfView struct {
+	Index     uint64     `json:"index"`
+	ClusterID string     `json:"cluster_id"`
+	Node      *Node      `json:"node,omitempty"`
+	Removed   bool       `json:"removed"`
+	Managers  []PeerAddr `json:"managers"`
+}
+
+// RenewRequest asks for a new certificate for the calling node, with the
+// role the cluster now gives it.
+type RenewRequest struct {
+	CSR []byte `json:"csr"`
+}
+
+// RenewResponse carries the new certificate.
+type RenewResponse struct {
+	Role    string `json:"role"`
+	CertPEM []byte `json:"cert_pem"`
+	RootPEM []byte `json:"root_pem"`
+}
+
+// Reachability is the leader's view of which managers answer heartbeats.
+type Reachability struct {
+	Reachable map[string]bool `json:"reachable"`
+}
