@@ -35,6 +35,7 @@ const (
 	TypeTokenRotate    Type = 5
 	TypeSettingsUpdate Type = 6
 	TypeNodeUpdate     Type = 7
+	TypeLeaderReady    Type = 8
 )
 
 func (t Type) String() string {
@@ -52,6 +53,7 @@ var typeNames = map[Type]string{
 	TypeTokenRotate:    "token.rotate",
 	TypeSettingsUpdate: "settings.update",
 	TypeNodeUpdate:     "node.update",
+	TypeLeaderReady:    "leader.ready",
 }
 
 // Errors from decoding a command.
@@ -82,6 +84,7 @@ var registry = map[Type]struct {
 	TypeTokenRotate:    {1, func() Command { return new(TokenRotate) }},
 	TypeSettingsUpdate: {1, func() Command { return new(SettingsUpdate) }},
 	TypeNodeUpdate:     {1, func() Command { return new(NodeUpdate) }},
+	TypeLeaderReady:    {1, func() Command { return new(LeaderReady) }},
 }
 
 // Encode turns a command into log data.

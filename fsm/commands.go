@@ -67,11 +67,29 @@ func (*NodeUpdate) Version() uint8     { return 1 }
 func (*TokenRotate) Version() uint8    { return 1 }
 func (*SettingsUpdate) Version() uint8 { return 1 }
 
+// LeaderReady is the first command a new leader commits in its term. It
+// changes nothing; once it is applied, every entry the leader commits in
+// this term reaches the FSM, which is what linearizable reads wait on
+// (raft's own no-op and barrier entries never reach an FSM).
+type LeaderReady struct {
+	NodeID string `json:"node_id"`
+	Term   uint64 `json:"term"`
+}
+
+func (*LeaderReady) Type() Type     { return TypeLeaderReady }
+func (*LeaderReady) Version() uint8 { return 1 }
+
 // applyTo changes s according to c, or returns why it cannot. It must be
 // deterministic and must leave s unchanged when it returns an error.
 func applyTo(s *State, c Command) error {
-	if _, ok := c.(*ClusterInit); !ok && s.Cluster == nil {
-		return ErrNotInitialized
+	switch c.(type) {
+	case *LeaderReady:
+		return nil
+	case *ClusterInit:
+	default:
+		if s.Cluster == nil {
+			return ErrNotInitialized
+		}
 	}
 	switch c := c.(type) {
 	case *ClusterInit:
