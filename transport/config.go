@@ -1,0 +1,81 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/holdfast/holdfast/ca"
+)
+
+// ALPN protocol names.
+const (
+	// ProtoRaft carries raft traffic. Both ends must be managers.
+	ProtoRaft = "holdfast-raft/1"
+	// ProtoAPI carries the node-to-node API. The client may be a manager or
+	// a worker; the server is a manager.
+	ProtoAPI = "holdfast-api/1"
+	// ProtoJoin carries join requests. No client certificate is asked for.
+	ProtoJoin = "holdfast-join/1"
+
+	// DefaultHandshakeTimeout is used when Config.HandshakeTimeout is zero.
+	DefaultHandshakeTimeout = 5 * time.Second
+)
+
+// Sentinel errors.
+var (
+	// ErrCAMismatch means the join server's certificate chain does not
+	// contain the CA pinned by the join token, or its certificate does not
+	// verify against that CA as a manager.
+	ErrCAMismatch = errors.New("server's CA does not match the join token")
+	// ErrNoCredentials means the CredStore holds no usable credentials.
+	ErrNoCredentials = errors.New("no TLS credentials")
+	// ErrPeerRefused means the peer's certificate was missing, did not
+	// verify, belongs to another cluster, has a role the protocol does not
+	// allow, or was refused by Config.Authorize.
+	ErrPeerRefused = errors.New("peer refused")
+	// ErrProtocol means the peers did not agree on a holdfast protocol.
+	ErrProtocol = errors.New("no holdfast protocol negotiated")
+)
+
+// Config configures a Mux and the dialers.
+type Config struct {
+	// Creds holds the node's current TLS material. Required.
+	Creds *CredStore
+	// Authorize is called for every authenticated peer, accepting and
+	// dialing, after the chain, cluster and role checks. A non-nil error
+	// refuses the connection (e.g. a removed node). nil allows all.
+	Authorize func(ca.Identity) error
+	// HandshakeTimeout bounds each handshake, and how long a handshaken
+	// connection waits to be accepted. Zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Logger receives rejections at debug level. nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config using creds and the defaults.
+func DefaultConfig(creds *CredStore) Config {
+	return Config{Creds: creds, HandshakeTimeout: DefaultHandshakeTimeout}
+}
+
+// Validate reports whether c is usable.
+func (c Config) Validate() error {
+	if c.Creds == nil {
+		return errors.New("transport config: Creds is required")
+	}
+	if c.HandshakeTimeout < 0 {
+		return fmt.Errorf("transport config: HandshakeTimeout %v is negative", c.HandshakeTimeout)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

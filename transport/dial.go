@@ -1,0 +1,122 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/holdfast/holdfast/ca"
+)
+
+// streamLayer is a raft.StreamLayer over a Mux's raft listener.
+type streamLayer struct {
+	net.Listener
+	advertise net.Addr
+	cfg       Config
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+// NewStreamLayer returns a raft.StreamLayer that accepts on m's ProtoRaft
+// listener and dials ProtoRaft with cfg's credentials, requiring the server
+// to be a manager of the same cluster that cfg.Authorize allows. Addr returns
+// advertise (m.Addr() if nil). Closing the stream layer closes the raft
+// listener, not the Mux.
+func NewStreamLayer(m *Mux, advertise net.Addr, cfg Config) raft.StreamLayer {
+	if advertise == nil {
+		advertise = m.Addr()
+	}
+	return &streamLayer{Listener: m.Listener(ProtoRaft), advertise: advertise, cfg: cfg}
+}
+
+// Dial connects to a raft peer; timeout bounds the dial and handshake.
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return asNetConn(dialProto(context.Background(), s.cfg, string(address), ProtoRaft, timeout))
+}
+
+// asNetConn keeps a nil *tls.Conn from becoming a non-nil net.Conn.
+func asNetConn(c *tls.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+var errPlainHTTP = errors.New("plain http is not allowed; use an https URL")
+
+func refusePlain(context.Context, string, string) (net.Conn, error) { return nil, errPlainHTTP }
+
+// NewAPIClient returns an HTTP client for the node-to-node API: https URLs
+// whose host is a node's listen address. Each connection negotiates ProtoAPI,
+// presents cfg's current credentials and requires the server to be a manager
+// of our cluster that cfg.Authorize allows. Connections are pooled.
+func NewAPIClient(cfg Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: refusePlain,
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return asNetConn(dialProto(ctx, cfg, addr, ProtoAPI, 0))
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// DialJoin dials addr with ProtoJoin, without a client certificate. Before it
+// returns, and so before the caller can send anything, it checks that the
+// server's chain contains a CA certificate whose ca.DigestOf is caDigest and
+// that the server's certificate verifies against that CA as a manager of the
+// CA's cluster; otherwise the error wraps ErrCAMismatch. It returns the
+// connection and the pinned root. timeout, if positive, bounds the dial and
+// handshake.
+func DialJoin(ctx context.Context, addr, caDigest string, timeout time.Duration) (*tls.Conn, *x509.Certificate, error) {
+	if !ca.ValidDigest(caDigest) {
+		return nil, nil, fmt.Errorf("dial join %s: %w: CA digest is not 64 lowercase hex characters", addr, ca.ErrMalformedToken)
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var root *x509.Certificate
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		NextProtos:         []string{ProtoJoin},
+		InsecureSkipVerify: true, // VerifyConnection pins the CA by digest instead
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			r, err := verifyJoinServer(cs, caDigest, time.Now())
+			root = r
+			return err
+		},
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial join %s: %w", addr, err)
+	}
+	return c.(*tls.Conn), root, nil
+}
+
+// NewJoinClient returns an HTTP client whose connections are made with
+// DialJoin(caDigest, timeout), for join requests to https URLs. It does not
+// keep connections alive or follow redirects.
+func NewJoinClient(caDigest string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext: refusePlain,
+			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				c, _, err := DialJoin(ctx, addr, caDigest, timeout)
+				return asNetConn(c, err)
+			},
+			DisableKeepAlives: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

@@ -1,0 +1,213 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Mux accepts TCP connections on one address, runs each TLS handshake in its
+// own goroutine, checks the peer for the negotiated protocol, and hands the
+// connection to that protocol's listener.
+type Mux struct {
+	cfg    Config
+	log    *slog.Logger
+	ln     net.Listener
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	subs   map[string]*subListener
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen listens on the TCP address addr and starts accepting connections.
+func Listen(addr string, cfg Config) (*Mux, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Mux{cfg: cfg, log: cfg.Logger, ln: ln, ctx: ctx, cancel: cancel, subs: map[string]*subListener{}}
+	for _, p := range []string{ProtoRaft, ProtoAPI, ProtoJoin} {
+		m.subs[p] = &subListener{mux: m, proto: p, ch: make(chan *tls.Conn), closed: make(chan struct{})}
+	}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m, nil
+}
+
+// Addr returns the address the Mux listens on.
+func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
+
+// Listener returns the listener for proto (ProtoRaft, ProtoAPI or
+// ProtoJoin), opening it: from now on clients may negotiate proto. Every call
+// for a proto returns the same listener. Its Accept returns *tls.Conn values
+// already handshaken and authorized; its Close stops offering proto and does
+// not close the Mux. For an unknown proto, the listener's Accept fails.
+func (m *Mux) Listener(proto string) net.Listener {
+	s, ok := m.subs[proto]
+	if !ok {
+		return &badListener{addr: m.ln.Addr(), err: fmt.Errorf("%w: unknown protocol %q", ErrProtocol, proto)}
+	}
+	s.open.Store(true)
+	return s
+}
+
+// Close closes the TCP listener and every sub-listener, aborts handshakes in
+// progress and waits for the Mux's goroutines to exit. Connections already
+// accepted are not closed.
+func (m *Mux) Close() error {
+	m.closeOnce.Do(func() {
+		m.cancel()
+		m.closeErr = m.ln.Close()
+		for _, s := range m.subs {
+			s.Close()
+		}
+	})
+	m.wg.Wait()
+	return m.closeErr
+}
+
+func (m *Mux) acceptLoop() {
+	defer m.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			if m.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient (e.g. out of file descriptors): back off, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			m.log.Warn("transport: accept failed", "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		m.wg.Add(1)
+		go m.handle(c)
+	}
+}
+
+// handle handshakes one connection and delivers it to its listener.
+func (m *Mux) handle(raw net.Conn) {
+	defer m.wg.Done()
+	timeout := m.cfg.HandshakeTimeout
+	_ = raw.SetDeadline(time.Now().Add(timeout))
+	ctx, cancel := context.WithTimeout(m.ctx, timeout)
+	defer cancel()
+	conn := tls.Server(raw, &tls.Config{GetConfigForClient: m.configForClient})
+	if err := conn.HandshakeContext(ctx); err != nil {
+		m.log.Debug("transport: connection refused", "remote", raw.RemoteAddr().String(), "err", err)
+		_ = conn.Close()
+		return
+	}
+	_ = raw.SetDeadline(time.Time{})
+	proto := conn.ConnectionState().NegotiatedProtocol
+	s, ok := m.subs[proto]
+	if !ok { // cannot happen: configForClient only offers known protocols
+		_ = conn.Close()
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case s.ch <- conn:
+	case <-s.closed:
+		_ = conn.Close()
+	case <-m.ctx.Done():
+		_ = conn.Close()
+	case <-t.C:
+		m.log.Debug("transport: connection not accepted in time", "remote", raw.RemoteAddr().String(), "proto", proto)
+		_ = conn.Close()
+	}
+}
+
+// configForClient picks the first protocol the client offers that has an
+// open listener and returns the config for it, with a snapshot of the
+// current credentials.
+func (m *Mux) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	creds, err := m.cfg.Creds.load()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range hello.SupportedProtos {
+		if s, ok := m.subs[p]; ok && s.accepting() {
+			return serverConfig(creds, p, m.cfg.Authorize), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: none of the %d protocols the client offered is served", ErrProtocol, len(hello.SupportedProtos))
+}
+
+// subListener is the net.Listener for one protocol.
+type subListener struct {
+	mux       *Mux
+	proto     string
+	ch        chan *tls.Conn
+	open      atomic.Bool
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (s *subListener) accepting() bool {
+	if !s.open.Load() {
+		return false
+	}
+	select {
+	case <-s.closed:
+		return false
+	case <-s.mux.ctx.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// Accept returns the next handshaken, authorized connection as a *tls.Conn.
+func (s *subListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.ch:
+		return c, nil
+	case <-s.closed:
+		return nil, fmt.Errorf("accept %s: %w", s.proto, net.ErrClosed)
+	case <-s.mux.ctx.Done():
+		return nil, fmt.Errorf("accept %s: %w", s.proto, net.ErrClosed)
+	}
+}
+
+// Close stops offering the protocol and unblocks Accept. It does not close
+// the Mux.
+func (s *subListener) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return nil
+}
+
+func (s *subListener) Addr() net.Addr { return s.mux.ln.Addr() }
+
+// badListener is returned for unknown protocols.
+type badListener struct {
+	addr net.Addr
+	err  error
+}
+
+func (b *badListener) Accept() (net.Conn, error) { return nil, b.err }
+func (b *badListener) Close() error              { return nil }
+func (b *badListener) Addr() net.Addr            { return b.addr }
