@@ -1,0 +1,247 @@
+package raftlog
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/holdfast/holdfast/internal/seal"
+)
+
+// Keyring is the set of DEKs: one current key that seals new records and
+// any older keys still needed to open records sealed before a rotation.
+// It is safe for concurrent use. A Store and the SnapshotStore of the same
+// node share one Keyring.
+type Keyring struct {
+	mu      sync.RWMutex
+	current seal.Key
+	others  []seal.Key
+}
+
+// NewKeyring returns a keyring sealing with current and also opening with
+// others. Duplicates of current among others are ignored.
+func NewKeyring(current seal.Key, others ...seal.Key) *Keyring {
+	r := &Keyring{}
+	r.set(KeyFile{Current: current, Previous: others})
+	return r
+}
+
+// Current returns the key that seals new records.
+func (r *Keyring) Current() seal.Key {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.current
+}
+
+// Lookup returns the key with the given ID, current or older.
+func (r *Keyring) Lookup(id seal.KeyID) (seal.Key, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.current.ID() == id {
+		return r.current, true
+	}
+	for _, k := range r.others {
+		if k.ID() == id {
+			return k, true
+		}
+	}
+	return seal.Key{}, false
+}
+
+// KeyFile returns the keyring's contents, for SaveKeyFile.
+func (r *Keyring) KeyFile() KeyFile {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return KeyFile{Current: r.current, Previous: append([]seal.Key(nil), r.others...)}
+}
+
+// set replaces the keyring's contents.
+func (r *Keyring) set(kf KeyFile) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.current = kf.Current
+	r.others = nil
+	for _, k := range kf.Previous {
+		if k.Equal(kf.Current) || containsKey(r.others, k) {
+			continue
+		}
+		r.others = append(r.others, k)
+	}
+}
+
+func containsKey(ks []seal.Key, k seal.Key) bool {
+	for _, o := range ks {
+		if o.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyFile is the contents of <data-dir>/keys: the current DEK and the
+// previous DEKs that a rotation in progress still needs.
+type KeyFile struct {
+	Current  seal.Key
+	Previous []seal.Key
+}
+
+// Keyring returns a new Keyring holding kf's keys.
+func (kf KeyFile) Keyring() *Keyring { return NewKeyring(kf.Current, kf.Previous...) }
+
+// Validate reports whether kf can be marshalled: a real current key, at
+// most MaxPreviousKeys previous keys, no duplicates.
+func (kf KeyFile) Validate() error {
+	if kf.Current.IsZero() {
+		return fmt.Errorf("%w: no current key", ErrKeyFile)
+	}
+	if len(kf.Previous) > MaxPreviousKeys {
+		return fmt.Errorf("%w: %d previous keys; at most %d", ErrKeyFile, len(kf.Previous), MaxPreviousKeys)
+	}
+	seen := []seal.Key{kf.Current}
+	for i, k := range kf.Previous {
+		if k.IsZero() {
+			return fmt.Errorf("%w: previous key %d is the zero key", ErrKeyFile, i)
+		}
+		if containsKey(seen, k) {
+			return fmt.Errorf("%w: key %v listed twice", ErrKeyFile, k.ID())
+		}
+		seen = append(seen, k)
+	}
+	return nil
+}
+
+// MaxPreviousKeys bounds the previous keys a key file holds.
+const MaxPreviousKeys = 8
+
+const (
+	keyFileMagic   = "HFKEYS"
+	keyFileVersion = 0x01
+)
+
+// MarshalKeyFile encodes kf (see FORMAT.md). kf must be valid (see
+// KeyFile.Validate); MarshalKeyFile panics otherwise, since only a
+// programming error makes an invalid KeyFile.
+func MarshalKeyFile(kf KeyFile) []byte {
+	if err := kf.Validate(); err != nil {
+		panic("raftlog: MarshalKeyFile: " + err.Error())
+	}
+	out := make([]byte, 0, len(keyFileMagic)+2+seal.KeySize*(1+len(kf.Previous)))
+	out = append(out, keyFileMagic...)
+	out = append(out, keyFileVersion)
+	out = append(out, kf.Current.Bytes()...)
+	out = append(out, byte(len(kf.Previous)))
+	for _, k := range kf.Previous {
+		out = append(out, k.Bytes()...)
+	}
+	return out
+}
+
+// ParseKeyFile decodes a key file made by MarshalKeyFile. It rejects
+// anything else, so that MarshalKeyFile(ParseKeyFile(b)) == b.
+func ParseKeyFile(b []byte) (KeyFile, error) {
+	rest, ok := bytes.CutPrefix(b, []byte(keyFileMagic))
+	if !ok {
+		return KeyFile{}, fmt.Errorf("%w: not a key file", ErrKeyFile)
+	}
+	if len(rest) < 1 || rest[0] != keyFileVersion {
+		return KeyFile{}, fmt.Errorf("%w: unknown version", ErrKeyFile)
+	}
+	rest = rest[1:]
+	if len(rest) < seal.KeySize+1 {
+		return KeyFile{}, fmt.Errorf("%w: truncated", ErrKeyFile)
+	}
+	var kf KeyFile
+	kf.Current, _ = seal.ParseKey(rest[:seal.KeySize])
+	n := int(rest[seal.KeySize])
+	rest = rest[seal.KeySize+1:]
+	if n > MaxPreviousKeys {
+		return KeyFile{}, fmt.Errorf("%w: %d previous keys; at most %d", ErrKeyFile, n, MaxPreviousKeys)
+	}
+	if len(rest) != n*seal.KeySize {
+		return KeyFile{}, fmt.Errorf("%w: %d bytes of previous keys; want %d", ErrKeyFile, len(rest), n*seal.KeySize)
+	}
+	for i := 0; i < n; i++ {
+		k, _ := seal.ParseKey(rest[i*seal.KeySize : (i+1)*seal.KeySize])
+		kf.Previous = append(kf.Previous, k)
+	}
+	if err := kf.Validate(); err != nil {
+		return KeyFile{}, err
+	}
+	return kf, nil
+}
+
+// LoadKeyFile reads and parses the key file at path.
+func LoadKeyFile(path string) (KeyFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return KeyFile{}, fmt.Errorf("load key file: %w", err)
+	}
+	kf, err := ParseKeyFile(b)
+	if err != nil {
+		return KeyFile{}, fmt.Errorf("load key file %s: %w", path, err)
+	}
+	return kf, nil
+}
+
+// SaveKeyFile writes kf to path atomically with mode 0600: a temporary
+// file in the same directory is written and fsynced, renamed over path,
+// and the directory is fsynced. A crash leaves either the old or the new
+// file, never a mix.
+func SaveKeyFile(path string, kf KeyFile) error {
+	if err := kf.Validate(); err != nil {
+		return fmt.Errorf("save key file: %w", err)
+	}
+	if err := writeFileAtomic(path, MarshalKeyFile(kf)); err != nil {
+		return fmt.Errorf("save key file: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a synced temporary file in
+// the same directory and a rename, then syncs the directory.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+package raftlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/holdfast/holdfast/internal/seal"
+	"go.etcd.io/bbolt"
+)
+
+// DefaultRotationThreshold is how many records a key seals before
+// NeedsRotation reports true.
+const DefaultRotationThreshold = 1 << 30
+
+// DBFile is the name of the bolt file in the directory given to Open.
+const DBFile = "raft.db"
+
+// Options configures a Store or SnapshotStore.
+type Options struct {
+	// ClusterID is bound into every record's associated data, so an entry
+	// or snapshot copied from another cluster fails to open.
+	ClusterID string
+	// Keys holds the DEKs. A node's Store and SnapshotStore share one.
+	Keys *Keyring
+	// RotationThreshold is how many records the current key may seal
+	// before NeedsRotation reports true; 0 means DefaultRotationThreshold.
+	RotationThreshold uint64
+	// Logger may be nil.
+	Logger *slog.Logger
+}
+
+// Validate checks the options.
+func (o Options) Validate() error {
+	if o.ClusterID == "" {
+		return errors.New("raftlog: options: no cluster ID")
+	}
+	if len(o.ClusterID) > 0xffff {
+		return errors.New("raftlog: options: cluster ID longer than 65535 bytes")
+	}
+	if o.Keys == nil || o.Keys.Current().IsZero() {
+		return errors.New("raftlog: options: no keyring")
+	}
+	return nil
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
+// Store is an encrypted raft.LogStore and raft.StableStore over a
+// raft-boltdb file. It seals each entry's Data and Extensions; StableStore
+// values are stored as raft-boltdb stores them. It is safe for concurrent
+// use.
+type Store struct {
+	path      string
+	clusterID string
+	keys      *Keyring
+	log       *slog.Logger
+	threshold uint64
+
+	// mu guards inner, which compaction replaces. Log and stable
+	// operations hold it shared; re-encryption batches and compaction
+	// hold it exclusively, as does the switch to a new current key.
+	mu    sync.RWMutex
+	inner *raftboltdb.BoltStore
+
+	count sealCounter
+}
+
+var (
+	_ raft.LogStore    = (*Store)(nil)
+	_ raft.StableStore = (*Store)(nil)
+)
+
+// Open opens, creating it if needed, <dir>/raft.db and returns a Store
+// over it. A half-finished compaction left by a crash is discarded.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	s := &Store{
+		path:      filepath.Join(dir, DBFile),
+		clusterID: opts.ClusterID,
+		keys:      opts.Keys,
+		log:       opts.logger(),
+		threshold: opts.RotationThreshold,
+	}
+	if s.threshold == 0 {
+		s.threshold = DefaultRotationThreshold
+	}
+	if err := os.Remove(s.path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open raft log: remove stale compaction: %w", err)
+	}
+	inner, err := raftboltdb.New(raftboltdb.Options{Path: s.path})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
+	}
+	s.inner = inner
+	if err := s.count.load(inner, s.keys.Current().ID()); err != nil {
+		_ = inner.Close()
+		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
+	}
+	return s, nil
+}
+
+// Path returns the bolt file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the bolt file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inner == nil {
+		return nil
+	}
+	err := s.inner.Close()
+	s.inner = nil
+	if err != nil {
+		return fmt.Errorf("close raft log: %w", err)
+	}
+	return nil
+}
+
+// NeedsRotation reports whether the current key has sealed at least the
+// rotation threshold of records (counted conservatively across restarts).
+func (s *Store) NeedsRotation() bool {
+	return s.count.value(s.keys.Current().ID()) >= s.threshold
+}
+
+// SealedCount returns how many records the current key has sealed, counted
+// conservatively: after a restart it may be higher than the truth, never lower.
+func (s *Store) SealedCount() uint64 { return s.count.value(s.keys.Current().ID()) }
+
+// FirstIndex implements raft.LogStore.
+func (s *Store) FirstIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return 0, ErrClosed
+	}
+	return s.inner.FirstIndex()
+}
+
+// LastIndex implements raft.LogStore.
+func (s *Store) LastIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return 0, ErrClosed
+	}
+	return s.inner.LastIndex()
+}
+
+// GetLog implements raft.LogStore. An entry that fails authentication or
+// is stored under the wrong index is never returned; the error is a
+// *RecordError wrapping ErrTampered or ErrUnknownKey.
+func (s *Store) GetLog(idx uint64, l *raft.Log) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return ErrClosed
+	}
+	var raw raft.Log
+	if err := s.getRaw(idx, &raw); err != nil {
+		return err
+	}
+	if err := openEntry(s.keys, s.clusterID, idx, &raw, l); err != nil {
+		return &RecordError{Path: s.path, Index: idx, Err: err}
+	}
+	return nil
+}
+
+// getRaw reads the stored, still sealed log at idx. s.mu must be held.
+func (s *Store) getRaw(idx uint64, raw *raft.Log) error {
+	err := s.inner.GetLog(idx, raw)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrLogNotFound):
+		return raft.ErrLogNotFound
+	case errors.Is(err, bbolt.ErrDatabaseNotOpen):
+		return fmt.Errorf("raft log %s: %w", s.path, err)
+	default:
+		// Anything else is a value raft-boltdb could not decode.
+		return &RecordError{Path: s.path, Index: idx, Err: fmt.Errorf("%w: decode: %w", ErrTampered, err)}
+	}
+}
+
+// StoreLog implements raft.LogStore.
+func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs implements raft.LogStore: it seals every entry under the
+// current key and stores the batch in one bolt transaction. It does not
+// modify logs.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return ErrClosed
+	}
+	k := s.keys.Current()
+	if err := s.count.reserve(s.inner, k.ID(), uint64(len(logs)), s.threshold); err != nil {
+		return fmt.Errorf("store logs: %w", err)
+	}
+	sealed := make([]*raft.Log, len(logs))
+	for i, l := range logs {
+		sealed[i] = sealEntry(k, s.clusterID, l)
+	}
+	if err := s.inner.StoreLogs(sealed); err != nil {
+		return fmt.Errorf("store logs: %w", err)
+	}
+	return nil
+}
+
+// DeleteRange implements raft.LogStore.
+func (s *Store) DeleteRange(min, max uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return ErrClosed
+	}
+	return s.inner.DeleteRange(min, max)
+}
+
+// Set implements raft.StableStore.
+func (s *Store) Set(key, val []byte) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return ErrClosed
+	}
+	return s.inner.Set(key, val)
+}
+
+// Get implements raft.StableStore. A missing key is raft-boltdb's
+// ErrKeyNotFound ("not found"), which raft expects.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return nil, ErrClosed
+	}
+	return s.inner.Get(key)
+}
+
+// SetUint64 implements raft.StableStore.
+func (s *Store) SetUint64(key []byte, val uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return ErrClosed
+	}
+	return s.inner.SetUint64(key, val)
+}
+
+// GetUint64 implements raft.StableStore.
+func (s *Store) GetUint64(key []byte) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil {
+		return 0, ErrClosed
+	}
+	return s.inner.GetUint64(key)
+}
+
+// counterKey is the StableStore key of the sealed-record counter:
+// key ID (8) || reserved count (8, big-endian).
+var counterKey = []byte("holdfast/raftlog/sealed-count")
+
+// sealCounter counts records sealed under the current key. It persists an
+// upper bound (reserved) before sealing past it, so a crash never makes
+// the count go down.
+type sealCounter struct {
+	mu       sync.Mutex
+	id       seal.KeyID
+	n        uint64
+	reserved uint64
+}
+
+func (c *sealCounter) load(b *raftboltdb.BoltStore, id seal.KeyID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.id, c.n, c.reserved = id, 0, 0
+	v, err := b.Get(counterKey)
+	if err != nil {
+		if errors.Is(err, raftboltdb.ErrKeyNotFound) {
+			return nil
+		}
+		return fmt.Errorf("read sealed-record counter: %w", err)
+	}
+	if len(v) != seal.KeyIDSize+8 {
+		return fmt.Errorf("%w: sealed-record counter is %d bytes", ErrTampered, len(v))
+	}
+	if seal.KeyID(v[:seal.KeyIDSize]) == id {
+		c.reserved = binary.BigEndian.Uint64(v[seal.KeyIDSize:])
+		c.n = c.reserved
+	}
+	return nil
+}
+
+func (c *sealCounter) value(id seal.KeyID) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.id != id {
+		return 0
+	}
+	return c.n
+}
+
+// reserve counts n more records sealed under id, first persisting a new
+// bound if the count would pass the persisted one.
+func (c *sealCounter) reserve(b *raftboltdb.BoltStore, id seal.KeyID, n, threshold uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.id != id {
+		c.id, c.n, c.reserved = id, 0, 0
+	}
+	if c.n+n > c.reserved {
+		step := min(max(threshold/64, 1), 1<<16)
+		next := c.n + n + step
+		v := make([]byte, 0, seal.KeyIDSize+8)
+		v = append(v, id[:]...)
+		v = binary.BigEndian.AppendUint64(v, next)
+		if err := b.Set(counterKey, v); err != nil {
+			return fmt.Errorf("persist sealed-record counter: %w", err)
+		}
+		c.reserved = next
+	}
+	c.n += n
+	return nil
+}
