@@ -73,7 +73,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: %v", ErrUnreachable, unwrapURL(err))
+		return fmt.Errorf("%w: %w", ErrUnreachable, unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

@@ -155,7 +155,10 @@ type ReadIndex struct {
 
 // AddVoterRequest asks the leader to add the calling manager to raft.
 type AddVoterRequest struct {
-	Addr string `json:"addr"`
+	// NodeID is set when a follower forwards the request for the joining
+	// manager; empty means the caller itself.
+	NodeID string `json:"node_id,omitempty"`
+	Addr   string `json:"addr"`
 }
 
 // LeaveNodeRequest asks the leader to remove the calling node.

@@ -1,0 +1,216 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
+)
+
+// Errors of the write and read paths.
+var (
+	errNoLeader = api.Errorf(http.StatusServiceUnavailable, "no leader: the cluster has no quorum right now; check that a majority of managers is running")
+	// errMisdirected is what a node that is no longer leader answers to a
+	// forwarded request it did not carry out; the sender retries.
+	errMisdirected = api.Errorf(http.StatusMisdirectedRequest, "this node is not the leader")
+)
+
+// managerRaft returns the running raft, or the error to answer with.
+func (n *Node) managerRaft() (*incarnation, *raftNode, error) {
+	inc := n.current()
+	if inc == nil {
+		return nil, nil, api.ErrUninitialized
+	}
+	if inc.rn() == nil {
+		return inc, nil, api.ErrNotManager
+	}
+	return inc, inc.rn(), nil
+}
+
+// apply proposes cmd and returns once it is applied (on the leader), or why
+// it was not. On a follower it forwards the command to the leader.
+func (n *Node) apply(ctx context.Context, cmd fsm.Command) error {
+	b, err := fsm.Encode(cmd)
+	if err != nil {
+		return api.Wrap(http.StatusBadRequest, err)
+	}
+	return n.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error { return n.applyLocal(ctx, rn, b) },
+		func(ctx context.Context, c *api.Client) error { return c.ApplyForwarded(ctx, b) })
+}
+
+// applyLocal applies encoded command b on this node, which must lead.
+func (n *Node) applyLocal(ctx context.Context, rn *raftNode, b []byte) error {
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	f := rn.r.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return errMisdirected
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return api.Errorf(http.StatusServiceUnavailable, "write timed out before it was proposed: %v", err)
+		case errors.Is(err, raft.ErrLeadershipLost):
+			return api.Errorf(http.StatusServiceUnavailable, "leadership lost while writing; the write may or may not have been applied")
+		default:
+			return api.Errorf(http.StatusServiceUnavailable, "write failed: %v", err)
+		}
+	}
+	res, ok := f.Response().(*fsm.Result)
+	if !ok {
+		return fmt.Errorf("unexpected apply response %T", f.Response())
+	}
+	return fsmError(res.Err)
+}
+
+// fsmError gives an FSM error its HTTP status.
+func fsmError(err error) error {
+	if err == nil {
+		return nil
+	}
+	status := http.StatusBadRequest
+	switch {
+	case errors.Is(err, fsm.ErrNodeNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, fsm.ErrAlreadyInitialized), errors.Is(err, fsm.ErrNodeExists), errors.Is(err, fsm.ErrLastManager):
+		status = http.StatusConflict
+	case errors.Is(err, fsm.ErrNodeRemoved):
+		status = http.StatusForbidden
+	}
+	return api.Wrap(status, err)
+}
+
+// onLeader runs local when this node leads, else remote against the
+// leader's node API. It waits for a leader (until ctx or ForwardTimeout
+// ends) and retries only where nothing was carried out: no leader yet, the
+// leader unreachable before the request was sent, or a former leader that
+// answered "not the leader".
+func (n *Node) onLeader(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *api.Client) error) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+	defer cancel()
+	wait := 10 * time.Millisecond
+	for {
+		inc, rn, err := n.managerRaft()
+		if err != nil {
+			return err
+		}
+		var retry bool
+		if rn.isLeader() {
+			err = local(ctx, rn)
+			retry = errors.Is(err, errMisdirected) || errors.Is(err, errNotReady)
+		} else if _, addr := rn.leaderInfo(); addr != "" {
+			err = remote(ctx, n.peerClient(inc, addr))
+			retry = isRetryable(err)
+			var ae *api.Error
+			if err != nil && !retry && !errors.As(err, &ae) && ctx.Err() == nil {
+				err = api.Errorf(http.StatusServiceUnavailable, "lost contact with the leader at %s during the request; it may or may not have been carried out (%v)", addr, err)
+			}
+		} else {
+			err, retry = errNoLeader, true
+		}
+		if !retry {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(err, errMisdirected) || isRetryable(err) {
+				return errNoLeader
+			}
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// isRetryable reports whether a forwarded request certainly did nothing.
+func isRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusMisdirectedRequest || ae.Status == http.StatusLocked
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// peerClient returns a node API client for the manager at addr.
+func (n *Node) peerClient(inc *incarnation, addr string) *api.Client {
+	return api.NewClient(inc.nodeHTTP, "https://"+addr)
+}
+
+// linearize returns once this manager's state includes every write that
+// was acknowledged before it was called: the leader confirms its leadership
+// and names its commit index (read index), and this node waits until it
+// has applied that far.
+func (n *Node) linearize(ctx context.Context) (*raftNode, error) {
+	var index uint64
+	err := n.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error {
+			ri, err := n.readIndexLocal(ctx, rn)
+			if err == nil {
+				index = ri.Index
+			}
+			return err
+		},
+		func(ctx context.Context, c *api.Client) error {
+			ri, err := c.ReadIndex(ctx)
+			if err == nil {
+				index = ri.Index
+			}
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	_, rn, err := n.managerRaft()
+	if err != nil {
+		return nil, err
+	}
+	return rn, waitApplied(ctx, rn.fsm, index)
+}
+
+// readIndexLocal is the leader's half of a linearizable read.
+func (n *Node) readIndexLocal(ctx context.Context, rn *raftNode) (*api.ReadIndex, error) {
+	if rn.readyTerm.Load() != rn.r.CurrentTerm() {
+		if err := rn.markReady(string(n.current().info.NodeID), n.cfg.ApplyTimeout); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return nil, errMisdirected
+			}
+			return nil, errNotReady
+		}
+		if rn.readyTerm.Load() != rn.r.CurrentTerm() {
+			return nil, errNotReady
+		}
+	}
+	if err := rn.r.VerifyLeader().Error(); err != nil {
+		return nil, errMisdirected
+	}
+	return &api.ReadIndex{Index: rn.r.CommitIndex()}, nil
+}
+
+// waitApplied waits until f has applied index.
+func waitApplied(ctx context.Context, f *fsm.FSM, index uint64) error {
+	for {
+		ch := f.Changed()
+		if f.Index() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return api.Errorf(http.StatusServiceUnavailable, "timed out catching up with the leader (applied %d of %d)", f.Index(), index)
+		}
+	}
+}

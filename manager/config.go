@@ -1,0 +1,107 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// Config configures one node.
+type Config struct {
+	// DataDir holds node.json, certs/, raft/ and the control socket.
+	DataDir string
+	// ListenAddr is the TCP address of the one port (raft, node API, join).
+	// Port 0 picks a free port on first start; later starts reuse it.
+	ListenAddr string
+	// AdvertiseAddr is the address other nodes use; empty derives it from
+	// ListenAddr (the bound address, or this machine's first non-loopback
+	// address when ListenAddr's host is unspecified).
+	AdvertiseAddr string
+	// SocketPath is the control socket; empty means <DataDir>/holdfast.sock.
+	SocketPath string
+	Logger     *slog.Logger
+
+	// Raft timing. Defaults are tuned for a LAN: a dead leader is noticed
+	// within HeartbeatTimeout..2×HeartbeatTimeout.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotThreshold is how many entries since the last snapshot make
+	// raft take another; SnapshotInterval is how often it checks.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// TrailingLogs is how many entries stay in the log after a snapshot, so
+	// slow followers can catch up without a snapshot install.
+	TrailingLogs uint64
+
+	// ApplyTimeout bounds one write through raft, and ForwardTimeout a
+	// request forwarded to the leader.
+	ApplyTimeout   time.Duration
+	ForwardTimeout time.Duration
+	// WatchTimeout bounds one long poll of a node's view of itself.
+	WatchTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults for a node whose data lives in dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		DataDir:            dataDir,
+		ListenAddr:         "0.0.0.0:4242",
+		HeartbeatTimeout:   400 * time.Millisecond,
+		ElectionTimeout:    400 * time.Millisecond,
+		LeaderLeaseTimeout: 300 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		ApplyTimeout:       10 * time.Second,
+		ForwardTimeout:     10 * time.Second,
+		WatchTimeout:       20 * time.Second,
+	}
+}
+
+// Validate checks each field and the relations between them.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		errs = append(errs, fmt.Errorf("listen address %q: %w", c.ListenAddr, err))
+	}
+	if c.AdvertiseAddr != "" {
+		host, port, err := net.SplitHostPort(c.AdvertiseAddr)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("advertise address %q: %w", c.AdvertiseAddr, err))
+		case host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified():
+			errs = append(errs, fmt.Errorf("advertise address %q: needs a host other nodes can reach", c.AdvertiseAddr))
+		case port == "0":
+			errs = append(errs, fmt.Errorf("advertise address %q: needs a port", c.AdvertiseAddr))
+		}
+	}
+	if c.HeartbeatTimeout < 50*time.Millisecond || c.ElectionTimeout < 50*time.Millisecond {
+		errs = append(errs, errors.New("heartbeat and election timeouts must be at least 50ms"))
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("leader lease timeout %s must not exceed heartbeat timeout %s", c.LeaderLeaseTimeout, c.HeartbeatTimeout))
+	}
+	if c.ApplyTimeout <= 0 || c.ForwardTimeout <= 0 || c.WatchTimeout <= 0 {
+		errs = append(errs, errors.New("apply, forward and watch timeouts must be positive"))
+	}
+	if c.SnapshotThreshold == 0 || c.SnapshotInterval <= 0 {
+		errs = append(errs, errors.New("snapshot threshold and interval must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) socketPath() string {
+	if c.SocketPath != "" {
+		return c.SocketPath
+	}
+	return filepath.Join(c.DataDir, "holdfast.sock")
+}

@@ -1,0 +1,144 @@
+package manager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/holdfast/holdfast/api"
+)
+
+// nodeInfo is node.json: who this node is and where it listens. Nothing in
+// it is secret.
+type nodeInfo struct {
+	Format        int    `json:"format"`
+	NodeID        string `json:"node_id"`
+	ClusterID     string `json:"cluster_id"`
+	Role          string `json:"role"`
+	ListenAddr    string `json:"listen_addr"`
+	AdvertiseAddr string `json:"advertise_addr"`
+	// Managers are the managers this node last knew of; a worker uses them
+	// to reach the cluster after a restart.
+	Managers []api.PeerAddr `json:"managers,omitempty"`
+}
+
+const nodeInfoFormat = 1
+
+// Paths inside the data directory.
+func (n *Node) path(parts ...string) string {
+	return filepath.Join(append([]string{n.cfg.DataDir}, parts...)...)
+}
+
+func (n *Node) nodeInfoPath() string { return n.path("node.json") }
+func (n *Node) certsDir() string     { return n.path("certs") }
+func (n *Node) raftDir() string      { return n.path("raft") }
+
+// loadNodeInfo reads node.json; (nil, nil) when the node has no state.
+func (n *Node) loadNodeInfo() (*nodeInfo, error) {
+	b, err := os.ReadFile(n.nodeInfoPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read node info: %w", err)
+	}
+	var info nodeInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", n.nodeInfoPath(), err)
+	}
+	if info.Format != nodeInfoFormat {
+		return nil, fmt.Errorf("%s: format %d is not supported by this build", n.nodeInfoPath(), info.Format)
+	}
+	if info.NodeID == "" || info.ClusterID == "" || (info.Role != roleManager && info.Role != roleWorker) {
+		return nil, fmt.Errorf("%s: incomplete node info", n.nodeInfoPath())
+	}
+	return &info, nil
+}
+
+func (n *Node) saveNodeInfo(info *nodeInfo) error {
+	info.Format = nodeInfoFormat
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(n.nodeInfoPath(), append(b, '\n'), 0o644)
+}
+
+// certFiles are the node's TLS material on disk.
+type certFiles struct {
+	RootPEM, CertPEM, KeyPEM []byte
+}
+
+func (n *Node) loadCerts() (*certFiles, error) {
+	var c certFiles
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{"root.pem", &c.RootPEM}, {"node.pem", &c.CertPEM}, {"node.key", &c.KeyPEM}} {
+		b, err := os.ReadFile(filepath.Join(n.certsDir(), f.name))
+		if err != nil {
+			return nil, fmt.Errorf("read certificate material: %w", err)
+		}
+		*f.dst = b
+	}
+	return &c, nil
+}
+
+func (n *Node) saveCerts(c *certFiles) error {
+	if err := os.MkdirAll(n.certsDir(), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", n.certsDir(), err)
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode fs.FileMode
+	}{{"root.pem", c.RootPEM, 0o644}, {"node.key", c.KeyPEM, 0o600}, {"node.pem", c.CertPEM, 0o644}} {
+		if err := writeFileAtomic(filepath.Join(n.certsDir(), f.name), f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory: write, fsync, rename, fsync the directory. A crash leaves the
+// old file or the new one, never a torn one.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write %s: sync directory: %w", path, err)
+	}
+	return nil
+}

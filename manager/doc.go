@@ -1,0 +1,19 @@
+// Package manager wires a holdfast node together: its data directory, its
+// TLS identity, the one listening port (raft, node API and join, chosen by
+// ALPN), raft with the replicated state machine, the control socket, and the
+// loops that keep a node's role in step with the cluster.
+//
+// Duties of the caller:
+//
+//  1. Build a Config (start from DefaultConfig), then New.
+//  2. Call Run(ctx). It serves the control socket at once; a node with state
+//     in its data directory resumes, one without waits for Init or Join
+//     (which arrive through the control API). Run returns when ctx ends,
+//     after a graceful shutdown: a leader hands leadership over first.
+//  3. Use the control API (package api) to drive it; Node implements
+//     api.Backend, api.NodeBackend and api.JoinBackend.
+//
+// Lifecycle of a node: uninitialized → ready (manager or worker). A manager
+// runs raft; a worker does not, and follows the cluster through a manager's
+// node API.
+package manager

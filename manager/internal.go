@@ -1,0 +1,285 @@
+package manager
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/fsm"
+)
+
+// The node API: what other nodes ask of this one. Routes a follower
+// forwards carry out only on the leader; elsewhere they answer
+// errMisdirected so the sender retries against the new leader.
+
+// leaderRaft returns raft if this node leads, else errMisdirected.
+func (n *Node) leaderRaft() (*raftNode, error) {
+	_, rn, err := n.managerRaft()
+	if err != nil {
+		return nil, err
+	}
+	if !rn.isLeader() {
+		return nil, errMisdirected
+	}
+	return rn, nil
+}
+
+func (n *Node) ApplyForwarded(ctx context.Context, from api.Peer, cmd []byte) error {
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return err
+	}
+	return n.applyLocal(ctx, rn, cmd)
+}
+
+func (n *Node) ReadIndex(ctx context.Context, from api.Peer) (*api.ReadIndex, error) {
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return nil, err
+	}
+	return n.readIndexLocal(ctx, rn)
+}
+
+func (n *Node) JoinForwarded(ctx context.Context, from api.Peer, req api.JoinGrantRequest) (*api.JoinGrant, error) {
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return nil, err
+	}
+	return n.grantLocal(ctx, rn, req)
+}
+
+func (n *Node) SetRoleForwarded(ctx context.Context, from api.Peer, id, role string) error {
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return err
+	}
+	return n.setRoleLocal(ctx, rn, id, role)
+}
+
+func (n *Node) RemoveNodeForwarded(ctx context.Context, from api.Peer, id string, force bool) error {
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return err
+	}
+	return n.removeNodeLocal(ctx, rn, id, force)
+}
+
+func (n *Node) RotateJoinTokenForwarded(ctx context.Context, from api.Peer, role string) (*api.JoinToken, error) {
+	if err := checkRole(role); err != nil {
+		return nil, err
+	}
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return nil, err
+	}
+	return n.rotateTokenLocal(ctx, rn, role)
+}
+
+func (n *Node) Reachability(ctx context.Context, from api.Peer) (*api.Reachability, error) {
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return nil, err
+	}
+	return &api.Reachability{Reachable: n.reachability(ctx, n.current(), rn, false)}, nil
+}
+
+// AddVoter adds a manager to raft. The caller is the joining manager
+// itself, or a follower forwarding for it (then req.NodeID names it).
+func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequest) error {
+	if req.NodeID == "" {
+		req.NodeID = from.NodeID
+	}
+	return n.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error {
+			var node *fsm.Node
+			rn.fsm.Read(func(s *fsm.State, _ uint64) {
+				if p, ok := s.Nodes[req.NodeID]; ok {
+					c := *p
+					node = &c
+				}
+			})
+			if node == nil || node.Role != roleManager {
+				return api.Errorf(http.StatusForbidden, "node %s is not a manager of this cluster", req.NodeID)
+			}
+			if err := rn.r.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				return api.Errorf(http.StatusServiceUnavailable, "add %s to raft: %v", node.ID, err)
+			}
+			return nil
+		},
+		func(ctx context.Context, c *api.Client) error { return c.AddVoter(ctx, req) })
+}
+
+// Self tells a node what the cluster says about it, waiting (long poll)
+// until the state moves past afterIndex.
+func (n *Node) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api.SelfView, error) {
+	inc, rn, err := n.managerRaft()
+	if err != nil {
+		return nil, err
+	}
+	inc.workerSeen.mark(from.NodeID)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.WatchTimeout)
+	defer cancel()
+	for rn.fsm.Index() <= afterIndex {
+		ch := rn.fsm.Changed()
+		if rn.fsm.Index() > afterIndex {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			afterIndex = rn.fsm.Index() // answer with what there is
+		}
+	}
+	view := &api.SelfView{Managers: inc.managers()}
+	rn.fsm.Read(func(s *fsm.State, index uint64) {
+		view.Index = index
+		if s.Cluster != nil {
+			view.ClusterID = s.Cluster.ID
+		}
+		if p, ok := s.Nodes[from.NodeID]; ok {
+			view.Node = &api.Node{ID: p.ID, Role: p.Role, Addr: p.Addr, CertExpiresAt: p.CertExpiresAt, CreatedAt: p.CreatedAt}
+		}
+		view.Removed = s.IsRemoved(from.NodeID, time.Now())
+	})
+	return view, nil
+}
+
+// Renew issues the caller a new certificate with the role the cluster now
+// gives it, authenticated by its current certificate.
+func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (*api.RenewResponse, error) {
+	var node fsm.Node
+	var expiry time.Duration
+	err := n.readState(ctx, func(s *fsm.State) error {
+		p, ok := s.Nodes[from.NodeID]
+		if !ok {
+			return api.Errorf(http.StatusForbidden, "node %s is not a member of this cluster", from.NodeID)
+		}
+		node, expiry = *p, s.Cluster.Settings.CertExpiry
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	_, rn, err := n.managerRaft()
+	if err != nil {
+		return nil, err
+	}
+	root, err := rn.root()
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := root.Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: n.current().info.ClusterID}, expiry, time.Now())
+	if err != nil {
+		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+	}
+	expires, err := certExpiry(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.apply(ctx, &fsm.NodeUpdate{ID: node.ID, CertExpiresAt: expires}); err != nil {
+		return nil, err
+	}
+	return &api.RenewResponse{Role: node.Role, CertPEM: certPEM, RootPEM: root.CertPEM()}, nil
+}
+
+// LeaveNode removes the calling node from the cluster.
+func (n *Node) LeaveNode(ctx context.Context, from api.Peer, req api.LeaveNodeRequest) error {
+	return n.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error { return n.removeNodeLocal(ctx, rn, from.NodeID, true) },
+		func(ctx context.Context, c *api.Client) error { return c.RemoveNodeForwarded(ctx, from.NodeID, true) })
+}
+
+func (n *Node) ClusterStatus(ctx context.Context, from api.Peer) (*api.Status, error) {
+	inc, rn, err := n.managerRaft()
+	if err != nil {
+		return nil, err
+	}
+	return n.managerStatus(ctx, inc, rn, true), nil
+}
+
+// Grant serves the join protocol: a token and a CSR in, a certificate out.
+func (n *Node) Grant(ctx context.Context, req api.JoinGrantRequest) (*api.JoinGrant, error) {
+	if _, _, err := n.managerRaft(); err != nil {
+		return nil, err
+	}
+	var out *api.JoinGrant
+	err := n.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error {
+			g, err := n.grantLocal(ctx, rn, req)
+			out = g
+			return err
+		},
+		func(ctx context.Context, c *api.Client) error {
+			g, err := c.JoinForwarded(ctx, req)
+			out = g
+			return err
+		})
+	return out, err
+}
+
+// errBadToken is the one answer for every token that does not grant
+// anything: forged, rotated, for another cluster.
+var errBadToken = api.Errorf(http.StatusForbidden, "invalid join token: it does not match this cluster's current worker or manager token")
+
+func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRequest) (*api.JoinGrant, error) {
+	presented, err := ca.ParseToken(req.Token)
+	if err != nil {
+		return nil, errBadToken
+	}
+	if _, port, err := net.SplitHostPort(req.Addr); err != nil || port == "0" {
+		return nil, api.Errorf(http.StatusBadRequest, "joining node's address %q: want HOST:PORT", req.Addr)
+	}
+	var role, clusterID string
+	var expiry time.Duration
+	rn.fsm.Read(func(s *fsm.State, _ uint64) {
+		if s.Cluster == nil {
+			return
+		}
+		clusterID, expiry = s.Cluster.ID, s.Cluster.Settings.CertExpiry
+		// Compare against both, always, in constant time.
+		w, werr := ca.ParseToken(s.Cluster.WorkerToken)
+		m, merr := ca.ParseToken(s.Cluster.ManagerToken)
+		isWorker := werr == nil && presented.Equal(w)
+		isManager := merr == nil && presented.Equal(m)
+		switch {
+		case isManager:
+			role = roleManager
+		case isWorker:
+			role = roleWorker
+		}
+	})
+	if clusterID == "" {
+		return nil, api.ErrUninitialized
+	}
+	if role == "" {
+		return nil, errBadToken
+	}
+	root, err := rn.root()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	id := ca.Identity{NodeID: ca.NewID(), Role: role, ClusterID: clusterID}
+	certPEM, err := root.Issue(req.CSR, id, expiry, now)
+	if err != nil {
+		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+	}
+	expires, err := certExpiry(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.applyCmd(ctx, rn, &fsm.NodeAdd{Node: fsm.Node{ID: id.NodeID, Role: role, Addr: req.Addr, CreatedAt: now, CertExpiresAt: expires}}); err != nil {
+		return nil, err
+	}
+	var managers []api.PeerAddr
+	for _, s := range rn.servers() {
+		managers = append(managers, api.PeerAddr{NodeID: string(s.ID), Addr: string(s.Address)})
+	}
+	n.logger.Info("node joined", "node_id", id.NodeID, "role", role, "addr", req.Addr)
+	return &api.JoinGrant{ClusterID: clusterID, NodeID: id.NodeID, Role: role, CertPEM: certPEM, RootPEM: root.CertPEM(), Managers: managers}, nil
+}

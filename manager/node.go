@@ -1,0 +1,362 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/transport"
+)
+
+const (
+	roleManager = fsm.RoleManager
+	roleWorker  = fsm.RoleWorker
+)
+
+// Node is one holdfast node. Create it with New and drive it with Run.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+
+	// mu serialises lifecycle changes: init, join, leave, promotion and
+	// demotion. Handlers that only read take inc through current().
+	mu sync.Mutex
+
+	incMu sync.RWMutex
+	inc   *incarnation // nil while uninitialized
+
+	// roleChange carries a request to re-read this node's role and switch
+	// between manager and worker; the supervisor started by Run serves it.
+	roleChange chan struct{}
+	control    *http.Server
+}
+
+// incarnation is everything a node runs while it is part of a cluster. A
+// role change replaces the raft half; leave ends the whole incarnation.
+type incarnation struct {
+	infoMu     sync.Mutex // guards info.Managers on a worker
+	info       *nodeInfo
+	creds      *transport.CredStore
+	tcfg       transport.Config
+	mux        *transport.Mux
+	nodeHTTP   *http.Client
+	servers    []*http.Server
+	serveWG    sync.WaitGroup
+	raftPtr    atomic.Pointer[raftNode] // nil on a worker
+	wantRole   atomic.Value             // string: the role the cluster gives this node
+	cancel     context.CancelFunc
+	loops      sync.WaitGroup
+	workerSeen *seenSet
+}
+
+// New checks cfg and returns a node that has not started yet.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Node{cfg: cfg, logger: cfg.Logger, roleChange: make(chan struct{}, 1)}, nil
+}
+
+// current returns the running incarnation, or nil.
+func (n *Node) current() *incarnation {
+	n.incMu.RLock()
+	defer n.incMu.RUnlock()
+	return n.inc
+}
+
+func (n *Node) setCurrent(inc *incarnation) {
+	n.incMu.Lock()
+	n.inc = inc
+	n.incMu.Unlock()
+}
+
+// Run serves the control socket, resumes the node if it has state, and
+// blocks until ctx is done; then it shuts the node down gracefully.
+func (n *Node) Run(ctx context.Context) error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	ln, err := listenControl(n.cfg.socketPath())
+	if err != nil {
+		return err
+	}
+	n.control = &http.Server{Handler: api.NewControlHandler(n), ReadHeaderTimeout: 10 * time.Second}
+	controlDone := make(chan struct{})
+	go func() {
+		defer close(controlDone)
+		if err := n.control.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.logger.Error("control socket stopped", "err", err)
+		}
+	}()
+
+	info, err := n.loadNodeInfo()
+	if err == nil && info != nil {
+		n.mu.Lock()
+		err = n.start(ctx, info, false)
+		n.mu.Unlock()
+	}
+	if err != nil {
+		_ = n.control.Close()
+		<-controlDone
+		return err
+	}
+	if info == nil {
+		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
+	}
+
+	supervisorDone := make(chan struct{})
+	superCtx, stopSuper := context.WithCancel(ctx)
+	go func() {
+		defer close(supervisorDone)
+		n.supervise(superCtx)
+	}()
+
+	<-ctx.Done()
+	stopSuper()
+	<-supervisorDone
+	n.mu.Lock()
+	n.stop(true)
+	n.mu.Unlock()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = n.control.Shutdown(shutdownCtx)
+	<-controlDone
+	_ = os.Remove(n.cfg.socketPath())
+	n.logger.Info("node stopped")
+	return nil
+}
+
+// listenControl opens the control socket with mode 0600, replacing a stale
+// socket file but never a live daemon's.
+func listenControl(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another holdfast daemon is serving %s", path)
+	}
+	_ = os.Remove(path)
+	// The socket is created with the process umask and tightened at once;
+	// it lives in the 0700 data directory by default.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// start brings up an incarnation from info and the certificates on disk:
+// the port, the node API and join servers, raft on a manager (bootstrapping
+// a new single-server cluster when bootstrap is set), and the loops.
+// n.mu must be held.
+func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err error) {
+	certs, err := n.loadCerts()
+	if err != nil {
+		return err
+	}
+	creds, err := transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
+	if err != nil {
+		return fmt.Errorf("load node certificate: %w", err)
+	}
+	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet()}
+	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.authorize, Logger: n.logger.With("component", "transport")}
+	listen := info.ListenAddr
+	if listen == "" {
+		listen = n.cfg.ListenAddr
+	}
+	inc.mux, err = transport.Listen(listen, inc.tcfg)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	defer func() {
+		if err != nil {
+			inc.shutdownServers()
+		}
+	}()
+	if err := n.settleAddrs(info, inc.mux.Addr()); err != nil {
+		return err
+	}
+	inc.nodeHTTP = transport.NewAPIClient(inc.tcfg)
+	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n, peerOf), n.logger)
+	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n), n.logger)
+
+	if info.Role == roleManager {
+		rn, err := n.startRaft(inc, bootstrap)
+		if err != nil {
+			return err
+		}
+		inc.setRN(rn)
+	}
+	n.setCurrent(inc)
+	n.startLoops(context.WithoutCancel(ctx), inc)
+	n.logger.Info("node started", "node_id", info.NodeID, "cluster_id", info.ClusterID, "role", info.Role, "addr", info.AdvertiseAddr)
+	return nil
+}
+
+// settleAddrs records the bound listen address (so port 0 keeps its port
+// across restarts) and the advertise address.
+func (n *Node) settleAddrs(info *nodeInfo, bound net.Addr) error {
+	changed := false
+	if info.ListenAddr == "" || hasPortZero(info.ListenAddr) {
+		host, _, _ := net.SplitHostPort(n.cfg.ListenAddr)
+		_, port, _ := net.SplitHostPort(bound.String())
+		info.ListenAddr = net.JoinHostPort(host, port)
+		changed = true
+	}
+	if info.AdvertiseAddr == "" {
+		adv, err := advertiseFor(n.cfg.AdvertiseAddr, bound)
+		if err != nil {
+			return err
+		}
+		info.AdvertiseAddr = adv
+		changed = true
+	}
+	if changed && fileExists(n.nodeInfoPath()) {
+		return n.saveNodeInfo(info)
+	}
+	return nil
+}
+
+func hasPortZero(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// advertiseFor picks the address other nodes should use.
+func advertiseFor(configured string, bound net.Addr) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	host, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return bound.String(), nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+				return net.JoinHostPort(ipn.IP.String(), port), nil
+			}
+		}
+	}
+	return net.JoinHostPort("127.0.0.1", port), nil
+}
+
+// serve runs an HTTP server on one of the mux's protocol listeners.
+func (inc *incarnation) serve(ln net.Listener, h http.Handler, logger *slog.Logger) {
+	srv := transport.NewHTTPServer(h)
+	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	inc.servers = append(inc.servers, srv)
+	inc.serveWG.Add(1)
+	go func() {
+		defer inc.serveWG.Done()
+		_ = srv.Serve(ln)
+	}()
+}
+
+func (inc *incarnation) shutdownServers() {
+	for _, s := range inc.servers {
+		_ = s.Close()
+	}
+	if inc.mux != nil {
+		_ = inc.mux.Close()
+	}
+	inc.serveWG.Wait()
+	if inc.nodeHTTP != nil {
+		inc.nodeHTTP.CloseIdleConnections()
+	}
+}
+
+// stop ends the current incarnation. graceful hands leadership over first.
+// n.mu must be held.
+func (n *Node) stop(graceful bool) {
+	inc := n.current()
+	if inc == nil {
+		return
+	}
+	inc.stopLoops()
+	if rn := inc.rn(); rn != nil {
+		rn.shutdown(graceful, n.logger)
+	}
+	inc.shutdownServers()
+	n.setCurrent(nil)
+}
+
+// authorize refuses peers on the deny list (removed nodes).
+func (n *Node) authorize(id ca.Identity) error {
+	inc := n.current()
+	if inc == nil || inc.rn() == nil {
+		return nil
+	}
+	var removed bool
+	inc.rn().fsm.Read(func(s *fsm.State, _ uint64) { removed = s.IsRemoved(id.NodeID, time.Now()) })
+	if removed {
+		return fmt.Errorf("node %s was removed from the cluster", id.NodeID)
+	}
+	return nil
+}
+
+// peerOf reads the node API caller's identity from its certificate.
+func peerOf(r *http.Request) (api.Peer, bool) {
+	id, ok := transport.PeerIdentity(r.TLS)
+	if !ok {
+		return api.Peer{}, false
+	}
+	return api.Peer{NodeID: id.NodeID, Role: id.Role}, true
+}
+
+// rn returns the incarnation's raft, nil on a worker.
+func (inc *incarnation) rn() *raftNode { return inc.raftPtr.Load() }
+
+func (inc *incarnation) setRN(rn *raftNode) { inc.raftPtr.Store(rn) }
+
+// seenSet remembers when nodes last called this manager.
+type seenSet struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newSeenSet() *seenSet { return &seenSet{seen: map[string]time.Time{}} }
+
+func (s *seenSet) mark(id string) {
+	s.mu.Lock()
+	s.seen[id] = time.Now()
+	s.mu.Unlock()
+}
+
+func (s *seenSet) since(id string, d time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.seen[id]
+	return ok && time.Since(t) < d
+}
+
+// leaderInfo returns the raft leader's ID and address, if known.
+func (r *raftNode) leaderInfo() (string, string) {
+	addr, id := r.r.LeaderWithID()
+	return string(id), string(addr)
+}

@@ -1,0 +1,228 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/transport"
+)
+
+// raftNode is a manager's raft half.
+type raftNode struct {
+	r     *raft.Raft
+	fsm   *fsm.FSM
+	store *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+	obs   *raft.Observer
+	obsCh chan raft.Observation
+
+	// readyTerm is the term in which this node, as leader, has applied its
+	// leader.ready command; linearizable reads on the leader wait for it.
+	readyTerm atomic.Uint64
+
+	// unreachable holds the peers whose heartbeats are failing, as seen
+	// while this node leads.
+	reachMu     sync.Mutex
+	unreachable map[raft.ServerID]bool
+}
+
+// startRaft opens the raft log and starts raft on inc's port.
+func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
+	info := inc.info
+	dir := n.raftDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	hlog := newHCLogger(n.logger.With("component", "raft"))
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(info.NodeID)
+	conf.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	conf.ElectionTimeout = n.cfg.ElectionTimeout
+	conf.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	conf.CommitTimeout = n.cfg.CommitTimeout
+	conf.SnapshotThreshold = n.cfg.SnapshotThreshold
+	conf.SnapshotInterval = n.cfg.SnapshotInterval
+	conf.TrailingLogs = n.cfg.TrailingLogs
+	conf.BatchApplyCh = true
+	conf.MaxAppendEntries = 256
+	conf.Logger = hlog
+	if err := raft.ValidateConfig(conf); err != nil {
+		return nil, fmt.Errorf("raft config: %w", err)
+	}
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
+	}
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open snapshots: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", info.AdvertiseAddr)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("advertise address %s: %w", info.AdvertiseAddr, err)
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  transport.NewStreamLayer(inc.mux, adv, inc.tcfg),
+		MaxPool: 4,
+		Timeout: 5 * time.Second,
+		Logger:  hlog,
+	})
+	rn := &raftNode{fsm: fsm.New(n.logger.With("component", "fsm")), store: store, trans: trans, unreachable: map[raft.ServerID]bool{}}
+	r, err := raft.NewRaft(conf, rn.fsm, logs, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	rn.r = r
+	rn.obsCh = make(chan raft.Observation, 64)
+	rn.obs = raft.NewObserver(rn.obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.PeerObservation:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(rn.obs)
+	if bootstrap {
+		cfg := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}}
+		if err := r.BootstrapCluster(cfg).Error(); err != nil {
+			rn.shutdown(false, n.logger)
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	return rn, nil
+}
+
+// shutdown stops raft; graceful first hands leadership to another voter.
+func (rn *raftNode) shutdown(graceful bool, logger *slog.Logger) {
+	if graceful && rn.r.State() == raft.Leader && rn.voters() > 1 {
+		if err := rn.r.LeadershipTransfer().Error(); err != nil {
+			logger.Warn("leadership transfer before shutdown failed", "err", err)
+		}
+	}
+	rn.r.DeregisterObserver(rn.obs)
+	if err := rn.r.Shutdown().Error(); err != nil {
+		logger.Warn("raft shutdown", "err", err)
+	}
+	_ = rn.trans.Close()
+	_ = rn.store.Close()
+}
+
+func (rn *raftNode) voters() int {
+	f := rn.r.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	v := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			v++
+		}
+	}
+	return v
+}
+
+func (rn *raftNode) isLeader() bool { return rn.r.State() == raft.Leader }
+
+// watchRaft follows leadership and heartbeat observations: a new leader
+// commits leader.ready, and the leader tracks which peers answer.
+func (n *Node) watchRaft(ctx context.Context, rn *raftNode, nodeID string) {
+	ready := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
+	if rn.isLeader() {
+		poke()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-rn.obsCh:
+			switch d := o.Data.(type) {
+			case raft.LeaderObservation:
+				if string(d.LeaderID) == nodeID {
+					rn.reachMu.Lock()
+					clear(rn.unreachable)
+					rn.reachMu.Unlock()
+					poke()
+				}
+			case raft.FailedHeartbeatObservation:
+				rn.setReachable(d.PeerID, false)
+			case raft.ResumedHeartbeatObservation:
+				rn.setReachable(d.PeerID, true)
+			case raft.PeerObservation:
+				if d.Removed {
+					rn.setReachable(d.Peer.ID, true)
+				}
+			}
+		case <-ready:
+			if err := rn.markReady(nodeID, n.cfg.ApplyTimeout); err != nil && rn.isLeader() {
+				n.logger.Warn("new leader could not commit leader.ready; retrying", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				poke()
+			}
+		}
+	}
+}
+
+func (rn *raftNode) setReachable(id raft.ServerID, ok bool) {
+	rn.reachMu.Lock()
+	defer rn.reachMu.Unlock()
+	if ok {
+		delete(rn.unreachable, id)
+	} else {
+		rn.unreachable[id] = true
+	}
+}
+
+// markReady commits leader.ready in the current term, once per term.
+func (rn *raftNode) markReady(nodeID string, timeout time.Duration) error {
+	term := rn.r.CurrentTerm()
+	if rn.readyTerm.Load() == term || !rn.isLeader() {
+		return nil
+	}
+	b, err := fsm.Encode(&fsm.LeaderReady{NodeID: nodeID, Term: term})
+	if err != nil {
+		return err
+	}
+	f := rn.r.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if rn.r.CurrentTerm() == term {
+		rn.readyTerm.Store(term)
+	}
+	return nil
+}
+
+// errNotReady means this leader has not committed an entry in its term yet.
+var errNotReady = errors.New("leader is not ready for reads yet")

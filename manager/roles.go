@@ -1,0 +1,315 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/transport"
+)
+
+// startLoops starts the incarnation's background loops for its role.
+// n.mu must be held.
+func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
+	ctx, cancel := context.WithCancel(ctx)
+	inc.cancel = cancel
+	if rn := inc.rn(); rn != nil {
+		inc.loops.Add(2)
+		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
+		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
+		return
+	}
+	inc.loops.Add(1)
+	go func() { defer inc.loops.Done(); n.followCluster(ctx, inc) }()
+}
+
+// stopLoops ends the loops and waits for them. n.mu must be held.
+func (inc *incarnation) stopLoops() {
+	inc.cancel()
+	inc.loops.Wait()
+}
+
+func (n *Node) requestRoleChange() {
+	select {
+	case n.roleChange <- struct{}{}:
+	default:
+	}
+}
+
+// watchOwnRole notices, on a manager, that the cluster has demoted it.
+func (n *Node) watchOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
+	for {
+		ch := rn.fsm.Changed()
+		var role string
+		rn.fsm.Read(func(s *fsm.State, _ uint64) {
+			if p, ok := s.Nodes[inc.info.NodeID]; ok {
+				role = p.Role
+			}
+		})
+		if role == roleWorker {
+			inc.wantRole.Store(roleWorker)
+			n.requestRoleChange()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// followCluster is a worker's link to the cluster: it long-polls a manager
+// for this node's record, remembers the managers, and notices promotion.
+func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
+	var index uint64
+	backoff := 100 * time.Millisecond
+	next := 0
+	for ctx.Err() == nil {
+		managers := inc.managers()
+		if len(managers) == 0 {
+			n.logger.Error("worker knows no manager; rejoin the cluster")
+			return
+		}
+		m := managers[next%len(managers)]
+		view, err := n.peerClient(inc, m.Addr).Self(ctx, index)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			n.logger.Debug("cannot reach manager", "addr", m.Addr, "err", err)
+			next++
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		index = view.Index
+		if len(view.Managers) > 0 {
+			n.rememberManagers(inc, view.Managers)
+		}
+		if view.Node != nil && view.Node.Role == roleManager {
+			inc.wantRole.Store(roleManager)
+			n.requestRoleChange()
+		}
+	}
+}
+
+// rememberManagers keeps a worker's list of managers, on disk too.
+func (n *Node) rememberManagers(inc *incarnation, managers []api.PeerAddr) {
+	inc.infoMu.Lock()
+	defer inc.infoMu.Unlock()
+	if samePeers(inc.info.Managers, managers) {
+		return
+	}
+	inc.info.Managers = managers
+	if err := n.saveNodeInfo(inc.info); err != nil {
+		n.logger.Warn("cannot save the list of managers", "err", err)
+	}
+}
+
+func samePeers(a, b []api.PeerAddr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// supervise carries out role changes the loops ask for, one at a time,
+// retrying until the node's role matches the cluster's.
+func (n *Node) supervise(ctx context.Context) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.roleChange:
+		case <-retry.C:
+		}
+		n.mu.Lock()
+		err := n.reconcileRole(ctx)
+		n.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			n.logger.Warn("role change failed; retrying", "err", err)
+			retry.Reset(time.Second)
+		}
+	}
+}
+
+// reconcileRole switches this node between manager and worker when the
+// cluster's record says so: a new certificate with the new role first, then
+// raft started (and the node added as a voter) or stopped (and its log
+// removed). n.mu must be held.
+func (n *Node) reconcileRole(ctx context.Context) error {
+	inc := n.current()
+	if inc == nil {
+		return nil
+	}
+	want, _ := inc.wantRole.Load().(string)
+	if want == "" || want == inc.info.Role {
+		return nil
+	}
+	n.logger.Info("changing role", "from", inc.info.Role, "to", want)
+	key, err := ca.NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := ca.NewCSR(key)
+	if err != nil {
+		return err
+	}
+	var resp *api.RenewResponse
+	var lastErr error = errors.New("no other manager known")
+	for _, m := range inc.managers() {
+		if m.NodeID == inc.info.NodeID {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+		resp, lastErr = n.peerClient(inc, m.Addr).Renew(rctx, api.RenewRequest{CSR: csr})
+		cancel()
+		if lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		return fmt.Errorf("renew certificate for role %s: %w", want, lastErr)
+	}
+	if resp.Role != want {
+		inc.wantRole.Store(resp.Role)
+		return nil
+	}
+	keyPEM, err := ca.MarshalKey(key)
+	if err != nil {
+		return err
+	}
+	creds, err := transport.LoadCredentials(resp.CertPEM, keyPEM, resp.RootPEM)
+	if err != nil {
+		return fmt.Errorf("new certificate: %w", err)
+	}
+	if err := n.saveCerts(&certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
+		return err
+	}
+	inc.creds.Store(creds)
+	inc.nodeHTTP.CloseIdleConnections()
+
+	managers := inc.managers()
+	inc.stopLoops()
+	if want == roleWorker {
+		if rn := inc.rn(); rn != nil {
+			rn.shutdown(false, n.logger)
+			inc.setRN(nil)
+		}
+		if err := os.RemoveAll(n.raftDir()); err != nil {
+			n.logger.Warn("cannot remove the raft log of a demoted manager", "err", err)
+		}
+		var others []api.PeerAddr
+		for _, m := range managers {
+			if m.NodeID != inc.info.NodeID {
+				others = append(others, m)
+			}
+		}
+		inc.infoMu.Lock()
+		inc.info.Role, inc.info.Managers = roleWorker, others
+		err = n.saveNodeInfo(inc.info)
+		inc.infoMu.Unlock()
+		n.startLoops(context.WithoutCancel(ctx), inc)
+		n.logger.Info("demoted to worker")
+		return err
+	}
+	if err := os.RemoveAll(n.raftDir()); err != nil {
+		return fmt.Errorf("clear raft dir: %w", err)
+	}
+	rn, err := n.startRaft(inc, false)
+	if err != nil {
+		n.startLoops(context.WithoutCancel(ctx), inc)
+		return err
+	}
+	inc.setRN(rn)
+	inc.infoMu.Lock()
+	inc.info.Role = roleManager
+	err = n.saveNodeInfo(inc.info)
+	inc.infoMu.Unlock()
+	n.startLoops(context.WithoutCancel(ctx), inc)
+	if err != nil {
+		return err
+	}
+	if err := n.becomeVoter(ctx, inc); err != nil {
+		return err
+	}
+	n.logger.Info("promoted to manager")
+	return nil
+}
+
+// Leave takes this node out of its cluster and wipes its cluster state.
+func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	inc := n.current()
+	if inc == nil {
+		return api.Errorf(http.StatusBadRequest, "this node is not part of a cluster")
+	}
+	rn := inc.rn()
+	if rn == nil {
+		// A worker tells a manager, best effort: a worker that cannot reach
+		// any still leaves, and an operator can 'node rm' it later.
+		for _, m := range inc.managers() {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.peerClient(inc, m.Addr).LeaveNode(lctx, api.LeaveNodeRequest{})
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		n.stop(false)
+		return n.wipeState()
+	}
+	voters := rn.voters()
+	if voters <= 1 {
+		if !req.Force {
+			return api.Errorf(http.StatusBadRequest, "this is the last manager: leaving destroys the cluster and all its state; use --force to do it anyway")
+		}
+		n.stop(false)
+		return n.wipeState()
+	}
+	reach := n.reachability(ctx, inc, rn, true)
+	others := 0
+	for _, s := range rn.servers() {
+		if string(s.ID) != inc.info.NodeID && reach[string(s.ID)] {
+			others++
+		}
+	}
+	if quorum := (voters-1)/2 + 1; others < quorum && !req.Force {
+		return api.Errorf(http.StatusBadRequest, "leaving would leave the cluster without quorum: %d of the %d other managers are reachable and %d are needed; use --force to leave anyway", others, voters-1, quorum)
+	}
+	if rn.isLeader() {
+		if err := rn.r.LeadershipTransfer().Error(); err != nil && !req.Force {
+			return api.Errorf(http.StatusServiceUnavailable, "cannot hand leadership over before leaving: %v", err)
+		}
+	}
+	err := n.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error { return errMisdirected },
+		func(ctx context.Context, c *api.Client) error {
+			return c.LeaveNode(ctx, api.LeaveNodeRequest{Force: req.Force})
+		})
+	if err != nil && !req.Force {
+		return fmt.Errorf("remove this node from the cluster: %w", err)
+	}
+	n.stop(false)
+	return n.wipeState()
+}
