@@ -124,7 +124,10 @@ func (n *Node) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api
 	inc.workerSeen.mark(from.NodeID)
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WatchTimeout)
 	defer cancel()
-	for rn.fsm.Index() <= afterIndex {
+	// Wait for a change past afterIndex; on timeout, answer with what
+	// there is.
+wait:
+	for {
 		ch := rn.fsm.Changed()
 		if rn.fsm.Index() > afterIndex {
 			break
@@ -132,7 +135,7 @@ func (n *Node) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			afterIndex = rn.fsm.Index() // answer with what there is
+			break wait
 		}
 	}
 	view := &api.SelfView{Managers: inc.managers()}

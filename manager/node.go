@@ -93,6 +93,21 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Resume before serving the control API, so nobody sees a node with
+	// state as uninitialized; requests wait in the socket's backlog.
+	info, err := n.loadNodeInfo()
+	if err == nil && info != nil {
+		n.mu.Lock()
+		err = n.start(ctx, info, false)
+		n.mu.Unlock()
+	}
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if info == nil {
+		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
+	}
 	n.control = &http.Server{Handler: api.NewControlHandler(n), ReadHeaderTimeout: 10 * time.Second}
 	controlDone := make(chan struct{})
 	go func() {
@@ -101,21 +116,6 @@ func (n *Node) Run(ctx context.Context) error {
 			n.logger.Error("control socket stopped", "err", err)
 		}
 	}()
-
-	info, err := n.loadNodeInfo()
-	if err == nil && info != nil {
-		n.mu.Lock()
-		err = n.start(ctx, info, false)
-		n.mu.Unlock()
-	}
-	if err != nil {
-		_ = n.control.Close()
-		<-controlDone
-		return err
-	}
-	if info == nil {
-		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
-	}
 
 	supervisorDone := make(chan struct{})
 	superCtx, stopSuper := context.WithCancel(ctx)
