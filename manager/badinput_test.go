@@ -141,7 +141,7 @@ func TestUnknownCommandThroughRaft(t *testing.T) {
 // test: its JSON is ignored and its type is unknown.
 type rawCommand []byte
 
-func (rawCommand) Type() fsm.Type  { return 0x7f7f }
+func (rawCommand) Type() fsm.Type { return 0x7f7f }
 func (rawCommand) Version() uint8 { return 1 }
 
 // A worker's certificate can never speak raft, and nothing without a
