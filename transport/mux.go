@@ -21,8 +21,10 @@ type Mux struct {
 	ln     net.Listener
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
-	subs   map[string]*subListener
 	wg     sync.WaitGroup
+
+	subsMu sync.Mutex
+	subs   map[string]*subListener
 
 	closeOnce sync.Once
 	closeErr  error
@@ -53,16 +55,36 @@ func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
 
 // Listener returns the listener for proto (ProtoRaft, ProtoAPI or
 // ProtoJoin), opening it: from now on clients may negotiate proto. Every call
-// for a proto returns the same listener. Its Accept returns *tls.Conn values
+// for a proto returns the same listener until that listener is closed; a
+// call after that opens a new one (a node that stops raft on demotion
+// starts it again on promotion). Its Accept returns *tls.Conn values
 // already handshaken and authorized; its Close stops offering proto and does
 // not close the Mux. For an unknown proto, the listener's Accept fails.
 func (m *Mux) Listener(proto string) net.Listener {
+	m.subsMu.Lock()
+	defer m.subsMu.Unlock()
 	s, ok := m.subs[proto]
 	if !ok {
 		return &badListener{addr: m.ln.Addr(), err: fmt.Errorf("%w: unknown protocol %q", ErrProtocol, proto)}
 	}
+	select {
+	case <-s.closed:
+		if m.ctx.Err() == nil {
+			s = &subListener{mux: m, proto: proto, ch: make(chan *tls.Conn), closed: make(chan struct{})}
+			m.subs[proto] = s
+		}
+	default:
+	}
 	s.open.Store(true)
 	return s
+}
+
+// sub returns the current listener for proto.
+func (m *Mux) sub(proto string) (*subListener, bool) {
+	m.subsMu.Lock()
+	defer m.subsMu.Unlock()
+	s, ok := m.subs[proto]
+	return s, ok
 }
 
 // Close closes the TCP listener and every sub-listener, aborts handshakes in
@@ -72,9 +94,11 @@ func (m *Mux) Close() error {
 	m.closeOnce.Do(func() {
 		m.cancel()
 		m.closeErr = m.ln.Close()
+		m.subsMu.Lock()
 		for _, s := range m.subs {
 			s.Close()
 		}
+		m.subsMu.Unlock()
 	})
 	m.wg.Wait()
 	return m.closeErr
@@ -122,7 +146,7 @@ func (m *Mux) handle(raw net.Conn) {
 	}
 	_ = raw.SetDeadline(time.Time{})
 	proto := conn.ConnectionState().NegotiatedProtocol
-	s, ok := m.subs[proto]
+	s, ok := m.sub(proto)
 	if !ok { // cannot happen: configForClient only offers known protocols
 		_ = conn.Close()
 		return
@@ -150,7 +174,7 @@ func (m *Mux) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		return nil, err
 	}
 	for _, p := range hello.SupportedProtos {
-		if s, ok := m.subs[p]; ok && s.accepting() {
+		if s, ok := m.sub(p); ok && s.accepting() {
 			return serverConfig(creds, p, m.cfg.Authorize), nil
 		}
 	}

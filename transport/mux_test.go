@@ -412,3 +412,22 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("dial without credentials = %v; want ErrNoCredentials", err)
 	}
 }
+
+// A node that stops raft on demotion opens the raft listener again on
+// promotion: a closed sub-listener is replaced by a fresh one.
+func TestListenerReopensAfterClose(t *testing.T) {
+	c := newCluster(t)
+	m := startServer(t, c.node(t, "manager"), nil).mux
+	ln := m.Listener(ProtoRaft)
+	ln.Close()
+	if _, err := ln.Accept(); err == nil {
+		t.Fatal("Accept on a closed listener succeeded")
+	}
+	ln2 := m.Listener(ProtoRaft)
+	if ln2 == ln {
+		t.Fatal("Listener returned the closed listener again")
+	}
+	if ln3 := m.Listener(ProtoRaft); ln3 != ln2 {
+		t.Error("Listener did not return the open listener")
+	}
+}
