@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/holdfast/holdfast/manager"
+)
+
+func setupDaemon(c *cli, fs *flag.FlagSet) action {
+	listen := fs.String("listen-addr", "0.0.0.0:4242", "TCP address for raft, the node API and joins (`HOST:PORT`)")
+	advertise := fs.String("advertise-addr", "", "the address other nodes reach this one at (`HOST:PORT`); default: derived from --listen-addr")
+	gossip := fs.String("gossip-addr", "0.0.0.0:4243", "gossip address (`HOST:PORT`; not used by this build yet)")
+	metrics := fs.String("metrics-addr", "", "metrics address (`HOST:PORT`; not used by this build yet)")
+	secretsDir := fs.String("secrets-dir", "/run/holdfast/secrets", "where granted secrets are written (`DIR`; not used by this build yet)")
+	level := newChoice(fs, "log-level", "info", "log `LEVEL`: debug, info, warn or error", "debug", "info", "warn", "error")
+	format := newChoice(fs, "log-format", "text", "log `FORMAT`: text or json", "text", "json")
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args); err != nil {
+			return err
+		}
+		for _, a := range []struct{ flag, value string }{
+			{"--listen-addr", *listen}, {"--advertise-addr", *advertise},
+			{"--gossip-addr", *gossip}, {"--metrics-addr", *metrics},
+		} {
+			if err := checkHostPort(a.flag, a.value); err != nil {
+				return err
+			}
+		}
+		logger := newLogger(c.stderr, level.value, format.value)
+		cfg := manager.DefaultConfig(c.dataDir())
+		cfg.ListenAddr = *listen
+		cfg.AdvertiseAddr = *advertise
+		cfg.SocketPath = c.socket()
+		cfg.Logger = logger
+		node, err := manager.New(cfg)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		// The first signal starts a clean stop; a second one kills.
+		context.AfterFunc(ctx, stop)
+		logger.Info("holdfast daemon starting", "version", version, "data_dir", cfg.DataDir,
+			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr)
+		logger.Debug("accepted, not used by this build yet", "gossip_addr", *gossip,
+			"metrics_addr", *metrics, "secrets_dir", *secretsDir)
+		if err := node.Run(ctx); err != nil {
+			return err
+		}
+		logger.Info("holdfast daemon stopped")
+		return nil
+	}
+}
+
+// checkHostPort checks an address flag; empty means unset.
+func checkHostPort(flagName, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("bad %s %q: want HOST:PORT", flagName, addr)
+	}
+	return nil
+}
+
+// newLogger returns a logger writing to w at level ("debug", "info", "warn",
+// "error") in format ("text" or "json").
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // the flag accepts only valid levels
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/holdfast/holdfast/api"
+)
+
+func setupNodeLs(c *cli, fs *flag.FlagSet) action {
+	quiet := fs.Bool("q", false, "print only the node IDs")
+	format := formatFlag(fs)
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args); err != nil {
+			return err
+		}
+		cl := c.client()
+		defer cl.Close()
+		nodes, err := cl.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		if nodes == nil {
+			nodes = []api.Node{}
+		}
+		switch {
+		case *quiet:
+			for _, n := range nodes {
+				if _, err := fmt.Fprintln(c.stdout, n.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		case format.json():
+			return writeJSON(c.stdout, nodes)
+		}
+		return printNodes(c.stdout, nodes)
+	}
+}
+
+func setupNodeInspect(c *cli, fs *flag.FlagSet) action {
+	format := formatFlag(fs)
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args, "ID|self"); err != nil {
+			return err
+		}
+		cl := c.client()
+		defer cl.Close()
+		n, err := cl.Node(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if format.json() {
+			return writeJSON(c.stdout, n)
+		}
+		return printNode(c.stdout, n)
+	}
+}
+
+func setupNodePromote(c *cli, fs *flag.FlagSet) action {
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args, "ID"); err != nil {
+			return err
+		}
+		cl := c.client()
+		defer cl.Close()
+		if err := cl.Promote(ctx, args[0]); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(c.stdout, "Node %s promoted to manager.\n", args[0])
+		return err
+	}
+}
+
+func setupNodeDemote(c *cli, fs *flag.FlagSet) action {
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args, "ID"); err != nil {
+			return err
+		}
+		cl := c.client()
+		defer cl.Close()
+		if err := cl.Demote(ctx, args[0]); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(c.stdout, "Node %s demoted to worker.\n", args[0])
+		return err
+	}
+}
+
+func setupNodeRm(c *cli, fs *flag.FlagSet) action {
+	force := fs.Bool("force", false, "remove a manager without demoting it first")
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args, "ID"); err != nil {
+			return err
+		}
+		cl := c.client()
+		defer cl.Close()
+		if err := cl.RemoveNode(ctx, args[0], *force); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(c.stdout, "Node %s removed.\n", args[0])
+		return err
+	}
+}

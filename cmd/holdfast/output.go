@@ -1,0 +1,233 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+)
+
+// newTable returns a tabwriter for aligned columns; Flush it when done.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+}
+
+// writeJSON prints v as one indented JSON document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// fmtTime prints t in RFC 3339, UTC; "-" when unset.
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// printStatus prints `holdfast status` as text.
+func printStatus(w io.Writer, st *api.Status) error {
+	if st.State == api.StateUninitialized {
+		_, err := fmt.Fprint(w, "This node is not part of a cluster (state: uninitialized).\n"+
+			"Create a cluster with 'holdfast init', or join one with 'holdfast join --token TOKEN HOST:PORT'.\n")
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintf(tw, "Node ID:\t%s\n", orDash(st.NodeID))
+	fmt.Fprintf(tw, "Cluster ID:\t%s\n", orDash(st.ClusterID))
+	fmt.Fprintf(tw, "Role:\t%s\n", orDash(st.Role))
+	fmt.Fprintf(tw, "State:\t%s\n", st.State)
+	fmt.Fprintf(tw, "Address:\t%s\n", orDash(st.Addr))
+	fmt.Fprintf(tw, "Autolock:\t%s\n", onOff(st.Autolock))
+	fmt.Fprintf(tw, "Leader:\t%s\n", leaderText(st))
+	if st.Role == "manager" {
+		r := st.Raft
+		fmt.Fprintf(tw, "Raft:\tterm %d, last index %d, commit index %d, applied index %d\n",
+			r.Term, r.LastIndex, r.CommitIndex, r.AppliedIndex)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if st.State == api.StateLocked {
+		fmt.Fprint(w, "\nThis node is locked; run 'holdfast unlock' to unlock it.\n")
+	}
+	if len(st.Managers) > 0 {
+		fmt.Fprint(w, "\nManagers:\n")
+		tw = newTable(w)
+		fmt.Fprint(tw, "NODE ID\tADDR\tLEADER\tVOTER\tREACHABLE\n")
+		for _, m := range st.Managers {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.NodeID, orDash(m.Addr), yesNo(m.Leader), yesNo(m.Voter), yesNo(m.Reachable))
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func leaderText(st *api.Status) string {
+	switch {
+	case st.Leader.NodeID == "" && st.State == api.StateReady:
+		return "none: no leader is elected (the managers may have lost quorum)"
+	case st.Leader.NodeID == "":
+		return "-"
+	case st.IsLeader:
+		return fmt.Sprintf("%s (%s), this node", st.Leader.NodeID, orDash(st.Leader.Addr))
+	default:
+		return fmt.Sprintf("%s (%s)", st.Leader.NodeID, orDash(st.Leader.Addr))
+	}
+}
+
+// printNodes prints `node ls` as a table.
+func printNodes(w io.Writer, nodes []api.Node) error {
+	tw := newTable(w)
+	fmt.Fprint(tw, "ID\tROLE\tADDR\tSTATUS\tLEADER\tVOTER\tCERT EXPIRES\n")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Role, orDash(n.Addr), orDash(n.Status),
+			yesNo(n.Leader), yesNo(n.Voter), fmtTime(n.CertExpiresAt))
+	}
+	return tw.Flush()
+}
+
+// printNode prints `node inspect` as text.
+func printNode(w io.Writer, n *api.Node) error {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "ID:\t%s\n", n.ID)
+	fmt.Fprintf(tw, "Role:\t%s\n", n.Role)
+	fmt.Fprintf(tw, "Address:\t%s\n", orDash(n.Addr))
+	fmt.Fprintf(tw, "Status:\t%s\n", orDash(n.Status))
+	fmt.Fprintf(tw, "Leader:\t%s\n", yesNo(n.Leader))
+	fmt.Fprintf(tw, "Voter:\t%s\n", yesNo(n.Voter))
+	fmt.Fprintf(tw, "Cert expires:\t%s\n", fmtTime(n.CertExpiresAt))
+	fmt.Fprintf(tw, "Created:\t%s\n", fmtTime(n.CreatedAt))
+	return tw.Flush()
+}
+
+// printInit prints what `holdfast init` did and how to grow the cluster.
+func printInit(w io.Writer, r *api.InitResponse) error {
+	fmt.Fprintf(w, "Cluster initialized: %s\n", r.ClusterID)
+	fmt.Fprintf(w, "This node (%s) is now its first manager.\n\n", r.NodeID)
+	fmt.Fprint(w, "To add a worker, run on it:\n")
+	fmt.Fprintf(w, "    %s\n", joinCommand(r.WorkerToken, r.Addr))
+	fmt.Fprint(w, "To add a manager, run on it:\n")
+	fmt.Fprintf(w, "    %s\n", joinCommand(r.ManagerToken, r.Addr))
+	return printUnlockKey(w, r.UnlockKey)
+}
+
+// printUnlockKey prints the unlock key, if any, on a line of its own.
+func printUnlockKey(w io.Writer, key string) error {
+	if key == "" {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\nThis cluster is autolocked. A restarted manager stays locked until it gets this unlock key\n"+
+		"('holdfast unlock'); keep it somewhere safe:\n\n%s\n", key)
+	return err
+}
+
+func joinCommand(token, addr string) string {
+	return fmt.Sprintf("holdfast join --token %s %s", token, orDash(addr))
+}
+
+// printJoinToken prints the instructions for joining with t.
+func printJoinToken(w io.Writer, t *api.JoinToken, addr string, rotated bool) error {
+	if rotated {
+		fmt.Fprintf(w, "Rotated the %s join token; the old one no longer works.\n", t.Role)
+	}
+	_, err := fmt.Fprintf(w, "To add a %s to this cluster, run on it:\n    %s\n", t.Role, joinCommand(t.Token, addr))
+	return err
+}
+
+// versionInfo is `holdfast version --format json`.
+type versionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+}
+
+func printVersion(w io.Writer, v versionInfo) error {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "Version:\t%s\n", v.Version)
+	fmt.Fprintf(tw, "Commit:\t%s\n", orDash(v.Commit))
+	fmt.Fprintf(tw, "Go version:\t%s\n", v.GoVersion)
+	return tw.Flush()
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progress reports the steps of a long wait: on a terminal as one line
+// that is rewritten, otherwise as plain lines.
+type progress struct {
+	w      io.Writer
+	tty    bool
+	active bool
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w, tty: isTerminal(w)} }
+
+func (p *progress) step(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K"+msg)
+		p.active = true
+		return
+	}
+	fmt.Fprintln(p.w, msg)
+}
+
+// done clears the progress line on a terminal.
+func (p *progress) done() {
+	if p.tty && p.active {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.active = false
+	}
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@%,=", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
