@@ -160,6 +160,22 @@ func TestPromoteAndDemote(t *testing.T) {
 	if got := len(m.status().Managers); got != 1 {
 		t.Errorf("raft has %d members after the demotion; want 1", got)
 	}
+	// Promoted again, it opens raft on its port again and becomes a voter.
+	if err := m.client.Promote(ctxT(t), wid); err != nil {
+		t.Fatalf("promote again: %v", err)
+	}
+	eventually(t, 15*time.Second, "the re-promoted node is a reachable voter", func() bool {
+		for _, s := range m.status().Managers {
+			if s.NodeID == wid {
+				return s.Voter && s.Reachable && w.status().Role == "manager"
+			}
+		}
+		return false
+	})
+	if err := m.client.Demote(ctxT(t), wid); err != nil {
+		t.Fatalf("demote again: %v", err)
+	}
+	eventually(t, 15*time.Second, "demoted again", func() bool { return len(m.status().Managers) == 1 })
 	// The last manager cannot be demoted.
 	err := m.client.Demote(ctxT(t), m.status().NodeID)
 	if apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "last manager") {

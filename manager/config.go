@@ -44,6 +44,9 @@ type Config struct {
 	ForwardTimeout time.Duration
 	// WatchTimeout bounds one long poll of a node's view of itself.
 	WatchTimeout time.Duration
+	// DEKCheckInterval is how often a manager checks whether its DEK has
+	// sealed enough records to be rotated.
+	DEKCheckInterval time.Duration
 }
 
 // DefaultConfig returns the defaults for a node whose data lives in dataDir.
@@ -61,6 +64,7 @@ func DefaultConfig(dataDir string) Config {
 		ApplyTimeout:       10 * time.Second,
 		ForwardTimeout:     10 * time.Second,
 		WatchTimeout:       20 * time.Second,
+		DEKCheckInterval:   time.Minute,
 	}
 }
 
@@ -90,8 +94,8 @@ func (c *Config) Validate() error {
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("leader lease timeout %s must not exceed heartbeat timeout %s", c.LeaderLeaseTimeout, c.HeartbeatTimeout))
 	}
-	if c.ApplyTimeout <= 0 || c.ForwardTimeout <= 0 || c.WatchTimeout <= 0 {
-		errs = append(errs, errors.New("apply, forward and watch timeouts must be positive"))
+	if c.ApplyTimeout <= 0 || c.ForwardTimeout <= 0 || c.WatchTimeout <= 0 || c.DEKCheckInterval <= 0 {
+		errs = append(errs, errors.New("apply, forward and watch timeouts and the DEK check interval must be positive"))
 	}
 	if c.SnapshotThreshold == 0 || c.SnapshotInterval <= 0 {
 		errs = append(errs, errors.New("snapshot threshold and interval must be positive"))

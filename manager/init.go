@@ -32,12 +32,13 @@ func (n *Node) errInitialized(inc *incarnation) error {
 func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if req.ForceNewCluster {
+		return nil, api.Errorf(http.StatusNotImplemented, "--force-new-cluster is not available in this build yet")
+	}
 	if inc := n.current(); inc != nil {
 		return nil, n.errInitialized(inc)
 	}
 	switch {
-	case req.ForceNewCluster:
-		return nil, api.Errorf(http.StatusBadRequest, "this node is not part of a cluster: --force-new-cluster recovers a manager that lost quorum; use plain 'holdfast init' to create a cluster")
 	case req.Autolock:
 		return nil, api.Errorf(http.StatusNotImplemented, "autolock is not available in this build yet")
 	}
@@ -168,7 +169,17 @@ func certExpiry(certPEM []byte) (time.Time, error) {
 
 // wipeState removes the node's cluster state (not the control socket).
 func (n *Node) wipeState() error {
-	for _, p := range []string{n.nodeInfoPath(), n.certsDir(), n.raftDir()} {
+	for _, p := range []string{n.nodeInfoPath(), n.certsDir(), n.raftDir(), n.keysPath()} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// removeRaftState deletes the raft log and the key that sealed it.
+func (n *Node) removeRaftState() error {
+	for _, p := range []string{n.raftDir(), n.keysPath()} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("remove %s: %w", p, err)
 		}

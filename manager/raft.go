@@ -7,15 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/raftlog"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -23,10 +22,13 @@ import (
 type raftNode struct {
 	r     *raft.Raft
 	fsm   *fsm.FSM
-	store *raftboltdb.BoltStore
+	store *raftlog.Store
+	snaps *raftlog.SnapshotStore
 	trans *raft.NetworkTransport
-	obs   *raft.Observer
-	obsCh chan raft.Observation
+	// rotateMu keeps DEK rotations one at a time.
+	rotateMu sync.Mutex
+	obs      *raft.Observer
+	obsCh    chan raft.Observation
 
 	// readyTerm is the term in which this node, as leader, has applied its
 	// leader.ready command; linearizable reads on the leader wait for it.
@@ -62,19 +64,16 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		return nil, fmt.Errorf("raft config: %w", err)
 	}
 
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	store, snaps, err := n.openSealedLog(info.ClusterID)
 	if err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
+		return nil, err
 	}
+	// Plaintext entries are cached above the sealing layer, so replication
+	// of recent entries does not open them again.
 	logs, err := raft.NewLogCache(1024, store)
 	if err != nil {
 		store.Close()
 		return nil, err
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
 	adv, err := net.ResolveTCPAddr("tcp", info.AdvertiseAddr)
 	if err != nil {
@@ -87,7 +86,7 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		Timeout: 5 * time.Second,
 		Logger:  hlog,
 	})
-	rn := &raftNode{fsm: fsm.New(n.logger.With("component", "fsm")), store: store, trans: trans, unreachable: map[raft.ServerID]bool{}}
+	rn := &raftNode{fsm: fsm.New(n.logger.With("component", "fsm")), store: store, snaps: snaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
 	r, err := raft.NewRaft(conf, rn.fsm, logs, store, snaps, trans)
 	if err != nil {
 		trans.Close()

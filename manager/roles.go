@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -20,8 +19,9 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	ctx, cancel := context.WithCancel(ctx)
 	inc.cancel = cancel
 	if rn := inc.rn(); rn != nil {
-		inc.loops.Add(2)
+		inc.loops.Add(3)
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
+		go func() { defer inc.loops.Done(); n.watchDEK(ctx, rn) }()
 		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
 		return
 	}
@@ -215,7 +215,7 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 			rn.shutdown(false, n.logger)
 			inc.setRN(nil)
 		}
-		if err := os.RemoveAll(n.raftDir()); err != nil {
+		if err := n.removeRaftState(); err != nil {
 			n.logger.Warn("cannot remove the raft log of a demoted manager", "err", err)
 		}
 		var others []api.PeerAddr
@@ -232,7 +232,7 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 		n.logger.Info("demoted to worker")
 		return err
 	}
-	if err := os.RemoveAll(n.raftDir()); err != nil {
+	if err := n.removeRaftState(); err != nil {
 		return fmt.Errorf("clear raft dir: %w", err)
 	}
 	rn, err := n.startRaft(inc, false)

@@ -1,0 +1,142 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/raftlog"
+)
+
+// keysPath is <data-dir>/keys: the DEK(s) that seal the raft log.
+func (n *Node) keysPath() string { return n.path("keys") }
+
+// loadOrCreateKeys returns the node's DEKs. A node without a raft log gets
+// a new DEK; a raft log without its key file is an error (the log cannot be
+// read without it).
+func (n *Node) loadOrCreateKeys() (raftlog.KeyFile, error) {
+	kf, err := raftlog.LoadKeyFile(n.keysPath())
+	if err == nil {
+		return kf, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return raftlog.KeyFile{}, fmt.Errorf("read %s: %w", n.keysPath(), err)
+	}
+	if _, err := os.Stat(filepath.Join(n.raftDir(), raftlog.DBFile)); err == nil {
+		return raftlog.KeyFile{}, fmt.Errorf("%s is missing but %s exists: the raft log cannot be opened without its key; restore this node from its peers (stop it, wipe %s, and join again) or from a backup", n.keysPath(), filepath.Join(n.raftDir(), raftlog.DBFile), n.cfg.DataDir)
+	}
+	kf = raftlog.KeyFile{Current: seal.NewKey()}
+	if err := raftlog.SaveKeyFile(n.keysPath(), kf); err != nil {
+		return raftlog.KeyFile{}, err
+	}
+	return kf, nil
+}
+
+// openSealedLog opens the sealed log and snapshot store, finishes a DEK
+// rotation a crash interrupted, and checks every entry and the newest
+// snapshot, so a node whose log was tampered with refuses to start, with
+// an error naming the file and index, instead of serving wrong state.
+func (n *Node) openSealedLog(clusterID string) (*raftlog.Store, *raftlog.SnapshotStore, error) {
+	kf, err := n.loadOrCreateKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := raftlog.Options{ClusterID: clusterID, Keys: kf.Keyring(), Logger: n.logger.With("component", "raftlog")}
+	store, err := raftlog.Open(n.raftDir(), opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open raft log: %w", err)
+	}
+	snaps, err := raftlog.NewSnapshotStore(n.raftDir(), 2, opts)
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("open snapshots: %w", err)
+	}
+	if len(kf.Previous) > 0 {
+		n.logger.Info("finishing an interrupted DEK rotation")
+		if err := (raftlog.Rotator{KeyFile: n.keysPath(), Store: store, Snapshots: snaps}).Resume(context.Background()); err != nil {
+			store.Close()
+			return nil, nil, fmt.Errorf("finish DEK rotation: %w", err)
+		}
+	}
+	if err := verifySealedLog(store, snaps); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return store, snaps, nil
+}
+
+// verifySealedLog opens every stored entry and the newest snapshot.
+func verifySealedLog(store *raftlog.Store, snaps *raftlog.SnapshotStore) error {
+	first, err := store.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("read raft log: %w", err)
+	}
+	last, err := store.LastIndex()
+	if err != nil {
+		return fmt.Errorf("read raft log: %w", err)
+	}
+	var l raft.Log
+	for i := first; i != 0 && i <= last; i++ {
+		if err := store.GetLog(i, &l); err != nil {
+			return fmt.Errorf("raft log check failed: %w", err)
+		}
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(metas) > 0 {
+		_, rc, err := snaps.Open(metas[0].ID)
+		if err != nil {
+			return fmt.Errorf("snapshot check failed: %w", err)
+		}
+		rc.Close()
+	}
+	return nil
+}
+
+// RotateDEK replaces this manager's DEK: new entries are sealed under a new
+// key, every entry and snapshot sealed under the old one is re-sealed, the
+// bolt file is compacted, and then the old key is deleted from the key
+// file. Afterwards the old DEK opens nothing in any file.
+func (n *Node) RotateDEK(ctx context.Context) error {
+	inc := n.current()
+	if inc == nil || inc.rn() == nil {
+		return fmt.Errorf("this node has no raft log")
+	}
+	return inc.rn().rotateDEK(ctx, n.keysPath())
+}
+
+func (rn *raftNode) rotateDEK(ctx context.Context, keysPath string) error {
+	rn.rotateMu.Lock()
+	defer rn.rotateMu.Unlock()
+	return raftlog.Rotator{KeyFile: keysPath, Store: rn.store, Snapshots: rn.snaps}.Rotate(ctx, seal.NewKey())
+}
+
+// watchDEK rotates the DEK before it has sealed too many records for
+// random nonces to stay safe (raftlog's threshold).
+func (n *Node) watchDEK(ctx context.Context, rn *raftNode) {
+	t := time.NewTicker(n.cfg.DEKCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !rn.store.NeedsRotation() {
+			continue
+		}
+		n.logger.Info("rotating the DEK: it has sealed its share of records", "sealed", rn.store.SealedCount())
+		if err := rn.rotateDEK(ctx, n.keysPath()); err != nil && ctx.Err() == nil {
+			n.logger.Error("DEK rotation failed; will retry", "err", err)
+		}
+	}
+}
