@@ -22,6 +22,7 @@ const keyIDLabel = "holdfast/seal key id v1"
 // Key is not a key and every function that seals with it panics.
 type Key struct {
 	b     [KeySize]byte
+	id    KeyID // derived once: every sealed record names its key
 	valid bool
 }
 
@@ -39,6 +40,7 @@ func NewKey() Key {
 	// program if the system's randomness source fails.
 	_, _ = rand.Read(k.b[:])
 	k.valid = true
+	k.id = deriveID(k.b[:])
 	return k
 }
 
@@ -51,6 +53,7 @@ func ParseKey(b []byte) (Key, error) {
 	var k Key
 	copy(k.b[:], b)
 	k.valid = true
+	k.id = deriveID(k.b[:])
 	return k, nil
 }
 
@@ -66,7 +69,11 @@ func (k Key) Bytes() []byte {
 // ID returns the key's stable short identifier.
 func (k Key) ID() KeyID {
 	k.mustValid()
-	m := hmac.New(sha256.New, k.b[:])
+	return k.id
+}
+
+func deriveID(key []byte) KeyID {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(keyIDLabel))
 	var id KeyID
 	copy(id[:], m.Sum(nil))
