@@ -47,6 +47,10 @@ type Config struct {
 	// DEKCheckInterval is how often a manager checks whether its DEK has
 	// sealed enough records to be rotated.
 	DEKCheckInterval time.Duration
+
+	// plainLog stores the raft log unsealed, in plain raft-boltdb; only
+	// benchmarks set it, to measure what sealing costs.
+	plainLog bool
 }
 
 // DefaultConfig returns the defaults for a node whose data lives in dataDir.

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/raftlog"
@@ -22,7 +24,8 @@ import (
 type raftNode struct {
 	r     *raft.Raft
 	fsm   *fsm.FSM
-	store *raftlog.Store
+	logs  logStore       // the log and stable store raft uses
+	store *raftlog.Store // the same store, sealed; nil with plainLog
 	snaps *raftlog.SnapshotStore
 	trans *raft.NetworkTransport
 	// rotateMu keeps DEK rotations one at a time.
@@ -64,9 +67,28 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		return nil, fmt.Errorf("raft config: %w", err)
 	}
 
-	store, snaps, err := n.openSealedLog(info.ClusterID)
-	if err != nil {
-		return nil, err
+	var (
+		store  logStore
+		snaps  raft.SnapshotStore
+		sealed *raftlog.Store
+		ssnaps *raftlog.SnapshotStore
+		err    error
+	)
+	if n.cfg.plainLog {
+		bs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, raftlog.DBFile)})
+		if err != nil {
+			return nil, err
+		}
+		if snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog); err != nil {
+			bs.Close()
+			return nil, err
+		}
+		store = bs
+	} else {
+		if sealed, ssnaps, err = n.openSealedLog(info.ClusterID); err != nil {
+			return nil, err
+		}
+		store, snaps = sealed, ssnaps
 	}
 	// Plaintext entries are cached above the sealing layer, so replication
 	// of recent entries does not open them again.
@@ -86,7 +108,7 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		Timeout: 5 * time.Second,
 		Logger:  hlog,
 	})
-	rn := &raftNode{fsm: fsm.New(n.logger.With("component", "fsm")), store: store, snaps: snaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
+	rn := &raftNode{fsm: fsm.New(n.logger.With("component", "fsm")), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
 	r, err := raft.NewRaft(conf, rn.fsm, logs, store, snaps, trans)
 	if err != nil {
 		trans.Close()
@@ -113,6 +135,13 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 	return rn, nil
 }
 
+// logStore is what raft needs of a log store, plus Close.
+type logStore interface {
+	raft.LogStore
+	raft.StableStore
+	Close() error
+}
+
 // shutdown stops raft; graceful first hands leadership to another voter.
 func (rn *raftNode) shutdown(graceful bool, logger *slog.Logger) {
 	if graceful && rn.r.State() == raft.Leader && rn.voters() > 1 {
@@ -125,7 +154,7 @@ func (rn *raftNode) shutdown(graceful bool, logger *slog.Logger) {
 		logger.Warn("raft shutdown", "err", err)
 	}
 	_ = rn.trans.Close()
-	_ = rn.store.Close()
+	_ = rn.logs.Close()
 }
 
 func (rn *raftNode) voters() int {

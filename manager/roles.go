@@ -19,9 +19,12 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	ctx, cancel := context.WithCancel(ctx)
 	inc.cancel = cancel
 	if rn := inc.rn(); rn != nil {
-		inc.loops.Add(3)
+		inc.loops.Add(2)
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
-		go func() { defer inc.loops.Done(); n.watchDEK(ctx, rn) }()
+		if rn.store != nil {
+			inc.loops.Add(1)
+			go func() { defer inc.loops.Done(); n.watchDEK(ctx, rn) }()
+		}
 		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
 		return
 	}

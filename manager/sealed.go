@@ -108,8 +108,8 @@ func verifySealedLog(store *raftlog.Store, snaps *raftlog.SnapshotStore) error {
 // file. Afterwards the old DEK opens nothing in any file.
 func (n *Node) RotateDEK(ctx context.Context) error {
 	inc := n.current()
-	if inc == nil || inc.rn() == nil {
-		return fmt.Errorf("this node has no raft log")
+	if inc == nil || inc.rn() == nil || inc.rn().store == nil {
+		return fmt.Errorf("this node has no sealed raft log")
 	}
 	return inc.rn().rotateDEK(ctx, n.keysPath())
 }
