@@ -36,6 +36,11 @@ const (
 	TypeSettingsUpdate Type = 6
 	TypeNodeUpdate     Type = 7
 	TypeLeaderReady    Type = 8
+	TypeSecretCreate   Type = 9
+	TypeSecretRemove   Type = 10
+	TypeSecretLabels   Type = 11
+	TypeSecretGrant    Type = 12
+	TypeSecretRevoke   Type = 13
 )
 
 func (t Type) String() string {
@@ -54,6 +59,11 @@ var typeNames = map[Type]string{
 	TypeSettingsUpdate: "settings.update",
 	TypeNodeUpdate:     "node.update",
 	TypeLeaderReady:    "leader.ready",
+	TypeSecretCreate:   "secret.create",
+	TypeSecretRemove:   "secret.remove",
+	TypeSecretLabels:   "secret.labels",
+	TypeSecretGrant:    "secret.grant",
+	TypeSecretRevoke:   "secret.revoke",
 }
 
 // Errors from decoding a command.
@@ -85,6 +95,11 @@ var registry = map[Type]struct {
 	TypeSettingsUpdate: {1, func() Command { return new(SettingsUpdate) }},
 	TypeNodeUpdate:     {1, func() Command { return new(NodeUpdate) }},
 	TypeLeaderReady:    {1, func() Command { return new(LeaderReady) }},
+	TypeSecretCreate:   {1, func() Command { return new(SecretCreate) }},
+	TypeSecretRemove:   {1, func() Command { return new(SecretRemove) }},
+	TypeSecretLabels:   {1, func() Command { return new(SecretLabels) }},
+	TypeSecretGrant:    {1, func() Command { return new(SecretGrant) }},
+	TypeSecretRevoke:   {1, func() Command { return new(SecretRevoke) }},
 }
 
 // Encode turns a command into log data.

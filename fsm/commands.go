@@ -3,6 +3,8 @@ package fsm
 import (
 	"fmt"
 	"time"
+
+	"github.com/holdfast/holdfast/secrets"
 )
 
 // ClusterInit creates the cluster: its identity, CA, tokens, settings and
@@ -79,6 +81,28 @@ type LeaderReady struct {
 func (*LeaderReady) Type() Type     { return TypeLeaderReady }
 func (*LeaderReady) Version() uint8 { return 1 }
 
+// Secret commands wrap package secrets' payloads; that package owns their
+// rules. SecretCreate's JSON carries the data (the raft log is sealed);
+// printing it never does.
+type (
+	SecretCreate struct{ secrets.CreateCmd }
+	SecretRemove struct{ secrets.RemoveCmd }
+	SecretLabels struct{ secrets.SetLabelsCmd }
+	SecretGrant  struct{ secrets.GrantCmd }
+	SecretRevoke struct{ secrets.RevokeCmd }
+)
+
+func (*SecretCreate) Type() Type     { return TypeSecretCreate }
+func (*SecretRemove) Type() Type     { return TypeSecretRemove }
+func (*SecretLabels) Type() Type     { return TypeSecretLabels }
+func (*SecretGrant) Type() Type      { return TypeSecretGrant }
+func (*SecretRevoke) Type() Type     { return TypeSecretRevoke }
+func (*SecretCreate) Version() uint8 { return 1 }
+func (*SecretRemove) Version() uint8 { return 1 }
+func (*SecretLabels) Version() uint8 { return 1 }
+func (*SecretGrant) Version() uint8  { return 1 }
+func (*SecretRevoke) Version() uint8 { return 1 }
+
 // applyTo changes s according to c, or returns why it cannot. It must be
 // deterministic and must leave s unchanged when it returns an error.
 func applyTo(s *State, c Command) error {
@@ -148,6 +172,7 @@ func applyTo(s *State, c Command) error {
 		}
 		delete(s.Nodes, c.ID)
 		s.Removed[c.ID] = c.Until
+		s.Secrets.RevokeNode(c.ID)
 	case *NodeUpdate:
 		n, ok := s.Nodes[c.ID]
 		if !ok {
@@ -173,10 +198,26 @@ func applyTo(s *State, c Command) error {
 			return err
 		}
 		s.Cluster.Settings = c.Settings
+	case *SecretCreate:
+		return s.Secrets.ApplyCreate(c.CreateCmd, s.nodeExists)
+	case *SecretRemove:
+		return s.Secrets.ApplyRemove(c.RemoveCmd)
+	case *SecretLabels:
+		return s.Secrets.ApplySetLabels(c.SetLabelsCmd)
+	case *SecretGrant:
+		return s.Secrets.ApplyGrant(c.GrantCmd, s.nodeExists)
+	case *SecretRevoke:
+		return s.Secrets.ApplyRevoke(c.RevokeCmd)
 	default:
 		return fmt.Errorf("%w: %T", ErrUnknownCommand, c)
 	}
 	return nil
+}
+
+// nodeExists answers from this state, as secrets' grants require.
+func (s *State) nodeExists(id string) bool {
+	_, ok := s.Nodes[id]
+	return ok
 }
 
 // errorf wraps sentinel with a message that replaces the sentinel's text.

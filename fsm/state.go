@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"errors"
+
+	"github.com/holdfast/holdfast/secrets"
 	"sort"
 	"time"
 )
@@ -33,6 +35,8 @@ type State struct {
 	// Removed is the deny list: node ID → when its last certificate expires.
 	// A removed node is refused on every protocol until then.
 	Removed map[string]time.Time `json:"removed"`
+	// Secrets are owned by package secrets; Apply routes to it.
+	Secrets secrets.Store `json:"secrets"`
 }
 
 // Cluster holds the cluster's identity, its CA and its settings.
