@@ -32,6 +32,8 @@ type NodeBackend interface {
 	Renew(ctx context.Context, from Peer, req RenewRequest) (*RenewResponse, error)
 	LeaveNode(ctx context.Context, from Peer, req LeaveNodeRequest) error
 	ClusterStatus(ctx context.Context, from Peer) (*Status, error)
+	// FetchSecret returns a secret's data to a node it is granted to.
+	FetchSecret(ctx context.Context, from Peer, id string) (*SecretData, error)
 }
 
 // errManagerOnly is answered to a worker calling a manager-only route.
@@ -118,6 +120,9 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		if decode(w, r, &req) {
 			replyEmpty(w, b.LeaveNode(r.Context(), p, req))
 		}
+	})
+	handle("GET /internal/v1/secrets/{id}", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		reply(w, res(b.FetchSecret(r.Context(), p, r.PathValue("id"))))
 	})
 	handle("GET /internal/v1/status", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.ClusterStatus(r.Context(), p)))

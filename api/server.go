@@ -21,6 +21,7 @@ type Backend interface {
 	SetRole(ctx context.Context, id, role string) error
 	JoinToken(ctx context.Context, role string) (*JoinToken, error)
 	RotateJoinToken(ctx context.Context, role string) (*JoinToken, error)
+	SecretsBackend
 }
 
 // maxBody bounds every request body. Secrets (a later issue) are at most
@@ -87,6 +88,7 @@ func NewControlHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /v1/join-tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, res(b.RotateJoinToken(r.Context(), r.PathValue("role"))))
 	})
+	secretRoutes(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

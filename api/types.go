@@ -174,6 +174,8 @@ type SelfView struct {
 	Node      *Node      `json:"node,omitempty"`
 	Removed   bool       `json:"removed"`
 	Managers  []PeerAddr `json:"managers"`
+	// Secrets are the secrets granted to the node, without their data.
+	Secrets []SecretRef `json:"secrets"`
 }
 
 // RenewRequest asks for a new certificate for the calling node, with the

@@ -77,6 +77,9 @@ func fsmError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if isSecretsError(err) {
+		return secretError(err)
+	}
 	status := http.StatusBadRequest
 	switch {
 	case errors.Is(err, fsm.ErrNodeNotFound):

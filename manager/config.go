@@ -22,6 +22,9 @@ type Config struct {
 	AdvertiseAddr string
 	// SocketPath is the control socket; empty means <DataDir>/holdfast.sock.
 	SocketPath string
+	// SecretsDir is where the secrets granted to this node are written
+	// (mode 0400); meant to be a tmpfs.
+	SecretsDir string
 	Logger     *slog.Logger
 
 	// Raft timing. Defaults are tuned for a LAN: a dead leader is noticed
@@ -57,6 +60,7 @@ type Config struct {
 func DefaultConfig(dataDir string) Config {
 	return Config{
 		DataDir:            dataDir,
+		SecretsDir:         "/run/holdfast/secrets",
 		ListenAddr:         "0.0.0.0:4242",
 		HeartbeatTimeout:   400 * time.Millisecond,
 		ElectionTimeout:    400 * time.Millisecond,
@@ -77,6 +81,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is empty"))
+	}
+	if c.SecretsDir == "" {
+		errs = append(errs, errors.New("secrets dir is empty"))
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		errs = append(errs, fmt.Errorf("listen address %q: %w", c.ListenAddr, err))

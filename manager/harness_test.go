@@ -59,6 +59,7 @@ func newTestNode(t *testing.T, name string) *testNode {
 	tn.cfg = DefaultConfig(dir)
 	tn.cfg.ListenAddr = "127.0.0.1:0"
 	tn.cfg.SocketPath = filepath.Join(sockDir, "s")
+	tn.cfg.SecretsDir = filepath.Join(sockDir, "secrets") // outside the data dir, which canary scans read
 	tn.cfg.Logger = slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tn.start()
 	t.Cleanup(func() {

@@ -167,8 +167,12 @@ func certExpiry(certPEM []byte) (time.Time, error) {
 	return certs[0].NotAfter.UTC(), nil
 }
 
-// wipeState removes the node's cluster state (not the control socket).
+// wipeState removes the node's cluster state (not the control socket) and
+// the secrets delivered to it.
 func (n *Node) wipeState() error {
+	if _, _, err := n.secretsDir().Sync(nil); err != nil {
+		n.logger.Warn("cannot remove delivered secrets", "dir", n.cfg.SecretsDir, "err", err)
+	}
 	for _, p := range []string{n.nodeInfoPath(), n.certsDir(), n.raftDir(), n.keysPath()} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("remove %s: %w", p, err)

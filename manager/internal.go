@@ -148,6 +148,7 @@ wait:
 			view.Node = &api.Node{ID: p.ID, Role: p.Role, Addr: p.Addr, CertExpiresAt: p.CertExpiresAt, CreatedAt: p.CreatedAt}
 		}
 		view.Removed = s.IsRemoved(from.NodeID, time.Now())
+		view.Secrets = grantedRefs(s, from.NodeID)
 	})
 	return view, nil
 }

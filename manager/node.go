@@ -202,6 +202,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err e
 		}
 		inc.setRN(rn)
 	}
+	n.checkSecretsDir()
 	n.setCurrent(inc)
 	n.startLoops(context.WithoutCancel(ctx), inc)
 	n.logger.Info("node started", "node_id", info.NodeID, "cluster_id", info.ClusterID, "role", info.Role, "addr", info.AdvertiseAddr)

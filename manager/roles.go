@@ -19,8 +19,9 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	ctx, cancel := context.WithCancel(ctx)
 	inc.cancel = cancel
 	if rn := inc.rn(); rn != nil {
-		inc.loops.Add(2)
+		inc.loops.Add(3)
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
+		go func() { defer inc.loops.Done(); n.deliverFromFSM(ctx, inc, rn) }()
 		if rn.store != nil {
 			inc.loops.Add(1)
 			go func() { defer inc.loops.Done(); n.watchDEK(ctx, rn) }()
@@ -73,6 +74,7 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 	var index uint64
 	backoff := 100 * time.Millisecond
 	next := 0
+	ws := &workerSecrets{}
 	for ctx.Err() == nil {
 		managers := inc.managers()
 		if len(managers) == 0 {
@@ -80,7 +82,8 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 			return
 		}
 		m := managers[next%len(managers)]
-		view, err := n.peerClient(inc, m.Addr).Self(ctx, index)
+		client := n.peerClient(inc, m.Addr)
+		view, err := client.Self(ctx, index)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -97,6 +100,18 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 		}
 		backoff = 100 * time.Millisecond
 		index = view.Index
+		if !n.deliverFromView(ctx, inc, client, ws, view.Secrets) {
+			// Try again soon, through the next manager, without waiting
+			// for the state to change.
+			index = 0
+			next++
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
 		if len(view.Managers) > 0 {
 			n.rememberManagers(inc, view.Managers)
 		}

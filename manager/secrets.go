@@ -1,0 +1,149 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/secrets"
+)
+
+// secretError gives a secrets error its HTTP status.
+func secretError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	status := http.StatusBadRequest
+	switch {
+	case errors.Is(err, secrets.ErrNameTaken), errors.Is(err, secrets.ErrIDTaken):
+		status = http.StatusConflict
+	case errors.Is(err, secrets.ErrTooLarge):
+		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, secrets.ErrNotFound), errors.Is(err, secrets.ErrUnknownNode):
+		status = http.StatusNotFound
+	}
+	return api.Wrap(status, err)
+}
+
+// isSecretsError reports whether err comes from package secrets' rules.
+func isSecretsError(err error) bool {
+	for _, e := range []error{secrets.ErrInvalidName, secrets.ErrTooLarge, secrets.ErrEmpty, secrets.ErrInvalidLabel,
+		secrets.ErrNameTaken, secrets.ErrIDTaken, secrets.ErrNotFound, secrets.ErrUnknownNode, secrets.ErrInvalidID, secrets.ErrMalformed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// CreateSecret stores a new secret; the data never appears in a response,
+// a log line or an error.
+func (n *Node) CreateSecret(ctx context.Context, req api.SecretCreateRequest) (*api.SecretID, error) {
+	if err := secrets.ValidateName(req.Name); err != nil {
+		return nil, secretError(err)
+	}
+	if err := secrets.ValidateData(req.Data); err != nil {
+		return nil, secretError(err)
+	}
+	if err := secrets.ValidateLabels(req.Labels); err != nil {
+		return nil, secretError(err)
+	}
+	id := ca.NewID()
+	cmd := &fsm.SecretCreate{CreateCmd: secrets.CreateCmd{ID: id, Name: req.Name, Data: req.Data, Labels: req.Labels, Grants: req.Grants, CreatedAt: time.Now().UTC()}}
+	if err := n.apply(ctx, cmd); err != nil {
+		return nil, secretError(err)
+	}
+	return &api.SecretID{ID: id}, nil
+}
+
+// Secrets lists every secret's metadata.
+func (n *Node) Secrets(ctx context.Context) ([]api.SecretMeta, error) {
+	var out []api.SecretMeta
+	err := n.readState(ctx, func(s *fsm.State) error {
+		out = s.Secrets.List()
+		return nil
+	})
+	if out == nil {
+		out = []api.SecretMeta{}
+	}
+	return out, err
+}
+
+// Secret returns one secret's metadata, by name or ID.
+func (n *Node) Secret(ctx context.Context, ref string) (*api.SecretMeta, error) {
+	var out api.SecretMeta
+	err := n.readState(ctx, func(s *fsm.State) error {
+		sec, ok := s.Secrets.Get(ref)
+		if !ok {
+			return api.Errorf(http.StatusNotFound, "secret %s not found", ref)
+		}
+		out = sec.Meta()
+		return nil
+	})
+	return &out, err
+}
+
+func (n *Node) RemoveSecret(ctx context.Context, ref string) error {
+	return secretError(n.apply(ctx, &fsm.SecretRemove{RemoveCmd: secrets.RemoveCmd{Ref: ref}}))
+}
+
+func (n *Node) SetSecretLabels(ctx context.Context, ref string, labels map[string]string) error {
+	if err := secrets.ValidateLabels(labels); err != nil {
+		return secretError(err)
+	}
+	return secretError(n.apply(ctx, &fsm.SecretLabels{SetLabelsCmd: secrets.SetLabelsCmd{Ref: ref, Labels: labels, At: time.Now().UTC()}}))
+}
+
+func (n *Node) GrantSecret(ctx context.Context, ref, nodeID string) error {
+	return secretError(n.apply(ctx, &fsm.SecretGrant{GrantCmd: secrets.GrantCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
+}
+
+func (n *Node) RevokeSecret(ctx context.Context, ref, nodeID string) error {
+	return secretError(n.apply(ctx, &fsm.SecretRevoke{RevokeCmd: secrets.RevokeCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
+}
+
+// resolveSelf turns "self" into this node's ID.
+func (n *Node) resolveSelf(id string) string {
+	if inc := n.current(); inc != nil && id == "self" {
+		return inc.info.NodeID
+	}
+	return id
+}
+
+// errNotGranted is the one answer for a secret a node may not fetch,
+// whether or not it exists.
+func errNotGranted(id, node string) error {
+	return api.Errorf(http.StatusForbidden, "secret %s is not granted to node %s", id, node)
+}
+
+// FetchSecret gives a node the data of a secret granted to it, and nothing
+// else: any other secret, existing or not, is 403.
+func (n *Node) FetchSecret(ctx context.Context, from api.Peer, id string) (*api.SecretData, error) {
+	var out *api.SecretData
+	err := n.readState(ctx, func(s *fsm.State) error {
+		sec, ok := s.Secrets.Get(id)
+		if !ok || sec.ID != id || !sec.GrantedTo(from.NodeID) {
+			return errNotGranted(id, from.NodeID)
+		}
+		out = &api.SecretData{ID: sec.ID, Name: sec.Name, Digest: sec.Digest, Data: sec.Data}
+		return nil
+	})
+	return out, err
+}
+
+// grantedRefs lists, without data, the secrets granted to nodeID.
+func grantedRefs(s *fsm.State, nodeID string) []api.SecretRef {
+	out := []api.SecretRef{}
+	for _, sec := range s.Secrets.GrantedTo(nodeID) {
+		out = append(out, api.SecretRef{ID: sec.ID, Name: sec.Name, Digest: sec.Digest})
+	}
+	return out
+}
