@@ -39,10 +39,21 @@ type Rotator struct {
 	// Snapshots is the node's snapshot store; nil if it has none. It must
 	// share Store's Keyring.
 	Snapshots *SnapshotStore
+	// Save, when set, writes the key file instead of SaveKeyFile(KeyFile),
+	// e.g. wrapped under a KEK (autolock). It must write atomically.
+	Save func(KeyFile) error
+}
+
+// save writes the key file through r.Save, or SaveKeyFile.
+func (r Rotator) save(kf KeyFile) error {
+	if r.Save != nil {
+		return r.Save(kf)
+	}
+	return SaveKeyFile(r.KeyFile, kf)
 }
 
 func (r Rotator) check() error {
-	if r.KeyFile == "" || r.Store == nil {
+	if (r.KeyFile == "" && r.Save == nil) || r.Store == nil {
 		return errors.New("raftlog: rotator needs a key file and a store")
 	}
 	if r.Snapshots != nil && r.Snapshots.keys != r.Store.keys {
@@ -70,7 +81,7 @@ func (r Rotator) Rotate(ctx context.Context, next seal.Key) error {
 			kf.Previous = append(kf.Previous, k)
 		}
 	}
-	err := SaveKeyFile(r.KeyFile, kf)
+	err := r.save(kf)
 	if err == nil {
 		s.keys.set(kf)
 	}
@@ -108,7 +119,7 @@ func (r Rotator) Resume(ctx context.Context) error {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	kf := KeyFile{Current: s.keys.Current()}
-	if err := SaveKeyFile(r.KeyFile, kf); err != nil {
+	if err := r.save(kf); err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	s.keys.set(kf)
