@@ -64,7 +64,7 @@ func NewAPIClient(cfg Config) *http.Client {
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return asNetConn(dialProto(ctx, cfg, addr, ProtoAPI, 0))
 		},
-		MaxIdleConnsPerHost: 4,
+		MaxIdleConnsPerHost: 64, // followers forward many writes at once; each new conn is a TLS handshake
 		IdleConnTimeout:     90 * time.Second,
 	}}
 }
