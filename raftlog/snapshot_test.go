@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -160,5 +161,39 @@ func TestSnapshotFileSwap(t *testing.T) {
 	}
 	if metas, _ := s.List(); len(metas) != 1 || metas[0].ID != a {
 		t.Fatalf("List = %v; want only %s (the swapped file skipped)", metas, a)
+	}
+}
+
+func TestVerifyNamesEveryDamagedSnapshot(t *testing.T) {
+	keys, _ := newKeyring()
+	dir := t.TempDir()
+	s, err := NewSnapshotStore(dir, 3, Options{ClusterID: testCluster, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 2; i++ {
+		sink, err := s.Create(raft.SnapshotVersionMax, 10*i, 1, raft.Configuration{}, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sink.Write([]byte("state")); err != nil {
+			t.Fatal(err)
+		}
+		if err := sink.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatalf("intact store: %v", err)
+	}
+	metas, _ := s.List()
+	// Damage the older one: List still shows the newer, Verify names the older.
+	path := filepath.Join(s.Dir(), metas[1].ID+snapExt)
+	if err := os.Truncate(path, 10); err != nil {
+		t.Fatal(err)
+	}
+	var se *SnapshotError
+	if err := s.Verify(); !errors.As(err, &se) || se.Path != path {
+		t.Fatalf("got %v; want a *SnapshotError naming %s", err, path)
 	}
 }
