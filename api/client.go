@@ -162,6 +162,21 @@ func (c *Client) RotateJoinToken(ctx context.Context, role string) (*JoinToken, 
 	return &out, c.Do(ctx, "POST", "/v1/join-tokens/"+url.PathEscape(role)+"/rotate", nil, &out)
 }
 
+func (c *Client) Unlock(ctx context.Context, req UnlockRequest) (*UnlockResponse, error) {
+	var out UnlockResponse
+	return &out, c.Do(ctx, "POST", "/v1/unlock", req, &out)
+}
+
+func (c *Client) UnlockKey(ctx context.Context) (*UnlockKeyResponse, error) {
+	var out UnlockKeyResponse
+	return &out, c.Do(ctx, "GET", "/v1/unlock-key", nil, &out)
+}
+
+func (c *Client) RotateUnlockKey(ctx context.Context, req RotateUnlockKeyRequest) (*UnlockKeyResponse, error) {
+	var out UnlockKeyResponse
+	return &out, c.Do(ctx, "POST", "/v1/unlock-key/rotate", req, &out)
+}
+
 // --- node API ---
 
 func (c *Client) ApplyForwarded(ctx context.Context, cmd []byte) error {

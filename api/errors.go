@@ -53,6 +53,9 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
+// WriteError writes err as {"error": "…"} with its status.
+func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
+
 func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, StatusOf(err), errorBody{Error: err.Error()})
 }

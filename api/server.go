@@ -21,6 +21,9 @@ type Backend interface {
 	SetRole(ctx context.Context, id, role string) error
 	JoinToken(ctx context.Context, role string) (*JoinToken, error)
 	RotateJoinToken(ctx context.Context, role string) (*JoinToken, error)
+	Unlock(ctx context.Context, req UnlockRequest) (*UnlockResponse, error)
+	UnlockKey(ctx context.Context) (*UnlockKeyResponse, error)
+	RotateUnlockKey(ctx context.Context, req RotateUnlockKeyRequest) (*UnlockKeyResponse, error)
 	SecretsBackend
 }
 
@@ -87,6 +90,21 @@ func NewControlHandler(b Backend) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/join-tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, res(b.RotateJoinToken(r.Context(), r.PathValue("role"))))
+	})
+	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
+		var req UnlockRequest
+		if decode(w, r, &req) {
+			reply(w, res(b.Unlock(r.Context(), req)))
+		}
+	})
+	mux.HandleFunc("GET /v1/unlock-key", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, res(b.UnlockKey(r.Context())))
+	})
+	mux.HandleFunc("POST /v1/unlock-key/rotate", func(w http.ResponseWriter, r *http.Request) {
+		var req RotateUnlockKeyRequest
+		if decode(w, r, &req) {
+			reply(w, res(b.RotateUnlockKey(r.Context(), req)))
+		}
 	})
 	secretRoutes(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

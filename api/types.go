@@ -195,3 +195,31 @@ type RenewResponse struct {
 type Reachability struct {
 	Reachable map[string]bool `json:"reachable"`
 }
+
+// UnlockRequest is POST /v1/unlock: an unlock key (HFKEY-1-…) or one share
+// of it (HFSHR-1-…).
+type UnlockRequest struct {
+	Key string `json:"key"`
+}
+
+// UnlockResponse answers UnlockRequest. While shares are being collected,
+// State stays "locked" and Shares/SharesNeeded tell the progress.
+type UnlockResponse struct {
+	State        string `json:"state"`
+	Shares       int    `json:"shares,omitempty"`
+	SharesNeeded int    `json:"shares_needed,omitempty"`
+}
+
+// UnlockKeyResponse is GET /v1/unlock-key and the answer to a rotation.
+type UnlockKeyResponse struct {
+	UnlockKey string   `json:"unlock_key"`
+	Shares    []string `json:"shares,omitempty"`
+	Threshold int      `json:"threshold,omitempty"`
+}
+
+// RotateUnlockKeyRequest is POST /v1/unlock-key/rotate; with Shares and
+// Threshold the new key is also returned split m-of-n.
+type RotateUnlockKeyRequest struct {
+	Shares    int `json:"shares,omitempty"`
+	Threshold int `json:"threshold,omitempty"`
+}

@@ -41,6 +41,7 @@ const (
 	TypeSecretLabels   Type = 11
 	TypeSecretGrant    Type = 12
 	TypeSecretRevoke   Type = 13
+	TypeAutolockSet    Type = 14
 )
 
 func (t Type) String() string {
@@ -64,6 +65,7 @@ var typeNames = map[Type]string{
 	TypeSecretLabels:   "secret.labels",
 	TypeSecretGrant:    "secret.grant",
 	TypeSecretRevoke:   "secret.revoke",
+	TypeAutolockSet:    "autolock.set",
 }
 
 // Errors from decoding a command.
@@ -100,6 +102,7 @@ var registry = map[Type]struct {
 	TypeSecretLabels:   {1, func() Command { return new(SecretLabels) }},
 	TypeSecretGrant:    {1, func() Command { return new(SecretGrant) }},
 	TypeSecretRevoke:   {1, func() Command { return new(SecretRevoke) }},
+	TypeAutolockSet:    {1, func() Command { return new(AutolockSet) }},
 }
 
 // Encode turns a command into log data.

@@ -81,6 +81,15 @@ type LeaderReady struct {
 func (*LeaderReady) Type() Type     { return TypeLeaderReady }
 func (*LeaderReady) Version() uint8 { return 1 }
 
+// AutolockSet turns autolock on (with a new unlock key) or off.
+type AutolockSet struct {
+	Enabled   bool   `json:"enabled"`
+	UnlockKey string `json:"unlock_key,omitempty"`
+}
+
+func (*AutolockSet) Type() Type     { return TypeAutolockSet }
+func (*AutolockSet) Version() uint8 { return 1 }
+
 // Secret commands wrap package secrets' payloads; that package owns their
 // rules. SecretCreate's JSON carries the data (the raft log is sealed);
 // printing it never does.
@@ -122,6 +131,9 @@ func applyTo(s *State, c Command) error {
 		}
 		if err := c.Cluster.Settings.Validate(); err != nil {
 			return err
+		}
+		if c.Cluster.Settings.Autolock == (c.Cluster.UnlockKey == "") {
+			return fmt.Errorf("%w: autolock on needs an unlock key, and off none", ErrBadSetting)
 		}
 		if c.Cluster.ID == "" || c.First.ID == "" || c.First.Role != RoleManager {
 			return fmt.Errorf("%w: cluster init needs a cluster ID and a first manager", ErrMalformedCommand)
@@ -197,7 +209,16 @@ func applyTo(s *State, c Command) error {
 		if err := c.Settings.Validate(); err != nil {
 			return err
 		}
+		// Autolock changes only through AutolockSet, with its key.
+		autolock := s.Cluster.Settings.Autolock
 		s.Cluster.Settings = c.Settings
+		s.Cluster.Settings.Autolock = autolock
+	case *AutolockSet:
+		if c.Enabled == (c.UnlockKey == "") {
+			return fmt.Errorf("%w: autolock on needs an unlock key, and off none", ErrBadSetting)
+		}
+		s.Cluster.Settings.Autolock = c.Enabled
+		s.Cluster.UnlockKey = c.UnlockKey
 	case *SecretCreate:
 		return s.Secrets.ApplyCreate(c.CreateCmd, s.nodeExists)
 	case *SecretRemove:

@@ -51,6 +51,10 @@ type Cluster struct {
 	// Join tokens, in their HFTKN-1-… string form.
 	WorkerToken  string `json:"worker_token"`
 	ManagerToken string `json:"manager_token"`
+	// UnlockKey is the current autolock unlock key (HFKEY-1-…), empty with
+	// autolock off. Every manager derives its KEK from it and re-wraps its
+	// own DEK and TLS key when it changes. It lives only in the sealed log.
+	UnlockKey string `json:"unlock_key,omitempty"`
 }
 
 // Settings are the operator-changeable cluster settings.

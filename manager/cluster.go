@@ -294,25 +294,44 @@ var rootCache struct {
 
 // Update answers `holdfast update`.
 func (n *Node) Update(ctx context.Context, req api.UpdateRequest) (*api.UpdateResponse, error) {
-	if req.Autolock != nil {
-		return nil, api.Errorf(http.StatusNotImplemented, "autolock is not available in this build yet")
-	}
 	var settings fsm.Settings
-	if err := n.readState(ctx, func(s *fsm.State) error { settings = s.Cluster.Settings; return nil }); err != nil {
+	var unlockKey string
+	if err := n.readState(ctx, func(s *fsm.State) error {
+		settings, unlockKey = s.Cluster.Settings, s.Cluster.UnlockKey
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	if req.CertExpiry != nil {
-		if err := parseDuration("cert expiry", *req.CertExpiry, &settings.CertExpiry); err != nil {
+	if req.CertExpiry != nil || req.KeyRotation != nil {
+		next := settings
+		if req.CertExpiry != nil {
+			if err := parseDuration("cert expiry", *req.CertExpiry, &next.CertExpiry); err != nil {
+				return nil, err
+			}
+		}
+		if req.KeyRotation != nil {
+			if err := parseDuration("key rotation", *req.KeyRotation, &next.KeyRotation); err != nil {
+				return nil, err
+			}
+		}
+		if err := next.Validate(); err != nil {
+			return nil, api.Wrap(http.StatusBadRequest, err)
+		}
+		if err := n.apply(ctx, &fsm.SettingsUpdate{Settings: next}); err != nil {
 			return nil, err
 		}
 	}
-	if req.KeyRotation != nil {
-		if err := parseDuration("key rotation", *req.KeyRotation, &settings.KeyRotation); err != nil {
+	out := &api.UpdateResponse{}
+	switch {
+	case req.Autolock == nil:
+	case *req.Autolock == settings.Autolock:
+		out.UnlockKey = unlockKey // already so; show the key when on
+	default:
+		k, err := n.setAutolock(ctx, *req.Autolock, 0, 0)
+		if err != nil {
 			return nil, err
 		}
+		out.UnlockKey = k.UnlockKey
 	}
-	if err := settings.Validate(); err != nil {
-		return nil, api.Wrap(http.StatusBadRequest, err)
-	}
-	return &api.UpdateResponse{}, n.apply(ctx, &fsm.SettingsUpdate{Settings: settings})
+	return out, nil
 }

@@ -25,7 +25,11 @@ type Config struct {
 	// SecretsDir is where the secrets granted to this node are written
 	// (mode 0400); meant to be a tmpfs.
 	SecretsDir string
-	Logger     *slog.Logger
+	// UnlockKeyCommand, when set, is run (with /bin/sh -c) at start on a
+	// locked node; its standard output is the unlock key. For a KMS, a TPM
+	// or systemd-creds. The key is never written to disk.
+	UnlockKeyCommand string
+	Logger           *slog.Logger
 
 	// Raft timing. Defaults are tuned for a LAN: a dead leader is noticed
 	// within HeartbeatTimeout..2×HeartbeatTimeout.

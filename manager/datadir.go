@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/autolock"
 )
 
 // nodeInfo is node.json: who this node is and where it listens. Nothing in
@@ -72,7 +73,7 @@ type certFiles struct {
 	RootPEM, CertPEM, KeyPEM []byte
 }
 
-func (n *Node) loadCerts() (*certFiles, error) {
+func (n *Node) loadCerts(nodeID string) (*certFiles, error) {
 	var c certFiles
 	for _, f := range []struct {
 		name string
@@ -84,10 +85,17 @@ func (n *Node) loadCerts() (*certFiles, error) {
 		}
 		*f.dst = b
 	}
+	key, err := n.unwrapFile(c.KeyPEM, autolock.PurposeNodeKey, nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("node TLS key %s: %w", filepath.Join(n.certsDir(), "node.key"), err)
+	}
+	c.KeyPEM = key
 	return &c, nil
 }
 
-func (n *Node) saveCerts(c *certFiles) error {
+// saveCerts writes the node's certificate material; the private key is
+// wrapped under the KEK when autolock is on.
+func (n *Node) saveCerts(nodeID string, c *certFiles) error {
 	if err := os.MkdirAll(n.certsDir(), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", n.certsDir(), err)
 	}
@@ -95,7 +103,7 @@ func (n *Node) saveCerts(c *certFiles) error {
 		name string
 		data []byte
 		mode fs.FileMode
-	}{{"root.pem", c.RootPEM, 0o644}, {"node.key", c.KeyPEM, 0o600}, {"node.pem", c.CertPEM, 0o644}} {
+	}{{"root.pem", c.RootPEM, 0o644}, {"node.key", n.wrapFile(c.KeyPEM, autolock.PurposeNodeKey, nodeID), 0o600}, {"node.pem", c.CertPEM, 0o644}} {
 		if err := writeFileAtomic(filepath.Join(n.certsDir(), f.name), f.data, f.mode); err != nil {
 			return err
 		}

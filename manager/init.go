@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -39,8 +41,6 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		return nil, n.errInitialized(inc)
 	}
 	switch {
-	case req.Autolock:
-		return nil, api.Errorf(http.StatusNotImplemented, "autolock is not available in this build yet")
 	}
 	settings := fsm.Settings{CertExpiry: DefaultCertExpiry, KeyRotation: DefaultKeyRotation}
 	if err := parseDuration("cert expiry", req.CertExpiry, &settings.CertExpiry); err != nil {
@@ -95,7 +95,13 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if err := n.wipeState(); err != nil {
 		return nil, err
 	}
-	if err := n.saveCerts(&certFiles{RootPEM: root.CertPEM(), CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
+	var unlockKey autolock.Key
+	if req.Autolock {
+		unlockKey = autolock.NewKey()
+		settings.Autolock = true
+		n.setKEK(unlockKey.KEK())
+	}
+	if err := n.saveCerts(nodeID, &certFiles{RootPEM: root.CertPEM(), CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
 		return nil, err
 	}
 	info := &nodeInfo{NodeID: nodeID, ClusterID: clusterID, Role: roleManager}
@@ -111,6 +117,9 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		},
 		First: fsm.Node{ID: nodeID, Role: roleManager, Addr: info.AdvertiseAddr, CreatedAt: now, CertExpiresAt: expires},
 	}
+	if req.Autolock {
+		cmd.Cluster.UnlockKey = unlockKey.String()
+	}
 	if err := n.apply(ctx, cmd); err != nil {
 		n.stop(false)
 		_ = n.wipeState()
@@ -124,10 +133,14 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		return nil, err
 	}
 	n.logger.Info("cluster initialized", "cluster_id", clusterID, "node_id", nodeID)
-	return &api.InitResponse{
+	resp := &api.InitResponse{
 		ClusterID: clusterID, NodeID: nodeID, Addr: info.AdvertiseAddr,
 		WorkerToken: workerTok.String(), ManagerToken: managerTok.String(),
-	}, nil
+	}
+	if req.Autolock {
+		resp.UnlockKey = unlockKey.String()
+	}
+	return resp, nil
 }
 
 func parseDuration(what, s string, dst *time.Duration) error {
@@ -170,6 +183,7 @@ func certExpiry(certPEM []byte) (time.Time, error) {
 // wipeState removes the node's cluster state (not the control socket) and
 // the secrets delivered to it.
 func (n *Node) wipeState() error {
+	n.setKEK(seal.Key{})
 	if _, _, err := n.secretsDir().Sync(nil); err != nil {
 		n.logger.Warn("cannot remove delivered secrets", "dir", n.cfg.SecretsDir, "err", err)
 	}
@@ -241,7 +255,7 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	if err := n.wipeState(); err != nil {
 		return nil, err
 	}
-	if err := n.saveCerts(&certFiles{RootPEM: grant.RootPEM, CertPEM: grant.CertPEM, KeyPEM: keyPEM}); err != nil {
+	if err := n.saveCerts(grant.NodeID, &certFiles{RootPEM: grant.RootPEM, CertPEM: grant.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return nil, err
 	}
 	info := &nodeInfo{NodeID: grant.NodeID, ClusterID: grant.ClusterID, Role: grant.Role, ListenAddr: listen, AdvertiseAddr: advertise, Managers: grant.Managers}

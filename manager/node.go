@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -39,6 +41,12 @@ type Node struct {
 	// between manager and worker; the supervisor started by Run serves it.
 	roleChange chan struct{}
 	control    *http.Server
+
+	// lock is set while the node is locked (autolock), under incMu.
+	lock *lockState
+	// kek is the autolock KEK, in memory only; zero with autolock off.
+	kekMu sync.Mutex
+	kek   seal.Key
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -97,9 +105,14 @@ func (n *Node) Run(ctx context.Context) error {
 	// state as uninitialized; requests wait in the socket's backlog.
 	info, err := n.loadNodeInfo()
 	if err == nil && info != nil {
-		n.mu.Lock()
-		err = n.start(ctx, info, false)
-		n.mu.Unlock()
+		if n.isWrappedOnDisk() {
+			n.setLocked(&lockState{info: info, backoff: autolock.NewBackoff(time.Now, time.After)})
+			n.logger.Warn("this node is locked: its keys are wrapped under the autolock key; run 'holdfast unlock'", "node_id", info.NodeID)
+		} else {
+			n.mu.Lock()
+			err = n.start(ctx, info, false)
+			n.mu.Unlock()
+		}
 	}
 	if err != nil {
 		ln.Close()
@@ -108,7 +121,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if info == nil {
 		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
 	}
-	n.control = &http.Server{Handler: api.NewControlHandler(n), ReadHeaderTimeout: 10 * time.Second}
+	n.control = &http.Server{Handler: n.lockedHandler(api.NewControlHandler(n)), ReadHeaderTimeout: 10 * time.Second}
 	controlDone := make(chan struct{})
 	go func() {
 		defer close(controlDone)
@@ -116,6 +129,10 @@ func (n *Node) Run(ctx context.Context) error {
 			n.logger.Error("control socket stopped", "err", err)
 		}
 	}()
+
+	if n.locked() != nil && n.cfg.UnlockKeyCommand != "" {
+		n.unlockByCommand(ctx)
+	}
 
 	supervisorDone := make(chan struct{})
 	superCtx, stopSuper := context.WithCancel(ctx)
@@ -165,7 +182,7 @@ func listenControl(path string) (net.Listener, error) {
 // a new single-server cluster when bootstrap is set), and the loops.
 // n.mu must be held.
 func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err error) {
-	certs, err := n.loadCerts()
+	certs, err := n.loadCerts(info.NodeID)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		}
 		store = bs
 	} else {
-		if sealed, ssnaps, err = n.openSealedLog(info.ClusterID); err != nil {
+		if sealed, ssnaps, err = n.openSealedLog(info.ClusterID, info.NodeID); err != nil {
 			return nil, err
 		}
 		store, snaps = sealed, ssnaps

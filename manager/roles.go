@@ -19,12 +19,13 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	ctx, cancel := context.WithCancel(ctx)
 	inc.cancel = cancel
 	if rn := inc.rn(); rn != nil {
-		inc.loops.Add(3)
+		inc.loops.Add(4)
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
+		go func() { defer inc.loops.Done(); n.watchUnlockKey(ctx, inc, rn) }()
 		go func() { defer inc.loops.Done(); n.deliverFromFSM(ctx, inc, rn) }()
 		if rn.store != nil {
 			inc.loops.Add(1)
-			go func() { defer inc.loops.Done(); n.watchDEK(ctx, rn) }()
+			go func() { defer inc.loops.Done(); n.watchDEK(ctx, inc.info.NodeID, rn) }()
 		}
 		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
 		return
@@ -220,7 +221,7 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("new certificate: %w", err)
 	}
-	if err := n.saveCerts(&certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
+	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
 	inc.creds.Store(creds)

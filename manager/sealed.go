@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/raftlog"
 )
@@ -21,9 +22,17 @@ func (n *Node) keysPath() string { return n.path("keys") }
 // loadOrCreateKeys returns the node's DEKs. A node without a raft log gets
 // a new DEK; a raft log without its key file is an error (the log cannot be
 // read without it).
-func (n *Node) loadOrCreateKeys() (raftlog.KeyFile, error) {
-	kf, err := raftlog.LoadKeyFile(n.keysPath())
+func (n *Node) loadOrCreateKeys(nodeID string) (raftlog.KeyFile, error) {
+	b, err := os.ReadFile(n.keysPath())
 	if err == nil {
+		pt, err := n.unwrapFile(b, autolock.PurposeDEK, nodeID)
+		if err != nil {
+			return raftlog.KeyFile{}, fmt.Errorf("key file %s: %w", n.keysPath(), err)
+		}
+		kf, err := raftlog.ParseKeyFile(pt)
+		if err != nil {
+			return raftlog.KeyFile{}, fmt.Errorf("key file %s: %w", n.keysPath(), err)
+		}
 		return kf, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -32,19 +41,25 @@ func (n *Node) loadOrCreateKeys() (raftlog.KeyFile, error) {
 	if _, err := os.Stat(filepath.Join(n.raftDir(), raftlog.DBFile)); err == nil {
 		return raftlog.KeyFile{}, fmt.Errorf("%s is missing but %s exists: the raft log cannot be opened without its key; restore this node from its peers (stop it, wipe %s, and join again) or from a backup", n.keysPath(), filepath.Join(n.raftDir(), raftlog.DBFile), n.cfg.DataDir)
 	}
-	kf = raftlog.KeyFile{Current: seal.NewKey()}
-	if err := raftlog.SaveKeyFile(n.keysPath(), kf); err != nil {
+	kf := raftlog.KeyFile{Current: seal.NewKey()}
+	if err := n.saveKeyFile(nodeID, kf); err != nil {
 		return raftlog.KeyFile{}, err
 	}
 	return kf, nil
+}
+
+// saveKeyFile writes the DEK file, wrapped under the KEK when autolock is
+// on, atomically with mode 0600.
+func (n *Node) saveKeyFile(nodeID string, kf raftlog.KeyFile) error {
+	return writeFileAtomic(n.keysPath(), n.wrapFile(raftlog.MarshalKeyFile(kf), autolock.PurposeDEK, nodeID), 0o600)
 }
 
 // openSealedLog opens the sealed log and snapshot store, finishes a DEK
 // rotation a crash interrupted, and checks every entry and the newest
 // snapshot, so a node whose log was tampered with refuses to start, with
 // an error naming the file and index, instead of serving wrong state.
-func (n *Node) openSealedLog(clusterID string) (*raftlog.Store, *raftlog.SnapshotStore, error) {
-	kf, err := n.loadOrCreateKeys()
+func (n *Node) openSealedLog(clusterID, nodeID string) (*raftlog.Store, *raftlog.SnapshotStore, error) {
+	kf, err := n.loadOrCreateKeys(nodeID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -60,20 +75,22 @@ func (n *Node) openSealedLog(clusterID string) (*raftlog.Store, *raftlog.Snapsho
 	}
 	if len(kf.Previous) > 0 {
 		n.logger.Info("finishing an interrupted DEK rotation")
-		if err := (raftlog.Rotator{KeyFile: n.keysPath(), Store: store, Snapshots: snaps}).Resume(context.Background()); err != nil {
+		if err := n.rotator(nodeID, store, snaps).Resume(context.Background()); err != nil {
 			store.Close()
 			return nil, nil, fmt.Errorf("finish DEK rotation: %w", err)
 		}
 	}
-	if err := verifySealedLog(store, snaps); err != nil {
+	if err := n.verifySealedLog(store, snaps); err != nil {
 		store.Close()
 		return nil, nil, err
 	}
 	return store, snaps, nil
 }
 
-// verifySealedLog opens every stored entry and the newest snapshot.
-func verifySealedLog(store *raftlog.Store, snaps *raftlog.SnapshotStore) error {
+// verifySealedLog opens every stored entry and every snapshot, and checks
+// that the log's first entry follows a snapshot (a compacted log whose
+// snapshot is gone cannot rebuild the state).
+func (n *Node) verifySealedLog(store *raftlog.Store, snaps *raftlog.SnapshotStore) error {
 	first, err := store.FirstIndex()
 	if err != nil {
 		return fmt.Errorf("read raft log: %w", err)
@@ -88,16 +105,16 @@ func verifySealedLog(store *raftlog.Store, snaps *raftlog.SnapshotStore) error {
 			return fmt.Errorf("raft log check failed: %w", err)
 		}
 	}
+	if err := snaps.Verify(); err != nil {
+		return fmt.Errorf("snapshot check failed: %w", err)
+	}
 	metas, err := snaps.List()
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)
 	}
-	if len(metas) > 0 {
-		_, rc, err := snaps.Open(metas[0].ID)
-		if err != nil {
-			return fmt.Errorf("snapshot check failed: %w", err)
-		}
-		rc.Close()
+	if first > 1 && (len(metas) == 0 || metas[0].Index+1 < first) {
+		return fmt.Errorf("%s starts at entry %d but no snapshot in %s covers the entries before it: a snapshot is missing; restore this node from its peers (stop it, wipe %s, and join again) or from a backup",
+			store.Path(), first, snaps.Dir(), n.cfg.DataDir)
 	}
 	return nil
 }
@@ -111,18 +128,24 @@ func (n *Node) RotateDEK(ctx context.Context) error {
 	if inc == nil || inc.rn() == nil || inc.rn().store == nil {
 		return fmt.Errorf("this node has no sealed raft log")
 	}
-	return inc.rn().rotateDEK(ctx, n.keysPath())
+	return n.rotateDEK(ctx, inc.info.NodeID, inc.rn())
 }
 
-func (rn *raftNode) rotateDEK(ctx context.Context, keysPath string) error {
+// rotator rotates this node's DEK, writing the key file through saveKeyFile
+// so it stays wrapped under the current KEK.
+func (n *Node) rotator(nodeID string, store *raftlog.Store, snaps *raftlog.SnapshotStore) raftlog.Rotator {
+	return raftlog.Rotator{Store: store, Snapshots: snaps, Save: func(kf raftlog.KeyFile) error { return n.saveKeyFile(nodeID, kf) }}
+}
+
+func (n *Node) rotateDEK(ctx context.Context, nodeID string, rn *raftNode) error {
 	rn.rotateMu.Lock()
 	defer rn.rotateMu.Unlock()
-	return raftlog.Rotator{KeyFile: keysPath, Store: rn.store, Snapshots: rn.snaps}.Rotate(ctx, seal.NewKey())
+	return n.rotator(nodeID, rn.store, rn.snaps).Rotate(ctx, seal.NewKey())
 }
 
 // watchDEK rotates the DEK before it has sealed too many records for
 // random nonces to stay safe (raftlog's threshold).
-func (n *Node) watchDEK(ctx context.Context, rn *raftNode) {
+func (n *Node) watchDEK(ctx context.Context, nodeID string, rn *raftNode) {
 	t := time.NewTicker(n.cfg.DEKCheckInterval)
 	defer t.Stop()
 	for {
@@ -135,7 +158,7 @@ func (n *Node) watchDEK(ctx context.Context, rn *raftNode) {
 			continue
 		}
 		n.logger.Info("rotating the DEK: it has sealed its share of records", "sealed", rn.store.SealedCount())
-		if err := rn.rotateDEK(ctx, n.keysPath()); err != nil && ctx.Err() == nil {
+		if err := n.rotateDEK(ctx, nodeID, rn); err != nil && ctx.Err() == nil {
 			n.logger.Error("DEK rotation failed; will retry", "err", err)
 		}
 	}

@@ -13,6 +13,10 @@ import (
 // Status answers `holdfast status`. It never needs quorum: it is this
 // node's own view.
 func (n *Node) Status(ctx context.Context) (*api.Status, error) {
+	if l := n.locked(); l != nil {
+		return &api.Status{NodeID: l.info.NodeID, ClusterID: l.info.ClusterID, Role: l.info.Role, State: api.StateLocked,
+			Addr: l.info.AdvertiseAddr, Autolock: true, Managers: []api.ManagerStatus{}}, nil
+	}
 	inc := n.current()
 	if inc == nil {
 		return &api.Status{State: api.StateUninitialized, Managers: []api.ManagerStatus{}}, nil

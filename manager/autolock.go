@@ -1,0 +1,345 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/autolock"
+	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/raftlog"
+)
+
+// The KEK is held only in memory: derived from the unlock key the operator
+// gave (or the cluster's replicated key), never written anywhere.
+
+// currentKEK returns the KEK this node's files are wrapped under, if any.
+func (n *Node) currentKEK() (seal.Key, bool) {
+	n.kekMu.Lock()
+	defer n.kekMu.Unlock()
+	return n.kek, !n.kek.IsZero()
+}
+
+func (n *Node) setKEK(k seal.Key) {
+	n.kekMu.Lock()
+	n.kek = k
+	n.kekMu.Unlock()
+}
+
+// wrapFile wraps b under the KEK when autolock is on; else returns b.
+func (n *Node) wrapFile(b []byte, purpose autolock.Purpose, nodeID string) []byte {
+	if kek, ok := n.currentKEK(); ok {
+		return autolock.Wrap(kek, purpose, nodeID, b)
+	}
+	return b
+}
+
+// errLockedFiles means the node's files are wrapped and no KEK is known.
+var errLockedFiles = errors.New("wrapped under the autolock KEK, and this node is locked")
+
+// unwrapFile opens a file written by wrapFile.
+func (n *Node) unwrapFile(b []byte, purpose autolock.Purpose, nodeID string) ([]byte, error) {
+	if !autolock.IsWrapped(b) {
+		return b, nil
+	}
+	kek, ok := n.currentKEK()
+	if !ok {
+		return nil, errLockedFiles
+	}
+	return autolock.Unwrap(kek, purpose, nodeID, b)
+}
+
+// isWrappedOnDisk tells whether this node's DEK file or TLS key is wrapped:
+// a manager with autolock on, which starts locked.
+func (n *Node) isWrappedOnDisk() bool {
+	for _, p := range []string{n.keysPath(), n.path("certs", "node.key")} {
+		if b, err := os.ReadFile(p); err == nil && autolock.IsWrapped(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockState is a locked node: its identity, and the unlock attempts.
+type lockState struct {
+	info    *nodeInfo
+	shares  autolock.ShareSet
+	backoff *autolock.Backoff
+}
+
+func (n *Node) locked() *lockState {
+	n.incMu.RLock()
+	defer n.incMu.RUnlock()
+	return n.lock
+}
+
+func (n *Node) setLocked(l *lockState) {
+	n.incMu.Lock()
+	n.lock = l
+	n.incMu.Unlock()
+}
+
+// lockedHandler answers 423 on a locked node for everything but status and
+// unlock.
+func (n *Node) lockedHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" {
+			api.WriteError(w, api.ErrLocked)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// errInvalidUnlockKey is the answer to a key that does not open this
+// node's files.
+var errInvalidUnlockKey = api.Errorf(http.StatusForbidden, "invalid unlock key: it does not open this node's keys; the node stays locked")
+
+// Unlock opens a locked node with its unlock key, or one share of it at a
+// time, and starts it: raft, mTLS and all, without a restart.
+func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (*api.UnlockResponse, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := n.locked()
+	if l == nil {
+		if n.current() != nil {
+			return nil, api.Errorf(http.StatusConflict, "this node is not locked")
+		}
+		return nil, api.ErrUninitialized
+	}
+	if err := l.backoff.Wait(ctx); err != nil {
+		return nil, api.Errorf(http.StatusServiceUnavailable, "too many wrong unlock keys: try again shortly")
+	}
+	text := strings.TrimSpace(req.Key)
+	var key autolock.Key
+	if strings.HasPrefix(strings.ToUpper(text), autolock.SharePrefix[:6]) {
+		sh, err := autolock.ParseShare(text)
+		if err != nil {
+			l.backoff.Fail()
+			return nil, api.Errorf(http.StatusBadRequest, "invalid unlock key share: %v", err)
+		}
+		have, need, err := l.shares.Add(sh)
+		if err != nil {
+			l.backoff.Fail()
+			return nil, api.Errorf(http.StatusBadRequest, "invalid unlock key share: %v", err)
+		}
+		k, ok := l.shares.Key()
+		if !ok {
+			return &api.UnlockResponse{State: api.StateLocked, Shares: have, SharesNeeded: need}, nil
+		}
+		key = k
+	} else {
+		k, err := autolock.ParseKey(text)
+		if err != nil {
+			l.backoff.Fail()
+			return nil, api.Errorf(http.StatusBadRequest, "invalid unlock key: %v", err)
+		}
+		key = k
+	}
+	if err := n.unlockWith(ctx, l, key); err != nil {
+		return nil, err
+	}
+	return &api.UnlockResponse{State: api.StateReady}, nil
+}
+
+// unlockWith tries key on the node's wrapped files and starts the node.
+// n.mu must be held.
+func (n *Node) unlockWith(ctx context.Context, l *lockState, key autolock.Key) error {
+	kek := key.KEK()
+	for _, f := range []struct {
+		path    string
+		purpose autolock.Purpose
+	}{{n.keysPath(), autolock.PurposeDEK}, {n.path("certs", "node.key"), autolock.PurposeNodeKey}} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			continue // a manager that has not created its DEK yet
+		}
+		if !autolock.IsWrapped(b) {
+			continue
+		}
+		if _, err := autolock.Unwrap(kek, f.purpose, l.info.NodeID, b); err != nil {
+			l.shares.Reset()
+			l.backoff.Fail()
+			n.logger.Warn("wrong unlock key")
+			if errors.Is(err, autolock.ErrInvalidKey) {
+				return errInvalidUnlockKey
+			}
+			return api.Errorf(http.StatusInternalServerError, "%s: %v", f.path, err)
+		}
+	}
+	l.backoff.Succeed()
+	n.setKEK(kek)
+	if err := n.start(context.Background(), l.info, false); err != nil {
+		n.setKEK(seal.Key{})
+		return fmt.Errorf("unlocked, but the node failed to start: %w", err)
+	}
+	n.setLocked(nil)
+	n.logger.Info("node unlocked")
+	return nil
+}
+
+// unlockByCommand runs the configured command and unlocks with the key it
+// prints. The key goes from its stdout to memory, never to disk or logs.
+func (n *Node) unlockByCommand(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", n.cfg.UnlockKeyCommand)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		n.logger.Error("unlock key command failed; the node stays locked", "err", err, "stderr", strings.TrimSpace(errOut.String()))
+		return
+	}
+	_, err := n.Unlock(ctx, api.UnlockRequest{Key: out.String()})
+	out.Reset()
+	if err != nil {
+		n.logger.Error("unlock key command: the key it printed did not unlock the node", "err", err)
+	}
+}
+
+// UnlockKey shows the cluster's current unlock key.
+func (n *Node) UnlockKey(ctx context.Context) (*api.UnlockKeyResponse, error) {
+	var out api.UnlockKeyResponse
+	err := n.readState(ctx, func(s *fsm.State) error {
+		if !s.Cluster.Settings.Autolock {
+			return errAutolockOff
+		}
+		out.UnlockKey = s.Cluster.UnlockKey
+		return nil
+	})
+	return &out, err
+}
+
+var errAutolockOff = api.Errorf(http.StatusBadRequest, "autolock is off; turn it on with 'holdfast update --autolock=true'")
+
+// RotateUnlockKey replaces the unlock key (and, with shares, prints it
+// split m-of-n). Every manager re-wraps its keys under the new KEK.
+func (n *Node) RotateUnlockKey(ctx context.Context, req api.RotateUnlockKeyRequest) (*api.UnlockKeyResponse, error) {
+	if req.Shares != 0 || req.Threshold != 0 {
+		if req.Threshold < 2 || req.Shares < req.Threshold || req.Shares > 255 {
+			return nil, api.Errorf(http.StatusBadRequest, "shares: want 2 <= --threshold <= --shares <= 255 (got %d of %d)", req.Threshold, req.Shares)
+		}
+	}
+	on := false
+	if err := n.readState(ctx, func(s *fsm.State) error { on = s.Cluster.Settings.Autolock; return nil }); err != nil {
+		return nil, err
+	}
+	if !on {
+		return nil, errAutolockOff
+	}
+	return n.setAutolock(ctx, true, req.Shares, req.Threshold)
+}
+
+// setAutolock turns autolock on with a new key (also a rotation) or off.
+func (n *Node) setAutolock(ctx context.Context, on bool, shares, threshold int) (*api.UnlockKeyResponse, error) {
+	cmd := &fsm.AutolockSet{Enabled: on}
+	out := &api.UnlockKeyResponse{}
+	if on {
+		key := autolock.NewKey()
+		cmd.UnlockKey = key.String()
+		out.UnlockKey = key.String()
+		if shares > 0 {
+			parts, err := autolock.Split(key, shares, threshold)
+			if err != nil {
+				return nil, api.Errorf(http.StatusBadRequest, "split the unlock key: %v", err)
+			}
+			for _, p := range parts {
+				out.Shares = append(out.Shares, p.String())
+			}
+			out.Threshold = threshold
+		}
+	}
+	if err := n.apply(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// watchUnlockKey re-wraps this manager's keys when the cluster's unlock
+// key changes (or autolock is turned on or off): the node TLS key is
+// re-wrapped, and the DEK is rotated, so a DEK that was stored under an old
+// KEK, or unwrapped, is retired and opens nothing afterwards.
+func (n *Node) watchUnlockKey(ctx context.Context, inc *incarnation, rn *raftNode) {
+	for {
+		ch := rn.fsm.Changed()
+		var want string
+		var known bool
+		rn.fsm.Read(func(s *fsm.State, _ uint64) {
+			if s.Cluster != nil {
+				known = true
+				want = s.Cluster.UnlockKey
+			}
+		})
+		if known {
+			if err := n.convergeKEK(ctx, inc, rn, want); err != nil && ctx.Err() == nil {
+				n.logger.Error("re-wrapping keys under the cluster's unlock key failed; will retry", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// convergeKEK makes this node's KEK the one derived from unlockKey (none
+// when empty), re-wrapping its files and rotating its DEK if it changes.
+func (n *Node) convergeKEK(ctx context.Context, inc *incarnation, rn *raftNode, unlockKey string) error {
+	var want seal.Key
+	if unlockKey != "" {
+		k, err := autolock.ParseKey(unlockKey)
+		if err != nil {
+			return fmt.Errorf("the cluster's unlock key: %w", err)
+		}
+		want = k.KEK()
+	}
+	have, _ := n.currentKEK()
+	if have.IsZero() == want.IsZero() && (want.IsZero() || have.Equal(want)) && !n.hasUnwrappedFiles(want) {
+		return nil
+	}
+	n.logger.Info("re-wrapping this node's keys under the cluster's unlock key", "autolock", !want.IsZero())
+	certs, err := n.loadCerts(inc.info.NodeID)
+	if err != nil {
+		return err
+	}
+	n.setKEK(want)
+	if err := n.saveCerts(inc.info.NodeID, certs); err != nil {
+		return err
+	}
+	if rn.store == nil {
+		return nil
+	}
+	return n.rotateDEK(ctx, inc.info.NodeID, rn)
+}
+
+// hasUnwrappedFiles reports whether autolock is on (want set) but a file is
+// still stored unwrapped, as on a manager that joined or was promoted and
+// created its DEK before it learnt the cluster's key.
+func (n *Node) hasUnwrappedFiles(want seal.Key) bool {
+	if want.IsZero() {
+		return false
+	}
+	for _, p := range []string{n.keysPath(), n.path("certs", "node.key")} {
+		if b, err := os.ReadFile(p); err == nil && !autolock.IsWrapped(b) {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = raftlog.KeyFile{}
