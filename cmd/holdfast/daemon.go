@@ -18,7 +18,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 	advertise := fs.String("advertise-addr", "", "the address other nodes reach this one at (`HOST:PORT`); default: derived from --listen-addr")
 	gossip := fs.String("gossip-addr", "0.0.0.0:4243", "gossip address (`HOST:PORT`; not used by this build yet)")
 	metrics := fs.String("metrics-addr", "", "metrics address (`HOST:PORT`; not used by this build yet)")
-	secretsDir := fs.String("secrets-dir", "/run/holdfast/secrets", "where granted secrets are written (`DIR`; not used by this build yet)")
+	secretsDir := fs.String("secrets-dir", "/run/holdfast/secrets", "where the secrets granted to this node are written (`DIR`; meant to be a tmpfs)")
 	level := newChoice(fs, "log-level", "info", "log `LEVEL`: debug, info, warn or error", "debug", "info", "warn", "error")
 	format := newChoice(fs, "log-format", "text", "log `FORMAT`: text or json", "text", "json")
 	return func(ctx context.Context, args []string) error {
@@ -33,11 +33,15 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 				return err
 			}
 		}
+		if *secretsDir == "" {
+			return usagef("--secrets-dir needs a directory")
+		}
 		logger := newLogger(c.stderr, level.value, format.value)
 		cfg := manager.DefaultConfig(c.dataDir())
 		cfg.ListenAddr = *listen
 		cfg.AdvertiseAddr = *advertise
 		cfg.SocketPath = c.socket()
+		cfg.SecretsDir = *secretsDir
 		cfg.Logger = logger
 		node, err := manager.New(cfg)
 		if err != nil {
@@ -48,9 +52,9 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		// The first signal starts a clean stop; a second one kills.
 		context.AfterFunc(ctx, stop)
 		logger.Info("holdfast daemon starting", "version", version, "data_dir", cfg.DataDir,
-			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr)
+			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr, "secrets_dir", cfg.SecretsDir)
 		logger.Debug("accepted, not used by this build yet", "gossip_addr", *gossip,
-			"metrics_addr", *metrics, "secrets_dir", *secretsDir)
+			"metrics_addr", *metrics)
 		if err := node.Run(ctx); err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ const (
 func setupDev(c *cli, fs *flag.FlagSet) action {
 	managers := fs.Int("managers", 3, "how many managers to run, 1 to 7")
 	autolock := fs.Bool("autolock", false, "create the cluster with autolock on")
-	dir := fs.String("dir", "", "keep the nodes' data, sockets and logs in `DIR` (default: a new temporary directory, removed on exit)")
+	dir := fs.String("dir", "", "keep the nodes' data, secrets, sockets and logs in `DIR` (default: a new temporary directory, removed on exit)")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -70,14 +70,14 @@ type devCluster struct {
 
 // devNode is one manager of a devCluster.
 type devNode struct {
-	num                  int
-	dataDir, socket, log string
-	client               *api.Client
-	logFile              *os.File
-	cancel               context.CancelFunc
-	done                 chan struct{}
-	err                  error // Run's result; read after done is closed
-	id, addr             string
+	num                              int
+	dataDir, secretsDir, socket, log string
+	client                           *api.Client
+	logFile                          *os.File
+	cancel                           context.CancelFunc
+	done                             chan struct{}
+	err                              error // Run's result; read after done is closed
+	id, addr                         string
 }
 
 // run brings up n managers, reports them, and serves until ctx ends; then
@@ -206,11 +206,12 @@ func voters(st *api.Status) int {
 // startNode starts node i of the cluster in its own goroutine.
 func (d *devCluster) startNode(i int) (*devNode, error) {
 	node := &devNode{
-		num:     i,
-		dataDir: filepath.Join(d.root, fmt.Sprintf("node-%d", i)),
-		socket:  filepath.Join(d.root, fmt.Sprintf("node-%d.sock", i)),
-		log:     filepath.Join(d.root, fmt.Sprintf("node-%d.log", i)),
-		done:    make(chan struct{}),
+		num:        i,
+		dataDir:    filepath.Join(d.root, fmt.Sprintf("node-%d", i)),
+		secretsDir: filepath.Join(d.root, fmt.Sprintf("node-%d-secrets", i)),
+		socket:     filepath.Join(d.root, fmt.Sprintf("node-%d.sock", i)),
+		log:        filepath.Join(d.root, fmt.Sprintf("node-%d.log", i)),
+		done:       make(chan struct{}),
 	}
 	if len(node.socket) > maxSocketPath {
 		return nil, fmt.Errorf("socket path %s is too long for a unix socket (at most %d bytes); use a shorter --dir", node.socket, maxSocketPath)
@@ -222,6 +223,7 @@ func (d *devCluster) startNode(i int) (*devNode, error) {
 	cfg := manager.DefaultConfig(node.dataDir)
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.SocketPath = node.socket
+	cfg.SecretsDir = node.secretsDir
 	cfg.Logger = slog.New(slog.NewTextHandler(f, nil)).With("node", i)
 	m, err := manager.New(cfg)
 	if err != nil {
@@ -271,9 +273,9 @@ func (d *devCluster) wait(ctx context.Context, what string, check func(context.C
 func (d *devCluster) printReady(created *api.InitResponse) error {
 	w := d.c.stdout
 	tw := newTable(w)
-	fmt.Fprint(tw, "NODE\tID\tADDR\tSOCKET\tLOG\n")
+	fmt.Fprint(tw, "NODE\tID\tADDR\tSOCKET\tSECRETS\tLOG\n")
 	for _, n := range d.nodes {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", n.num, n.id, n.addr, n.socket, n.log)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", n.num, n.id, n.addr, n.socket, n.secretsDir, n.log)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nexport HOLDFAST_SOCKET=%s\n\n", shellQuote(d.nodes[0].socket))

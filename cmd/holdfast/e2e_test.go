@@ -19,13 +19,16 @@ import (
 // waitTimeout bounds every wait on a condition in these tests.
 const waitTimeout = 60 * time.Second
 
-// startManager runs an in-process node and returns its control socket.
-func startManager(t *testing.T) string {
+// startManager runs an in-process node and returns its control socket and
+// its secrets dir (a temporary directory, never /run/holdfast/secrets).
+func startManager(t *testing.T) (socket, secretsDir string) {
 	t.Helper()
-	socket := filepath.Join(t.TempDir(), "hf.sock")
+	socket = filepath.Join(t.TempDir(), "hf.sock")
+	secretsDir = filepath.Join(t.TempDir(), "secrets")
 	cfg := manager.DefaultConfig(t.TempDir())
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.SocketPath = socket
+	cfg.SecretsDir = secretsDir
 	m, err := manager.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +43,7 @@ func startManager(t *testing.T) string {
 		}
 	})
 	waitForSocket(t, socket, done)
-	return socket
+	return socket, secretsDir
 }
 
 // waitForSocket waits until the daemon at socket answers status, failing
@@ -80,7 +83,7 @@ func statusJSON(t *testing.T, socket string) map[string]any {
 }
 
 func TestEndToEnd(t *testing.T) {
-	socket := startManager(t)
+	socket, _ := startManager(t)
 
 	st := statusJSON(t, socket)
 	if st["state"] != "uninitialized" {
@@ -248,8 +251,12 @@ func startCLI(t *testing.T, args ...string) (stdout, stderr *syncBuffer, exited 
 func TestDaemonCommand(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "holdfast.sock")
-	_, stderr, exited, stop := startCLI(t, "daemon", "--data-dir", dir, "--listen-addr", "127.0.0.1:0", "--log-format", "json")
+	secretsDir := filepath.Join(t.TempDir(), "secrets")
+	_, stderr, exited, stop := startCLI(t, "daemon", "--data-dir", dir, "--listen-addr", "127.0.0.1:0", "--log-format", "json", "--secrets-dir", secretsDir)
 	stderr.waitFor(t, "waiting for 'holdfast init'", exited)
+	if !strings.Contains(stderr.String(), `"secrets_dir":"`+secretsDir+`"`) {
+		t.Errorf("the start log line does not name --secrets-dir %s:\n%s", secretsDir, stderr.String())
+	}
 	if st := statusJSON(t, socket); st["state"] != "uninitialized" {
 		t.Errorf("state = %v; want uninitialized", st["state"])
 	}
@@ -278,9 +285,30 @@ func TestDevCommand(t *testing.T) {
 			t.Errorf("dev output does not name node %d's socket:\n%s", i, out)
 		}
 	}
-	st := statusJSON(t, filepath.Join(dir, fmt.Sprintf("node-%d.sock", n)))
+	if !strings.Contains(out, "SECRETS") {
+		t.Errorf("dev's node table has no SECRETS column:\n%s", out)
+	}
+	for i := 1; i <= n; i++ {
+		if !strings.Contains(out, filepath.Join(dir, fmt.Sprintf("node-%d-secrets", i))) {
+			t.Errorf("dev output does not name node %d's secrets dir:\n%s", i, out)
+		}
+	}
+	lastSocket := filepath.Join(dir, fmt.Sprintf("node-%d.sock", n))
+	st := statusJSON(t, lastSocket)
 	if managers, _ := st["managers"].([]any); len(managers) != n {
 		t.Errorf("node %d sees managers %v; want %d", n, st["managers"], n)
+	}
+	// A secret created through node 1 and granted to node n lands in node
+	// n's own secrets dir, and in no other node's.
+	lastID, _ := st["node_id"].(string)
+	data := "dev-secret-data\n"
+	r := runCLIInput(t, data, "secret", "create", "dev.secret", "-", "--grant", lastID, "--socket", socket)
+	if r.code != exitOK {
+		t.Fatalf("secret create: exit %d, stderr %q", r.code, r.stderr)
+	}
+	waitForSecretFile(t, filepath.Join(dir, fmt.Sprintf("node-%d-secrets", n), "dev.secret"), []byte(data))
+	if _, _, ok := secretFile(t, filepath.Join(dir, "node-1-secrets", "dev.secret")); ok {
+		t.Errorf("node 1 got a secret granted only to node %d", n)
 	}
 	if code := stop(); code != exitOK {
 		t.Errorf("dev exit %d after interrupt; want 0; stderr:\n%s", code, stderr.String())

@@ -99,7 +99,7 @@ type command struct {
 }
 
 // Command groups, in the order the help lists them.
-var groups = []string{"Daemon", "Cluster", "Nodes"}
+var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets"}
 
 func commands() []command {
 	return []command{
@@ -117,6 +117,13 @@ func commands() []command {
 		{"node promote", "ID", "Make a worker a manager", "Nodes", setupNodePromote},
 		{"node demote", "ID", "Make a manager a worker", "Nodes", setupNodeDemote},
 		{"node rm", "[--force] ID", "Remove a node from the cluster", "Nodes", setupNodeRm},
+		{"secret create", "NAME FILE|- [--label KEY=VALUE]... [--grant NODE_ID]... [-q]", "Store a secret read from FILE, or stdin for -; print its ID", "Secrets", setupSecretCreate},
+		{"secret ls", "[-q] [--format json]", "List the secrets, without their data", "Secrets", setupSecretLs},
+		{"secret inspect", "[--format json] NAME|ID", "Show one secret's metadata, never its data", "Secrets", setupSecretInspect},
+		{"secret rm", "NAME|ID...", "Remove secrets; granted nodes delete their copies", "Secrets", setupSecretRm},
+		{"secret update", "NAME|ID [--label KEY=VALUE]...", "Replace a secret's labels with the given set (none: no labels)", "Secrets", setupSecretUpdate},
+		{"secret grant", "NAME|ID NODE_ID|self", "Grant a secret to a node, which then writes it to its secrets dir", "Secrets", setupSecretGrant},
+		{"secret revoke", "NAME|ID NODE_ID|self", "Revoke a node's grant; the node deletes its copy", "Secrets", setupSecretRevoke},
 	}
 }
 
@@ -248,7 +255,7 @@ runs a node; the other commands talk to the local daemon.
 		tw.Flush()
 	}
 	fmt.Fprint(w, `
-Not in this build yet: unlock, unlock-key, ca, secret, keys.
+Not in this build yet: unlock, unlock-key, ca, keys.
 
 Global flags (before or after the command):
   --socket PATH    the daemon's control socket (env HOLDFAST_SOCKET;
@@ -295,6 +302,8 @@ func (c *cli) report(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, errReported):
+		return exitError
 	case errors.Is(err, errNoCommand):
 		printUsage(c.stderr)
 		return exitUsage
