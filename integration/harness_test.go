@@ -300,3 +300,13 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	i := int(p * float64(len(s)-1))
 	return s[i]
 }
+
+func apiStatus(err error) int {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

@@ -152,7 +152,14 @@ func setupUpdate(c *cli, fs *flag.FlagSet) action {
 			return err
 		}
 		fmt.Fprintln(c.stdout, "Cluster settings updated.")
-		return printUnlockKey(c.stdout, resp.UnlockKey)
+		switch {
+		case resp.UnlockKey != "":
+			return printUnlockKey(c.stdout, resp.UnlockKey)
+		case req.Autolock != nil && !*req.Autolock:
+			_, err = fmt.Fprint(c.stdout, "Autolock is off: a restarted manager no longer needs the unlock key, and\n"+
+				"the managers' keys are now stored unwrapped on disk (mode 0600), readable by anyone who can read the data dir.\n")
+		}
+		return err
 	}
 }
 

@@ -21,6 +21,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 	secretsDir := fs.String("secrets-dir", "/run/holdfast/secrets", "where the secrets granted to this node are written (`DIR`; meant to be a tmpfs)")
 	level := newChoice(fs, "log-level", "info", "log `LEVEL`: debug, info, warn or error", "debug", "info", "warn", "error")
 	format := newChoice(fs, "log-format", "text", "log `FORMAT`: text or json", "text", "json")
+	unlockCmd := fs.String("unlock-key-command", "", "when this node starts locked, run `CMD` (with /bin/sh -c) and unlock with the key it prints on stdout (a KMS, a TPM, systemd-creds); the key is never written to disk")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -42,6 +43,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.AdvertiseAddr = *advertise
 		cfg.SocketPath = c.socket()
 		cfg.SecretsDir = *secretsDir
+		cfg.UnlockKeyCommand = *unlockCmd
 		cfg.Logger = logger
 		node, err := manager.New(cfg)
 		if err != nil {
@@ -52,7 +54,8 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		// The first signal starts a clean stop; a second one kills.
 		context.AfterFunc(ctx, stop)
 		logger.Info("holdfast daemon starting", "version", version, "data_dir", cfg.DataDir,
-			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr, "secrets_dir", cfg.SecretsDir)
+			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr, "secrets_dir", cfg.SecretsDir,
+			"unlock_key_command", cfg.UnlockKeyCommand != "")
 		logger.Debug("accepted, not used by this build yet", "gossip_addr", *gossip,
 			"metrics_addr", *metrics)
 		if err := node.Run(ctx); err != nil {

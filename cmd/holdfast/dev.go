@@ -283,8 +283,8 @@ func (d *devCluster) printReady(created *api.InitResponse) error {
 	fmt.Fprintf(tw, "Worker join token:\t%s\n", created.WorkerToken)
 	fmt.Fprintf(tw, "Manager join token:\t%s\n", created.ManagerToken)
 	tw.Flush()
-	if created.UnlockKey != "" {
-		fmt.Fprintf(w, "Unlock key:\n%s\n", created.UnlockKey)
+	if err := printUnlockKey(w, created.UnlockKey); err != nil {
+		return err
 	}
 	_, err := fmt.Fprint(w, "\ncluster ready\n")
 	return err

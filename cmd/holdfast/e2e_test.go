@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/manager"
 )
 
@@ -321,14 +322,30 @@ func TestDevCommand(t *testing.T) {
 	}
 }
 
-func TestDevAutolockFails(t *testing.T) {
-	r := runCLI(t, "dev", "--managers", "1", "--autolock", "--dir", t.TempDir())
-	if r.code != exitError {
-		t.Errorf("dev --autolock: exit %d; want 1 while autolock is not available", r.code)
+// TestDevAutolock runs a one-manager autolocked dev cluster: it prints the
+// unlock key, labelled, before 'cluster ready', and the node is autolocked.
+func TestDevAutolock(t *testing.T) {
+	dir := t.TempDir()
+	stdout, stderr, exited, stop := startCLI(t, "dev", "--managers", "1", "--autolock", "--dir", dir)
+	stdout.waitFor(t, "cluster ready\n", exited)
+	out := stdout.String()
+	m := regexp.MustCompile(`\nUnlock key:\n(HFKEY-1-\S+)\n\n` + regexp.QuoteMeta(keyWarning) + `\n\ncluster ready\n$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("dev --autolock does not print the unlock key, labelled, before 'cluster ready':\n%s", out)
 	}
-	if !strings.HasSuffix(r.stdout, "cluster stopped\n") {
-		t.Errorf("dev --autolock did not stop its node: stdout %q", r.stdout)
+	if _, err := autolock.ParseKey(m[1]); err != nil {
+		t.Errorf("dev --autolock printed an unlock key that does not parse: %v", err)
 	}
-	last := r.stderr[strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n")+1:]
-	checkErrorLine(t, result{r.code, "", last}, "autolock is not available in this build yet")
+	if st := statusJSON(t, filepath.Join(dir, "node-1.sock")); st["state"] != "ready" || st["autolock"] != true {
+		t.Errorf("status = %v; want a ready node with autolock on", st)
+	}
+	if code := stop(); code != exitOK {
+		t.Errorf("dev --autolock exit %d after interrupt; want 0; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.HasSuffix(stdout.String(), "cluster stopped\n") {
+		t.Errorf("dev --autolock did not end with 'cluster stopped':\n%s", stdout.String())
+	}
+	if strings.Contains(stderr.String(), m[1]) {
+		t.Errorf("dev --autolock printed the unlock key on stderr:\n%s", stderr.String())
+	}
 }

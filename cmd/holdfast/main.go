@@ -103,13 +103,15 @@ var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets"}
 
 func commands() []command {
 	return []command{
-		{"daemon", "[--listen-addr HOST:PORT] [--advertise-addr HOST:PORT] [--log-level LEVEL] [--log-format text|json] ...", "Run a holdfast node", "Daemon", setupDaemon},
+		{"daemon", "[--listen-addr HOST:PORT] [--advertise-addr HOST:PORT] [--unlock-key-command CMD] [--log-level LEVEL] [--log-format text|json] ...", "Run a holdfast node", "Daemon", setupDaemon},
 		{"dev", "[--managers N] [--autolock] [--dir DIR]", "Run a cluster of N managers in this process, for trying things out", "Daemon", setupDev},
 		{"init", "[--autolock] [--cert-expiry DUR] [--key-rotation DUR] [--ca-cert FILE --ca-key FILE] [--force-new-cluster] [-q]", "Create a cluster with this node as its first manager", "Cluster", setupInit},
 		{"join", "--token TOKEN HOST:PORT", "Join the cluster of the manager at HOST:PORT", "Cluster", setupJoin},
 		{"leave", "[--force]", "Leave the cluster", "Cluster", setupLeave},
 		{"status", "[--format json]", "Show this node and the cluster", "Cluster", setupStatus},
 		{"update", "[--autolock=true|false] [--cert-expiry DUR] [--key-rotation DUR]", "Change cluster settings", "Cluster", setupUpdate},
+		{"unlock", "[--key-file FILE]", "Unlock this manager with the unlock key, or one share of it (stdin or FILE)", "Cluster", setupUnlock},
+		{"unlock-key", "[--rotate [--shares N --threshold M]] [-q]", "Show or rotate the unlock key; --shares splits a new key m-of-n", "Cluster", setupUnlockKey},
 		{"join-token", "[--rotate] [-q] [--format json] worker|manager", "Show or rotate a join token", "Cluster", setupJoinToken},
 		{"version", "[--format json]", "Show the version, commit and Go version", "Cluster", setupVersion},
 		{"node ls", "[-q] [--format json]", "List the nodes", "Nodes", setupNodeLs},
@@ -255,7 +257,7 @@ runs a node; the other commands talk to the local daemon.
 		tw.Flush()
 	}
 	fmt.Fprint(w, `
-Not in this build yet: unlock, unlock-key, ca, keys.
+Not in this build yet: ca, keys.
 
 Global flags (before or after the command):
   --socket PATH    the daemon's control socket (env HOLDFAST_SOCKET;

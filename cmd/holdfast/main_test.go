@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,16 @@ func TestExitCodes(t *testing.T) {
 		{name: "unknown subcommand", args: []string{"node", "frob"}, code: exitUsage, stderr: "unknown command 'node frob'"},
 		{name: "group without subcommand", args: []string{"node"}, code: exitUsage, stderr: "'node' needs a subcommand"},
 		{name: "help for unknown command", args: []string{"help", "frob"}, code: exitUsage, stderr: "unknown command 'frob'"},
-		{name: "commands not in this build", args: []string{"unlock"}, code: exitUsage, stderr: "unknown command 'unlock'"},
+		{name: "commands not in this build", args: []string{"ca"}, code: exitUsage, stderr: "unknown command 'ca'"},
+		{name: "unlock-key shares without rotate", args: []string{"unlock-key", "--shares", "3", "--threshold", "2"}, code: exitUsage, stderr: "--shares and --threshold go with --rotate"},
+		{name: "unlock-key threshold without rotate", args: []string{"unlock-key", "--threshold=2", "--socket", missing}, code: exitUsage, stderr: "go with --rotate"},
+		{name: "unlock-key bad shares", args: []string{"unlock-key", "--rotate", "--shares", "many"}, code: exitUsage, stderr: `invalid value "many" for --shares`},
+		{name: "unlock-key argument", args: []string{"unlock-key", "now"}, code: exitUsage, stderr: `unexpected argument "now"`},
+		{name: "unlock key on the command line", args: []string{"unlock", "HFKEY-1-secret"}, code: exitUsage, stderr: "unlock takes no arguments: give the key on stdin or with --key-file FILE"},
+		{name: "unlock empty key file flag", args: []string{"unlock", "--key-file="}, code: exitUsage, stderr: "--key-file needs a file"},
+		{name: "unlock nothing on stdin", args: []string{"unlock", "--socket", missing}, code: exitError, stderr: "no unlock key on stdin"},
+		{name: "unlock missing key file", args: []string{"unlock", "--socket", missing, "--key-file", missing + ".key"}, code: exitError, stderr: "cannot read the --key-file " + missing + ".key: no such file or directory"},
+		{name: "daemon empty unlock key command", args: []string{"daemon", "--unlock-key-command"}, code: exitUsage, stderr: "flag --unlock-key-command needs a value"},
 		{name: "unknown flag", args: []string{"status", "--frob"}, code: exitUsage, stderr: "unknown flag --frob; run 'holdfast status --help' for usage"},
 		{name: "command flag before command", args: []string{"--format", "json", "status"}, code: exitUsage, stderr: "unknown flag --format before the command"},
 		{name: "global flag without value", args: []string{"status", "--socket"}, code: exitUsage, stderr: "flag --socket needs a value"},
@@ -110,9 +120,15 @@ func TestNoArgsPrintsUsage(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and the usage on stderr", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "help")
-	for _, want := range []string{"Usage: holdfast", "node rm", "join-token", "--socket PATH"} {
+	for _, want := range []string{"Usage: holdfast", "node rm", "join-token", "--socket PATH", "\n  unlock  ", "\n  unlock-key  ", "Not in this build yet: ca, keys."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("help does not mention %q:\n%s", want, r.stdout)
+		}
+	}
+	cluster := r.stdout[strings.Index(r.stdout, "\nCluster:\n"):strings.Index(r.stdout, "\nNodes:\n")]
+	for _, want := range []string{"unlock ", "unlock-key "} {
+		if !strings.Contains(cluster, "\n  "+want) {
+			t.Errorf("help does not list %q under Cluster:\n%s", want, cluster)
 		}
 	}
 }
@@ -151,6 +167,7 @@ func startFakeDaemon(t *testing.T, handler func(w http.ResponseWriter, r *http.R
 		d.mu.Lock()
 		d.bodies[r.Method+" "+r.URL.Path] = string(b)
 		d.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(b)) // for the handler to read again
 		handler(w, r)
 	})}
 	done := make(chan struct{})
@@ -218,7 +235,12 @@ func TestUpdateSendsOnlyGivenFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := runCLI(t, append([]string{"update", "--socket", d.socket}, tt.args...)...)
-		if r.code != exitOK || r.stdout != "Cluster settings updated.\n" {
+		want := "Cluster settings updated.\n"
+		if slices.Contains(tt.args, "--autolock=false") {
+			want += "Autolock is off: a restarted manager no longer needs the unlock key, and\n" +
+				"the managers' keys are now stored unwrapped on disk (mode 0600), readable by anyone who can read the data dir.\n"
+		}
+		if r.code != exitOK || r.stdout != want {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", tt.args, r.code, r.stdout, r.stderr)
 		}
 		if got := strings.TrimSpace(d.body("PATCH /v1/cluster")); got != tt.body {

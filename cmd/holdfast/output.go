@@ -141,13 +141,16 @@ func printInit(w io.Writer, r *api.InitResponse) error {
 	return printUnlockKey(w, r.UnlockKey)
 }
 
-// printUnlockKey prints the unlock key, if any, on a line of its own.
+// keyWarning follows every unlock key holdfast prints.
+const keyWarning = "Keep it safe: a restarted manager stays locked until it is unlocked with this key. It is never written to disk."
+
+// printUnlockKey prints the unlock key, if any, labelled, on a line of its
+// own, and the warning.
 func printUnlockKey(w io.Writer, key string) error {
 	if key == "" {
 		return nil
 	}
-	_, err := fmt.Fprintf(w, "\nThis cluster is autolocked. A restarted manager stays locked until it gets this unlock key\n"+
-		"('holdfast unlock'); keep it somewhere safe:\n\n%s\n", key)
+	_, err := fmt.Fprintf(w, "\nUnlock key:\n%s\n\n%s\n", key, keyWarning)
 	return err
 }
 

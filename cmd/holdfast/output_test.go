@@ -168,7 +168,14 @@ func TestPrintInit(t *testing.T) {
 	if err := printInit(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), want) || !strings.HasSuffix(b.String(), "\n\nHFKEY-abc\n") {
+	withKey := want + lines(
+		"",
+		"Unlock key:",
+		"HFKEY-abc",
+		"",
+		"Keep it safe: a restarted manager stays locked until it is unlocked with this key. It is never written to disk.",
+	)
+	if b.String() != withKey {
 		t.Errorf("with autolock, got:\n%s\nwant the join commands, then the key on a line of its own", b.String())
 	}
 }
