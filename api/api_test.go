@@ -123,7 +123,7 @@ func TestClientReturnsServerErrors(t *testing.T) {
 // type: decoding never panics, and what decodes re-encodes to JSON that
 // decodes to the same value.
 func FuzzDecodeRequests(f *testing.F) {
-	for _, s := range []string{`{}`, `{"token":"HFTKN-1-a-b","addr":"h:1"}`, `{"autolock":true,"cert_expiry":"90m"}`, `{"force":true}`, `{"cert_expiry":null}`} {
+	for _, s := range []string{`{}`, `{"token":"HFTKN-1-a-b","addr":"h:1"}`, `{"autolock":true,"cert_expiry":"90m"}`, `{"force":true}`, `{"cert_expiry":null}`, `{"name":"db","data":"aGk=","labels":{"a":"b"},"grants":["n1"]}`, `{"labels":{}}`, `{"key":"HFKEY-1-x"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -131,6 +131,8 @@ func FuzzDecodeRequests(f *testing.F) {
 			func() any { return new(InitRequest) }, func() any { return new(JoinRequest) },
 			func() any { return new(LeaveRequest) }, func() any { return new(UpdateRequest) },
 			func() any { return new(JoinGrantRequest) }, func() any { return new(RenewRequest) },
+			func() any { return new(SecretCreateRequest) }, func() any { return new(SecretLabelsRequest) },
+			func() any { return new(UnlockRequest) }, func() any { return new(RotateUnlockKeyRequest) },
 		} {
 			v := mk()
 			if err := DecodeBody(bytes.NewReader(body), v); err != nil {

@@ -60,8 +60,8 @@ func (n *Node) deliverFromFSM(ctx context.Context, inc *incarnation, rn *raftNod
 				return
 			}
 			granted = s.Secrets.GrantedTo(inc.info.NodeID)
-			fp = fingerprint(grantedRefs(s, inc.info.NodeID))
 		})
+		fp = fingerprint(refsOf(granted))
 		if fp != last {
 			n.syncSecrets(granted)
 			last = fp

@@ -141,8 +141,12 @@ func (n *Node) FetchSecret(ctx context.Context, from api.Peer, id string) (*api.
 
 // grantedRefs lists, without data, the secrets granted to nodeID.
 func grantedRefs(s *fsm.State, nodeID string) []api.SecretRef {
+	return refsOf(s.Secrets.GrantedTo(nodeID))
+}
+
+func refsOf(granted []*secrets.Secret) []api.SecretRef {
 	out := []api.SecretRef{}
-	for _, sec := range s.Secrets.GrantedTo(nodeID) {
+	for _, sec := range granted {
 		out = append(out, api.SecretRef{ID: sec.ID, Name: sec.Name, Digest: sec.Digest})
 	}
 	return out

@@ -30,6 +30,10 @@ import (
 type Store struct {
 	byID   map[string]*Secret
 	byName map[string]string // name → ID
+	// byNode indexes grants: node ID → IDs of the secrets granted to it,
+	// so that GrantedTo, which every node asks after every change, costs
+	// what that node is granted, not what the cluster stores.
+	byNode map[string]map[string]struct{}
 }
 
 // Len returns the number of secrets.
@@ -75,12 +79,31 @@ func (st *Store) List() []Meta {
 // GrantedTo returns copies of the secrets granted to nodeID, sorted by name.
 func (st *Store) GrantedTo(nodeID string) []*Secret {
 	var out []*Secret
-	for _, s := range st.sortedByName() {
-		if s.GrantedTo(nodeID) {
-			out = append(out, s.Clone())
-		}
+	for id := range st.byNode[nodeID] {
+		out = append(out, st.byID[id].Clone())
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+func (st *Store) indexGrant(nodeID, id string) {
+	if st.byNode == nil {
+		st.byNode = map[string]map[string]struct{}{}
+	}
+	ids := st.byNode[nodeID]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		st.byNode[nodeID] = ids
+	}
+	ids[id] = struct{}{}
+}
+
+func (st *Store) unindexGrant(nodeID, id string) {
+	ids := st.byNode[nodeID]
+	delete(ids, id)
+	if len(ids) == 0 {
+		delete(st.byNode, nodeID)
+	}
 }
 
 func (st *Store) sortedByName() []*Secret {
@@ -126,6 +149,9 @@ func (st *Store) insert(s *Secret) {
 	}
 	st.byID[s.ID] = s
 	st.byName[s.Name] = s.ID
+	for _, g := range s.Grants {
+		st.indexGrant(g, s.ID)
+	}
 }
 
 // Remove deletes the secret ref names and returns it.
@@ -136,6 +162,9 @@ func (st *Store) Remove(ref string) (*Secret, error) {
 	}
 	delete(st.byID, s.ID)
 	delete(st.byName, s.Name)
+	for _, g := range s.Grants {
+		st.unindexGrant(g, s.ID)
+	}
 	return s, nil
 }
 
@@ -178,6 +207,7 @@ func (st *Store) Grant(ref, nodeID string, nodeExists func(string) bool, now tim
 	}
 	s.Grants = slices.Insert(slices.Clone(s.Grants), i, nodeID)
 	s.UpdatedAt = normTime(now)
+	st.indexGrant(nodeID, s.ID)
 	return nil
 }
 
@@ -201,6 +231,7 @@ func (st *Store) Revoke(ref, nodeID string, now time.Time) error {
 		s.Grants = nil
 	}
 	s.UpdatedAt = normTime(now)
+	st.unindexGrant(nodeID, s.ID)
 	return nil
 }
 
@@ -208,7 +239,8 @@ func (st *Store) Revoke(ref, nodeID string, now time.Time) error {
 // node leaves the cluster. It leaves UpdatedAt alone: the secrets did not
 // change, the cluster did.
 func (st *Store) RevokeNode(nodeID string) {
-	for _, s := range st.byID {
+	for id := range st.byNode[nodeID] {
+		s := st.byID[id]
 		if i, ok := slices.BinarySearch(s.Grants, nodeID); ok {
 			s.Grants = slices.Delete(slices.Clone(s.Grants), i, i+1)
 			if len(s.Grants) == 0 {
@@ -216,6 +248,7 @@ func (st *Store) RevokeNode(nodeID string) {
 			}
 		}
 	}
+	delete(st.byNode, nodeID)
 }
 
 // storeJSON is the snapshot form: {"secrets": [...]}, sorted by ID. Each
