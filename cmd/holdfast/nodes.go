@@ -24,18 +24,7 @@ func setupNodeLs(c *cli, fs *flag.FlagSet) action {
 		if nodes == nil {
 			nodes = []api.Node{}
 		}
-		switch {
-		case *quiet:
-			for _, n := range nodes {
-				if _, err := fmt.Fprintln(c.stdout, n.ID); err != nil {
-					return err
-				}
-			}
-			return nil
-		case format.json():
-			return writeJSON(c.stdout, nodes)
-		}
-		return printNodes(c.stdout, nodes)
+		return printListing(c, *quiet, format, nodes, func(n api.Node) string { return n.ID }, printNodes)
 	}
 }
 

@@ -106,6 +106,23 @@ func leaderText(st *api.Status) string {
 }
 
 // printNodes prints `node ls` as a table.
+// printListing prints a listing as its IDs (-q), as one JSON document, or
+// as a table.
+func printListing[T any](c *cli, quiet bool, format *choiceFlag, items []T, id func(T) string, table func(io.Writer, []T) error) error {
+	switch {
+	case quiet:
+		for _, it := range items {
+			if _, err := fmt.Fprintln(c.stdout, id(it)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case format.json():
+		return writeJSON(c.stdout, items)
+	}
+	return table(c.stdout, items)
+}
+
 func printNodes(w io.Writer, nodes []api.Node) error {
 	tw := newTable(w)
 	fmt.Fprint(tw, "ID\tROLE\tADDR\tSTATUS\tLEADER\tVOTER\tCERT EXPIRES\n")

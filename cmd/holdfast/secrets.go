@@ -195,18 +195,7 @@ func setupSecretLs(c *cli, fs *flag.FlagSet) action {
 		for i := range list {
 			normalizeSecret(&list[i])
 		}
-		switch {
-		case *quiet:
-			for _, s := range list {
-				if _, err := fmt.Fprintln(c.stdout, s.ID); err != nil {
-					return err
-				}
-			}
-			return nil
-		case format.json():
-			return writeJSON(c.stdout, list)
-		}
-		return printSecrets(c.stdout, list)
+		return printListing(c, *quiet, format, list, func(s api.SecretMeta) string { return s.ID }, printSecrets)
 	}
 }
 
