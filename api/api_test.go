@@ -48,7 +48,7 @@ func TestNodeHandlerEnforcesRoles(t *testing.T) {
 		{"worker cannot remove nodes", &Peer{"w1", "worker"}, "DELETE", "/internal/v1/nodes/x", 403, false},
 		{"worker reads its own record", &Peer{"w1", "worker"}, "GET", "/internal/v1/self?index=3", 200, true},
 		{"bad index", &Peer{"w1", "worker"}, "GET", "/internal/v1/self?index=x", 400, false},
-		{"no certificate", nil, "GET", "/internal/v1/self", 401, false},
+		{"no certificate, or not accepted", nil, "GET", "/internal/v1/self", 403, false},
 		{"unknown route", &Peer{"m1", "manager"}, "GET", "/internal/v1/nope", 404, false},
 	}
 	for _, tt := range tests {

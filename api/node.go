@@ -36,6 +36,10 @@ type NodeBackend interface {
 	FetchSecret(ctx context.Context, from Peer, id string) (*SecretData, error)
 }
 
+// errNotAuthorized is answered to a caller without a usable certificate, or
+// one the cluster no longer accepts (removed, or demoted since).
+var errNotAuthorized = Errorf(http.StatusForbidden, "this node's certificate is not accepted by the cluster")
+
 // errManagerOnly is answered to a worker calling a manager-only route.
 var errManagerOnly = Errorf(http.StatusForbidden, "this route is for managers only")
 
@@ -48,7 +52,7 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			p, ok := peer(r)
 			if !ok {
-				writeError(w, Errorf(http.StatusUnauthorized, "no client certificate"))
+				writeError(w, errNotAuthorized)
 				return
 			}
 			if managerOnly && p.Role != "manager" {

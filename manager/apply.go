@@ -114,7 +114,7 @@ func (n *Node) onLeader(ctx context.Context, local func(context.Context, *raftNo
 			err = remote(ctx, n.peerClient(inc, addr))
 			retry = isRetryable(err)
 			var ae *api.Error
-			if err != nil && !retry && !errors.As(err, &ae) && ctx.Err() == nil {
+			if err != nil && !retry && !errors.As(err, &ae) {
 				err = api.Errorf(http.StatusServiceUnavailable, "lost contact with the leader at %s during the request; it may or may not have been carried out (%v)", addr, err)
 			}
 		} else {
@@ -158,6 +158,10 @@ func (n *Node) peerClient(inc *incarnation, addr string) *api.Client {
 // and names its commit index (read index), and this node waits until it
 // has applied that far.
 func (n *Node) linearize(ctx context.Context) (*raftNode, error) {
+	// Bounded as a whole: a follower cut off after it got the read index
+	// must not wait for ever.
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+	defer cancel()
 	var index uint64
 	err := n.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
@@ -187,7 +191,7 @@ func (n *Node) linearize(ctx context.Context) (*raftNode, error) {
 // readIndexLocal is the leader's half of a linearizable read.
 func (n *Node) readIndexLocal(ctx context.Context, rn *raftNode) (*api.ReadIndex, error) {
 	if rn.readyTerm.Load() != rn.r.CurrentTerm() {
-		if err := rn.markReady(string(n.current().info.NodeID), n.cfg.ApplyTimeout); err != nil {
+		if err := rn.markReady(rn.nodeID, n.cfg.ApplyTimeout); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return nil, errMisdirected
 			}

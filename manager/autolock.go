@@ -15,7 +15,6 @@ import (
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/seal"
-	"github.com/holdfast/holdfast/raftlog"
 )
 
 // The KEK is held only in memory: derived from the unlock key the operator
@@ -108,6 +107,9 @@ var errInvalidUnlockKey = api.Errorf(http.StatusForbidden, "invalid unlock key: 
 func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (*api.UnlockResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.stopping {
+		return nil, errStopping
+	}
 	l := n.locked()
 	if l == nil {
 		if n.current() != nil {
@@ -309,37 +311,56 @@ func (n *Node) convergeKEK(ctx context.Context, inc *incarnation, rn *raftNode, 
 		want = k.KEK()
 	}
 	have, _ := n.currentKEK()
-	if have.IsZero() == want.IsZero() && (want.IsZero() || have.Equal(want)) && !n.hasUnwrappedFiles(want) {
+	if have.IsZero() == want.IsZero() && (want.IsZero() || have.Equal(want)) && n.filesWrappedUnder(want) {
 		return nil
 	}
 	n.logger.Info("re-wrapping this node's keys under the cluster's unlock key", "autolock", !want.IsZero())
+	// Both files change KEK together, with no DEK rotation in between,
+	// so that one key always opens both: the DEK file first (same DEKs,
+	// new wrapping), then the TLS key, then a fresh DEK.
+	if rn.store != nil {
+		rn.rotateMu.Lock()
+		defer rn.rotateMu.Unlock()
+	}
 	certs, err := n.loadCerts(inc.info.NodeID)
 	if err != nil {
 		return err
 	}
 	n.setKEK(want)
+	if rn.store != nil {
+		if err := n.saveKeyFile(inc.info.NodeID, rn.store.KeyFile()); err != nil {
+			return err
+		}
+	}
 	if err := n.saveCerts(inc.info.NodeID, certs); err != nil {
 		return err
 	}
 	if rn.store == nil {
 		return nil
 	}
-	return n.rotateDEK(ctx, inc.info.NodeID, rn)
+	return n.rotator(inc.info.NodeID, rn.store, rn.snaps).Rotate(ctx, seal.NewKey())
 }
 
 // hasUnwrappedFiles reports whether autolock is on (want set) but a file is
 // still stored unwrapped, as on a manager that joined or was promoted and
 // created its DEK before it learnt the cluster's key.
 func (n *Node) hasUnwrappedFiles(want seal.Key) bool {
-	if want.IsZero() {
-		return false
-	}
-	for _, p := range []string{n.keysPath(), n.path("certs", "node.key")} {
-		if b, err := os.ReadFile(p); err == nil && !autolock.IsWrapped(b) {
-			return true
-		}
-	}
-	return false
+	return !want.IsZero() && !n.filesWrappedUnder(want)
 }
 
-var _ = raftlog.KeyFile{}
+// filesWrappedUnder reports whether the DEK file and TLS key are stored as
+// want says: wrapped under it, or unwrapped when want is zero. A file not
+// there yet counts as right.
+func (n *Node) filesWrappedUnder(want seal.Key) bool {
+	for _, p := range []string{n.keysPath(), n.path("certs", "node.key")} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		id, wrapped := autolock.KEKID(b)
+		if want.IsZero() == wrapped || (wrapped && id != want.ID()) {
+			return false
+		}
+	}
+	return true
+}

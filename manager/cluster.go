@@ -32,9 +32,13 @@ func (n *Node) readState(ctx context.Context, fn func(s *fsm.State) error) error
 
 // Nodes answers `node ls`.
 func (n *Node) Nodes(ctx context.Context) ([]api.Node, error) {
+	inc := n.current()
 	var out []api.Node
 	err := n.readState(ctx, func(s *fsm.State) error {
-		out = n.nodeViews(ctx, s)
+		if inc == nil || inc.rn() == nil {
+			return api.ErrNotManager
+		}
+		out = n.nodeViews(ctx, inc, inc.rn(), s)
 		return nil
 	})
 	return out, err
@@ -47,9 +51,13 @@ func (n *Node) Node(ctx context.Context, id string) (*api.Node, error) {
 			id = inc.info.NodeID
 		}
 	}
+	inc := n.current()
 	var out *api.Node
 	err := n.readState(ctx, func(s *fsm.State) error {
-		for _, v := range n.nodeViews(ctx, s) {
+		if inc == nil || inc.rn() == nil {
+			return api.ErrNotManager
+		}
+		for _, v := range n.nodeViews(ctx, inc, inc.rn(), s) {
 			if v.ID == id {
 				out = &v
 				return nil
@@ -62,9 +70,7 @@ func (n *Node) Node(ctx context.Context, id string) (*api.Node, error) {
 
 // nodeViews joins the node records with raft's configuration and this
 // manager's view of who is reachable.
-func (n *Node) nodeViews(ctx context.Context, s *fsm.State) []api.Node {
-	inc := n.current()
-	rn := inc.rn()
+func (n *Node) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s *fsm.State) []api.Node {
 	voters := map[string]bool{}
 	for _, srv := range rn.servers() {
 		voters[string(srv.ID)] = srv.Suffrage == raft.Voter
@@ -121,7 +127,7 @@ func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id, role string) 
 	if role == roleWorker && node.Role == roleManager && managers == 1 {
 		return api.Errorf(http.StatusConflict, "cannot demote the last manager: promote another node first")
 	}
-	if role == roleWorker && id == n.current().info.NodeID {
+	if role == roleWorker && id == rn.nodeID {
 		// A leader does not remove itself: hand over, and let the next
 		// leader carry out the demotion.
 		if err := rn.r.LeadershipTransfer().Error(); err != nil {
@@ -180,7 +186,7 @@ func (n *Node) removeNodeLocal(ctx context.Context, rn *raftNode, id string, for
 	if node.Role == roleManager && !force {
 		return api.Errorf(http.StatusBadRequest, "node %s is a manager: demote it first ('holdfast node demote %s'), or remove it with --force", id, id)
 	}
-	if id == n.current().info.NodeID {
+	if id == rn.nodeID {
 		if err := rn.r.LeadershipTransfer().Error(); err != nil {
 			return api.Errorf(http.StatusServiceUnavailable, "hand leadership over before removing this node: %v", err)
 		}

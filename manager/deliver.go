@@ -96,7 +96,9 @@ func (n *Node) deliverFromView(ctx context.Context, inc *incarnation, c *api.Cli
 			next[r.ID] = s
 			continue
 		}
-		d, err := c.FetchSecret(ctx, r.ID)
+		fctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+		d, err := c.FetchSecret(fctx, r.ID)
+		cancel()
 		if err != nil {
 			n.logger.Warn("cannot fetch a granted secret", "secret", r.Name, "err", err)
 			ok = false

@@ -34,6 +34,9 @@ func (n *Node) errInitialized(inc *incarnation) error {
 func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.stopping {
+		return nil, errStopping
+	}
 	if req.ForceNewCluster {
 		return nil, api.Errorf(http.StatusNotImplemented, "--force-new-cluster is not available in this build yet")
 	}
@@ -209,6 +212,9 @@ func (n *Node) removeRaftState() error {
 func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.stopping {
+		return nil, errStopping
+	}
 	if inc := n.current(); inc != nil {
 		return nil, n.errInitialized(inc)
 	}
@@ -233,7 +239,9 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	}
 	jc := transport.NewJoinClient(tok.CADigest, 10*time.Second)
 	defer jc.CloseIdleConnections()
-	grant, err := api.NewClient(jc, "https://"+req.Addr).Grant(ctx, api.JoinGrantRequest{Token: req.Token, CSR: csr, Addr: advertise})
+	gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	grant, err := api.NewClient(jc, "https://"+req.Addr).Grant(gctx, api.JoinGrantRequest{Token: req.Token, CSR: csr, Addr: advertise})
+	cancel()
 	if err != nil {
 		var ae *api.Error
 		switch {

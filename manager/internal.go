@@ -177,7 +177,7 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := root.Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: n.current().info.ClusterID}, expiry, time.Now())
+	certPEM, err := root.Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, time.Now())
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
 	}

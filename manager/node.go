@@ -41,6 +41,9 @@ type Node struct {
 	// between manager and worker; the supervisor started by Run serves it.
 	roleChange chan struct{}
 	control    *http.Server
+	// stopping is set, under mu, when Run shuts down: init, join and
+	// unlock then start nothing new.
+	stopping bool
 
 	// lock is set while the node is locked (autolock), under incMu.
 	lock *lockState
@@ -77,6 +80,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	return &Node{cfg: cfg, logger: cfg.Logger, roleChange: make(chan struct{}, 1)}, nil
 }
+
+// errStopping answers lifecycle requests that arrive during shutdown.
+var errStopping = api.Errorf(http.StatusServiceUnavailable, "the node is shutting down")
 
 // current returns the running incarnation, or nil.
 func (n *Node) current() *incarnation {
@@ -145,6 +151,7 @@ func (n *Node) Run(ctx context.Context) error {
 	stopSuper()
 	<-supervisorDone
 	n.mu.Lock()
+	n.stopping = true
 	n.stop(true)
 	n.mu.Unlock()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -209,7 +216,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err e
 		return err
 	}
 	inc.nodeHTTP = transport.NewAPIClient(inc.tcfg)
-	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n, peerOf), n.logger)
+	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n, n.peerOf), n.logger)
 	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n), n.logger)
 
 	if info.Role == roleManager {
@@ -222,6 +229,12 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err e
 	n.checkSecretsDir()
 	n.setCurrent(inc)
 	n.startLoops(context.WithoutCancel(ctx), inc)
+	if rn := inc.rn(); rn != nil && !bootstrap && !rn.inConfiguration() {
+		// A manager raft does not know yet: a join or promotion that did
+		// not finish (Join itself adds it; the supervisor retries).
+		inc.wantRole.Store(roleManager)
+		n.requestRoleChange()
+	}
 	n.logger.Info("node started", "node_id", info.NodeID, "cluster_id", info.ClusterID, "role", info.Role, "addr", info.AdvertiseAddr)
 	return nil
 }
@@ -287,6 +300,7 @@ func advertiseFor(configured string, bound net.Addr) (string, error) {
 func (inc *incarnation) serve(ln net.Listener, h http.Handler, logger *slog.Logger) {
 	srv := transport.NewHTTPServer(h)
 	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.IdleTimeout = 2 * time.Minute
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
 	inc.servers = append(inc.servers, srv)
 	inc.serveWG.Add(1)
@@ -324,27 +338,49 @@ func (n *Node) stop(graceful bool) {
 	n.setCurrent(nil)
 }
 
-// authorize refuses peers on the deny list (removed nodes).
+// authorize refuses peers on the deny list (removed nodes), on every
+// handshake. Workers hold no state and leave this to the managers they
+// talk to.
 func (n *Node) authorize(id ca.Identity) error {
-	inc := n.current()
-	if inc == nil || inc.rn() == nil {
-		return nil
-	}
-	var removed bool
-	inc.rn().fsm.Read(func(s *fsm.State, _ uint64) { removed = s.IsRemoved(id.NodeID, time.Now()) })
-	if removed {
-		return fmt.Errorf("node %s was removed from the cluster", id.NodeID)
-	}
-	return nil
+	_, err := n.peerRole(id)
+	return err
 }
 
-// peerOf reads the node API caller's identity from its certificate.
-func peerOf(r *http.Request) (api.Peer, bool) {
+// peerRole returns the role the cluster gives a peer now, or why it is
+// refused. A manager certificate of a node the cluster has since demoted
+// counts as a worker's: the node may still renew onto a worker
+// certificate, and may do nothing only managers may.
+func (n *Node) peerRole(id ca.Identity) (string, error) {
+	inc := n.current()
+	if inc == nil || inc.rn() == nil {
+		return id.Role, nil
+	}
+	role, err := id.Role, error(nil)
+	inc.rn().fsm.Read(func(s *fsm.State, _ uint64) {
+		if s.IsRemoved(id.NodeID, time.Now()) {
+			err = fmt.Errorf("node %s was removed from the cluster", id.NodeID)
+			return
+		}
+		if rec, ok := s.Nodes[id.NodeID]; ok && id.Role == roleManager && rec.Role != roleManager {
+			role = rec.Role
+		}
+	})
+	return role, err
+}
+
+// peerOf reads the node API caller's identity from its certificate and
+// authorizes it again for each request: a connection opened before a node
+// was removed or demoted serves it nothing after.
+func (n *Node) peerOf(r *http.Request) (api.Peer, bool) {
 	id, ok := transport.PeerIdentity(r.TLS)
 	if !ok {
 		return api.Peer{}, false
 	}
-	return api.Peer{NodeID: id.NodeID, Role: id.Role}, true
+	role, err := n.peerRole(id)
+	if err != nil {
+		return api.Peer{}, false
+	}
+	return api.Peer{NodeID: id.NodeID, Role: role}, true
 }
 
 // rn returns the incarnation's raft, nil on a worker.

@@ -2,10 +2,10 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/raftlog"
 	"github.com/holdfast/holdfast/transport"
@@ -22,12 +23,13 @@ import (
 
 // raftNode is a manager's raft half.
 type raftNode struct {
-	r     *raft.Raft
-	fsm   *fsm.FSM
-	logs  logStore       // the log and stable store raft uses
-	store *raftlog.Store // the same store, sealed; nil with plainLog
-	snaps *raftlog.SnapshotStore
-	trans *raft.NetworkTransport
+	r                 *raft.Raft
+	fsm               *fsm.FSM
+	nodeID, clusterID string
+	logs              logStore       // the log and stable store raft uses
+	store             *raftlog.Store // the same store, sealed; nil with plainLog
+	snaps             *raftlog.SnapshotStore
+	trans             *raft.NetworkTransport
 	// rotateMu keeps DEK rotations one at a time.
 	rotateMu sync.Mutex
 	obs      *raft.Observer
@@ -108,7 +110,7 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		Timeout: 5 * time.Second,
 		Logger:  hlog,
 	})
-	rn := &raftNode{fsm: fsm.New(n.logger.With("component", "fsm")), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
+	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.New(n.logger.With("component", "fsm")), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
 	r, err := raft.NewRaft(conf, rn.fsm, logs, store, snaps, trans)
 	if err != nil {
 		trans.Close()
@@ -172,6 +174,17 @@ func (rn *raftNode) voters() int {
 }
 
 func (rn *raftNode) isLeader() bool { return rn.r.State() == raft.Leader }
+
+// inConfiguration reports whether this node is a member of raft's
+// configuration.
+func (rn *raftNode) inConfiguration() bool {
+	for _, s := range rn.servers() {
+		if string(s.ID) == rn.nodeID {
+			return true
+		}
+	}
+	return false
+}
 
 // watchRaft follows leadership and heartbeat observations: a new leader
 // commits leader.ready, and the leader tracks which peers answer.
@@ -252,5 +265,6 @@ func (rn *raftNode) markReady(nodeID string, timeout time.Duration) error {
 	return nil
 }
 
-// errNotReady means this leader has not committed an entry in its term yet.
-var errNotReady = errors.New("leader is not ready for reads yet")
+// errNotReady means this leader has not committed an entry in its term
+// yet; like errMisdirected, it did nothing and the caller retries.
+var errNotReady = api.Errorf(http.StatusMisdirectedRequest, "the leader is not ready for reads yet")

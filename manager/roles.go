@@ -10,6 +10,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -116,6 +117,10 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 		if len(view.Managers) > 0 {
 			n.rememberManagers(inc, view.Managers)
 		}
+		if view.Removed {
+			n.logger.Error("this node was removed from the cluster; it no longer follows it (run 'holdfast leave', then join again with a new token)")
+			return
+		}
 		if view.Node != nil && view.Node.Role == roleManager {
 			inc.wantRole.Store(roleManager)
 			n.requestRoleChange()
@@ -181,6 +186,13 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 		return nil
 	}
 	want, _ := inc.wantRole.Load().(string)
+	if want == roleManager && inc.info.Role == roleManager {
+		// Promoted earlier, but adding it to raft failed: try again.
+		if rn := inc.rn(); rn != nil && !rn.inConfiguration() {
+			return n.becomeVoter(ctx, inc)
+		}
+		return nil
+	}
 	if want == "" || want == inc.info.Role {
 		return nil
 	}
@@ -221,14 +233,21 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("new certificate: %w", err)
 	}
+	// From here the loops are stopped (none may write certificates or keys
+	// meanwhile) and started again whatever happens.
+	managers := inc.managers()
+	inc.stopLoops()
+	defer n.startLoops(context.WithoutCancel(ctx), inc)
+	if want == roleWorker {
+		// Workers are never locked: their files are not wrapped.
+		n.setKEK(seal.Key{})
+	}
 	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
 	inc.creds.Store(creds)
 	inc.nodeHTTP.CloseIdleConnections()
 
-	managers := inc.managers()
-	inc.stopLoops()
 	if want == roleWorker {
 		if rn := inc.rn(); rn != nil {
 			rn.shutdown(false, n.logger)
@@ -245,9 +264,8 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 		}
 		inc.infoMu.Lock()
 		inc.info.Role, inc.info.Managers = roleWorker, others
-		err = n.saveNodeInfo(inc.info)
+		err := n.saveNodeInfo(inc.info)
 		inc.infoMu.Unlock()
-		n.startLoops(context.WithoutCancel(ctx), inc)
 		n.logger.Info("demoted to worker")
 		return err
 	}
@@ -256,7 +274,6 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	}
 	rn, err := n.startRaft(inc, false)
 	if err != nil {
-		n.startLoops(context.WithoutCancel(ctx), inc)
 		return err
 	}
 	inc.setRN(rn)
@@ -264,7 +281,6 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	inc.info.Role = roleManager
 	err = n.saveNodeInfo(inc.info)
 	inc.infoMu.Unlock()
-	n.startLoops(context.WithoutCancel(ctx), inc)
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,10 @@ func Open(dir string, opts Options) (*Store, error) {
 // Path returns the bolt file's path.
 func (s *Store) Path() string { return s.path }
 
+// KeyFile returns the DEKs the store holds now (current and, during a
+// rotation, previous), for rewriting the key file as it is.
+func (s *Store) KeyFile() KeyFile { return s.keys.KeyFile() }
+
 // Close closes the bolt file.
 func (s *Store) Close() error {
 	s.mu.Lock()

@@ -1,0 +1,73 @@
+package manager
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/transport"
+)
+
+// A demoted manager's old manager certificate is refused: a certificate's
+// role must still be the node's role.
+func TestDemotedManagerCertificateIsRefused(t *testing.T) {
+	c := newCluster(t, 3, 0)
+	l := c.leader()
+	victim := c.followers(l)[0]
+	vid := victim.status().NodeID
+	oldCreds := transport.NewCredStore(victim.node.current().creds.Load())
+	if err := l.client.Demote(ctxT(t), vid); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the demotion to take effect", func() bool {
+		return victim.status().Role == "worker"
+	})
+	hc := transport.NewAPIClient(transport.Config{Creds: oldCreds})
+	defer hc.CloseIdleConnections()
+	_, err := api.NewClient(hc, "https://"+l.status().Addr).RotateJoinTokenForwarded(ctxT(t), "manager")
+	if err == nil {
+		t.Fatal("the leader rotated a token for a demoted manager's old certificate")
+	}
+}
+
+// A node removed while it holds an open connection is served nothing more
+// on it.
+func TestRemovedNodeLosesOpenConnections(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	m, w := c.managers[0], c.workers[0]
+	wid := w.status().NodeID
+	hc := transport.NewAPIClient(transport.Config{Creds: w.node.current().creds})
+	defer hc.CloseIdleConnections()
+	client := api.NewClient(hc, "https://"+m.status().Addr)
+	if _, err := client.ClusterStatus(ctxT(t)); err != nil {
+		t.Fatalf("before removal: %v", err)
+	}
+	if err := m.client.RemoveNode(ctxT(t), wid, false); err != nil {
+		t.Fatal(err)
+	}
+	// Same client, same pooled connection.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := client.ClusterStatus(ctx); apiStatus(err) != http.StatusForbidden {
+		t.Errorf("after removal, on the open connection: got %v; want 403", err)
+	}
+}
+
+// A manager demoted under autolock is a worker, and workers are never
+// locked: after a restart it is ready, not locked.
+func TestDemotedUnderAutolockRestartsUnlocked(t *testing.T) {
+	c, _ := newLockedCluster(t, 2)
+	victim := c.managers[1]
+	vid := victim.status().NodeID
+	if err := c.managers[0].client.Demote(ctxT(t), vid); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the demotion", func() bool { return victim.status().Role == "worker" })
+	victim.stop()
+	victim.start()
+	if st := victim.status(); st.State != api.StateReady || st.Role != "worker" {
+		t.Errorf("after restart: got role %s state %s; want a ready worker", st.Role, st.State)
+	}
+}
