@@ -223,3 +223,37 @@ func FuzzDecode(f *testing.F) {
 		f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: data})
 	})
 }
+
+// FuzzRestore feeds arbitrary snapshots to Restore: it never panics, and a
+// snapshot it refuses leaves the state as it was.
+func FuzzRestore(f *testing.F) {
+	good := New(nil)
+	for i, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}}} {
+		b, _ := Encode(c)
+		good.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: b})
+	}
+	snap, _ := good.Snapshot()
+	f.Add(snap.(*snapshot).data)
+	f.Add([]byte(`{"format":"holdfast-fsm-snapshot/1","index":3,"state":{"nodes":{},"removed":{},"secrets":{"secrets":[]}}}`))
+	f.Add([]byte(`{"format":"holdfast-fsm-snapshot/1","state":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g := New(nil)
+		applyAll(t, g, initCmd())
+		before := snapshotBytes(t, g)
+		if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+			if after := snapshotBytes(t, g); !bytes.Equal(before, after) {
+				t.Fatalf("a refused snapshot changed the state")
+			}
+			return
+		}
+		// What restores snapshots again to the same bytes.
+		again := snapshotBytes(t, g)
+		h := New(nil)
+		if err := h.Restore(io.NopCloser(bytes.NewReader(again))); err != nil {
+			t.Fatalf("restore of a re-taken snapshot: %v", err)
+		}
+		if b := snapshotBytes(t, h); !bytes.Equal(b, again) {
+			t.Fatalf("not stable:\n%s\n%s", again, b)
+		}
+	})
+}
