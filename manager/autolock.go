@@ -322,6 +322,8 @@ func (n *Node) convergeKEK(ctx context.Context, inc *incarnation, rn *raftNode, 
 		rn.rotateMu.Lock()
 		defer rn.rotateMu.Unlock()
 	}
+	inc.certMu.Lock()
+	defer inc.certMu.Unlock()
 	certs, err := n.loadCerts(inc.info.NodeID)
 	if err != nil {
 		return err

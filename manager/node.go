@@ -50,6 +50,9 @@ type Node struct {
 	// kek is the autolock KEK, in memory only; zero with autolock off.
 	kekMu sync.Mutex
 	kek   seal.Key
+	// clk holds a clock for tests of certificate renewal; empty means
+	// the real one.
+	clk atomic.Value
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -65,6 +68,7 @@ type incarnation struct {
 	serveWG    sync.WaitGroup
 	raftPtr    atomic.Pointer[raftNode] // nil on a worker
 	wantRole   atomic.Value             // string: the role the cluster gives this node
+	certMu     sync.Mutex               // one writer of the certificate files at a time
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
 	workerSeen *seenSet

@@ -19,6 +19,8 @@ import (
 func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	ctx, cancel := context.WithCancel(ctx)
 	inc.cancel = cancel
+	inc.loops.Add(1)
+	go func() { defer inc.loops.Done(); n.renewLoop(ctx, inc) }()
 	if rn := inc.rn(); rn != nil {
 		inc.loops.Add(4)
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
