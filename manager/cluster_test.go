@@ -3,6 +3,8 @@ package manager
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +226,10 @@ func TestRemovedNodeIsRefused(t *testing.T) {
 			}
 		}
 		return true
+	})
+	// The removed manager learns it from its own log and wipes its state.
+	eventually(t, 10*time.Second, "the removed manager wipes its state", func() bool {
+		_, err := os.Stat(filepath.Join(victim.dir, "raft"))
+		return victim.status().State == api.StateUninitialized && os.IsNotExist(err)
 	})
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/holdfast/holdfast/transport"
 )
 
+// roleRemoved is the "role" of a node the cluster removed.
+const roleRemoved = "removed"
+
 // startLoops starts the incarnation's background loops for its role.
 // n.mu must be held.
 func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
@@ -55,11 +58,18 @@ func (n *Node) watchOwnRole(ctx context.Context, inc *incarnation, rn *raftNode)
 	for {
 		ch := rn.fsm.Changed()
 		var role string
+		var removed bool
 		rn.fsm.Read(func(s *fsm.State, _ uint64) {
 			if p, ok := s.Nodes[inc.info.NodeID]; ok {
 				role = p.Role
 			}
+			_, removed = s.Removed[inc.info.NodeID]
 		})
+		if removed {
+			inc.wantRole.Store(roleRemoved)
+			n.requestRoleChange()
+			return
+		}
 		if role == roleWorker {
 			inc.wantRole.Store(roleWorker)
 			n.requestRoleChange()
@@ -188,6 +198,14 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 		return nil
 	}
 	want, _ := inc.wantRole.Load().(string)
+	if want == roleRemoved {
+		// An operator removed this node ('node rm'): every protocol refuses
+		// its certificate now, so its cluster state is of no use, and it
+		// is sensitive. Wipe it; the node can join again with a token.
+		n.logger.Error("this node was removed from the cluster: its cluster state is wiped; join again with a token to come back", "node_id", inc.info.NodeID)
+		n.stop(false)
+		return n.wipeState()
+	}
 	if want == roleManager && inc.info.Role == roleManager {
 		// Promoted earlier, but adding it to raft failed: try again.
 		if rn := inc.rn(); rn != nil && !rn.inConfiguration() {
