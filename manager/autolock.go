@@ -179,7 +179,7 @@ func (n *Node) unlockWith(ctx context.Context, l *lockState, key autolock.Key) e
 	}
 	l.backoff.Succeed()
 	n.setKEK(kek)
-	if err := n.start(context.Background(), l.info, false); err != nil {
+	if err := n.start(context.Background(), l.info, raftResume); err != nil {
 		n.setKEK(seal.Key{})
 		return fmt.Errorf("unlocked, but the node failed to start: %w", err)
 	}

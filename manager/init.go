@@ -38,7 +38,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		return nil, errStopping
 	}
 	if req.ForceNewCluster {
-		return nil, api.Errorf(http.StatusNotImplemented, "--force-new-cluster is not available in this build yet")
+		return n.forceNewCluster(ctx)
 	}
 	if inc := n.current(); inc != nil {
 		return nil, n.errInitialized(inc)
@@ -108,7 +108,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		return nil, err
 	}
 	info := &nodeInfo{NodeID: nodeID, ClusterID: clusterID, Role: roleManager}
-	if err := n.start(ctx, info, true); err != nil {
+	if err := n.start(ctx, info, raftBootstrap); err != nil {
 		_ = n.wipeState()
 		return nil, err
 	}
@@ -270,7 +270,7 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	if err := n.saveNodeInfo(info); err != nil {
 		return nil, err
 	}
-	if err := n.start(ctx, info, false); err != nil {
+	if err := n.start(ctx, info, raftResume); err != nil {
 		_ = n.wipeState()
 		return nil, err
 	}

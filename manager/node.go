@@ -120,7 +120,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.logger.Warn("this node is locked: its keys are wrapped under the autolock key; run 'holdfast unlock'", "node_id", info.NodeID)
 		} else {
 			n.mu.Lock()
-			err = n.start(ctx, info, false)
+			err = n.start(ctx, info, raftResume)
 			n.mu.Unlock()
 		}
 	}
@@ -192,7 +192,7 @@ func listenControl(path string) (net.Listener, error) {
 // the port, the node API and join servers, raft on a manager (bootstrapping
 // a new single-server cluster when bootstrap is set), and the loops.
 // n.mu must be held.
-func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err error) {
+func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err error) {
 	certs, err := n.loadCerts(info.NodeID)
 	if err != nil {
 		return err
@@ -224,7 +224,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err e
 	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n), n.logger)
 
 	if info.Role == roleManager {
-		rn, err := n.startRaft(inc, bootstrap)
+		rn, err := n.startRaft(inc, mode)
 		if err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, bootstrap bool) (err e
 	n.checkSecretsDir()
 	n.setCurrent(inc)
 	n.startLoops(context.WithoutCancel(ctx), inc)
-	if rn := inc.rn(); rn != nil && !bootstrap && !rn.inConfiguration() {
+	if rn := inc.rn(); rn != nil && mode == raftResume && !rn.inConfiguration() {
 		// A manager raft does not know yet: a join or promotion that did
 		// not finish (Join itself adds it; the supervisor retries).
 		inc.wantRole.Store(roleManager)

@@ -46,7 +46,16 @@ type raftNode struct {
 }
 
 // startRaft opens the raft log and starts raft on inc's port.
-func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
+// How startRaft starts raft.
+type raftMode int
+
+const (
+	raftResume    raftMode = iota // the log says who the members are (or a leader will)
+	raftBootstrap                 // a new one-member cluster (init)
+	raftRecover                   // keep the state, make this node the only member (force-new-cluster)
+)
+
+func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 	info := inc.info
 	dir := n.raftDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -110,6 +119,16 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		Timeout: 5 * time.Second,
 		Logger:  hlog,
 	})
+	self := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}}
+	if mode == raftRecover {
+		// Replays the log into a scratch FSM, snapshots it, and writes a
+		// configuration of this node alone.
+		if err := raft.RecoverCluster(conf, fsm.New(nil), logs, store, snaps, trans, self); err != nil {
+			trans.Close()
+			store.Close()
+			return nil, fmt.Errorf("force a new cluster: %w", err)
+		}
+	}
 	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.New(n.logger.With("component", "fsm")), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
 	r, err := raft.NewRaft(conf, rn.fsm, logs, store, snaps, trans)
 	if err != nil {
@@ -127,9 +146,8 @@ func (n *Node) startRaft(inc *incarnation, bootstrap bool) (*raftNode, error) {
 		return false
 	})
 	r.RegisterObserver(rn.obs)
-	if bootstrap {
-		cfg := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}}
-		if err := r.BootstrapCluster(cfg).Error(); err != nil {
+	if mode == raftBootstrap {
+		if err := r.BootstrapCluster(self).Error(); err != nil {
 			rn.shutdown(false, n.logger)
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}

@@ -292,7 +292,7 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	if err := n.removeRaftState(); err != nil {
 		return fmt.Errorf("clear raft dir: %w", err)
 	}
-	rn, err := n.startRaft(inc, false)
+	rn, err := n.startRaft(inc, raftResume)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,11 @@ func setupInit(c *cli, fs *flag.FlagSet) action {
 			_, err = fmt.Fprintln(c.stdout, resp.ClusterID)
 			return err
 		}
+		if *forceNew {
+			fmt.Fprintf(c.stdout, "Cluster %s now has this node (%s) as its only manager, with all its state.\n", resp.ClusterID, resp.NodeID)
+			fmt.Fprintf(c.stdout, "Remove the lost managers with 'holdfast node rm --force ID', then add managers:\n    %s\n", joinCommand(resp.ManagerToken, resp.Addr))
+			return nil
+		}
 		return printInit(c.stdout, resp)
 	}
 }
