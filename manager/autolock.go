@@ -30,6 +30,7 @@ func (n *Node) currentKEK() (seal.Key, bool) {
 func (n *Node) setKEK(k seal.Key) {
 	n.kekMu.Lock()
 	n.kek = k
+	n.filesChecked = false
 	n.kekMu.Unlock()
 }
 
@@ -280,8 +281,15 @@ func (n *Node) watchUnlockKey(ctx context.Context, inc *incarnation, rn *raftNod
 				want = s.Cluster.UnlockKey
 			}
 		})
-		if known {
-			if err := n.convergeKEK(ctx, inc, rn, want); err != nil && ctx.Err() == nil {
+		if known && n.kekDiffers(want) {
+			// The state may be a replay of history (a node catching up
+			// after a restart sees every old key go by): converge only on
+			// the cluster's current key, read linearizably.
+			var err error
+			if want, err = n.currentUnlockKey(ctx); err == nil {
+				err = n.convergeKEK(ctx, inc, rn, want)
+			}
+			if err != nil && ctx.Err() == nil {
 				n.logger.Error("re-wrapping keys under the cluster's unlock key failed; will retry", "err", err)
 				select {
 				case <-ctx.Done():
@@ -297,6 +305,44 @@ func (n *Node) watchUnlockKey(ctx context.Context, inc *incarnation, rn *raftNod
 		case <-ch:
 		}
 	}
+}
+
+// kekDiffers reports whether the KEK derived from unlockKey (none when
+// empty) is not the one this node's files are wrapped under.
+func (n *Node) kekDiffers(unlockKey string) bool {
+	var want seal.Key
+	if unlockKey != "" {
+		k, err := autolock.ParseKey(unlockKey)
+		if err != nil {
+			return true
+		}
+		want = k.KEK()
+	}
+	have, _ := n.currentKEK()
+	if have.IsZero() != want.IsZero() || (!want.IsZero() && !have.Equal(want)) {
+		return true
+	}
+	// Same KEK in memory; the files were checked for it already, or are now.
+	n.kekMu.Lock()
+	checked := n.filesChecked && n.filesCheckedFor == have
+	n.kekMu.Unlock()
+	if checked {
+		return false
+	}
+	if !n.filesWrappedUnder(want) {
+		return true
+	}
+	n.kekMu.Lock()
+	n.filesChecked, n.filesCheckedFor = true, have
+	n.kekMu.Unlock()
+	return false
+}
+
+// currentUnlockKey reads the cluster's unlock key linearizably.
+func (n *Node) currentUnlockKey(ctx context.Context) (string, error) {
+	var key string
+	err := n.readState(ctx, func(s *fsm.State) error { key = s.Cluster.UnlockKey; return nil })
+	return key, err
 }
 
 // convergeKEK makes this node's KEK the one derived from unlockKey (none

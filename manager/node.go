@@ -50,6 +50,11 @@ type Node struct {
 	// kek is the autolock KEK, in memory only; zero with autolock off.
 	kekMu sync.Mutex
 	kek   seal.Key
+	// filesChecked records that the key files were found wrapped under
+	// filesCheckedFor (the KEK in memory), so the check is not repeated
+	// on every applied entry.
+	filesChecked    bool
+	filesCheckedFor seal.Key
 	// clk holds a clock for tests of certificate renewal; empty means
 	// the real one.
 	clk atomic.Value
