@@ -170,7 +170,7 @@ func (c *chaosCluster) newNode(i int, tmpfs bool) *chaosNode {
 	t := c.t
 	dir := t.TempDir()
 	if tmpfs {
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
 			t.Fatalf("mount a tmpfs on %s: %v: %s", dir, err, out)
 		}
 		t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })

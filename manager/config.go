@@ -71,7 +71,7 @@ func DefaultConfig(dataDir string) Config {
 		LeaderLeaseTimeout: 300 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		SnapshotThreshold:  8192,
-		SnapshotInterval:   30 * time.Second,
+		SnapshotInterval:   10 * time.Second,
 		TrailingLogs:       10240,
 		ApplyTimeout:       10 * time.Second,
 		ForwardTimeout:     10 * time.Second,
