@@ -165,10 +165,19 @@ func TestAutolockOffThenOnRetiresUnwrappedDEK(t *testing.T) {
 		t.Fatalf("autolock on again: %+v, %v", up, err)
 	}
 	kek := mustKey(t, up.UnlockKey).KEK()
-	eventually(t, 15*time.Second, "wrapped again under the new key", func() bool {
+	// Done when the key file, wrapped under the new KEK, holds only a DEK
+	// other than the one that was stored unwrapped (the rotation is over).
+	eventually(t, 15*time.Second, "wrapped again under the new key, with a new DEK", func() bool {
 		b, err := os.ReadFile(m.node.keysPath())
-		id, ok := autolock.KEKID(b)
-		return err == nil && ok && id == kek.ID() && !m.node.hasUnwrappedFiles(kek)
+		if err != nil || m.node.hasUnwrappedFiles(kek) {
+			return false
+		}
+		pt, err := autolock.Unwrap(kek, autolock.PurposeDEK, m.status().NodeID, b)
+		if err != nil {
+			return false
+		}
+		kf, err := raftlog.ParseKeyFile(pt)
+		return err == nil && len(kf.Previous) == 0 && !kf.Current.Equal(plain.Current)
 	})
 	m.stop()
 	old := plain.Current.ID()
