@@ -170,10 +170,28 @@ func (rn *raftNode) shutdown(graceful bool, logger *slog.Logger) {
 		}
 	}
 	rn.r.DeregisterObserver(rn.obs)
-	if err := rn.r.Shutdown().Error(); err != nil {
-		logger.Warn("raft shutdown", "err", err)
+	// Bounded: the chaos soak saw raft's shutdown wait for ever on a
+	// replication goroutine stuck towards an unreachable peer. Closing the
+	// transport then unblocks it.
+	done := make(chan error, 1)
+	go func() { done <- rn.r.Shutdown().Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			logger.Warn("raft shutdown", "err", err)
+		}
+		_ = rn.trans.Close()
+	case <-time.After(10 * time.Second):
+		logger.Error("raft did not shut down within 10s; closing its transport")
+		_ = rn.trans.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			// Leave the log open: raft may still touch it.
+			logger.Error("raft still not shut down; going on without it")
+			return
+		}
 	}
-	_ = rn.trans.Close()
 	_ = rn.logs.Close()
 }
 
