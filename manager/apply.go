@@ -142,7 +142,7 @@ func isRetryable(err error) bool {
 	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
-		return ae.Status == http.StatusMisdirectedRequest || ae.Status == http.StatusLocked
+		return ae.Status == http.StatusMisdirectedRequest
 	}
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"

@@ -389,13 +389,6 @@ func (n *Node) convergeKEK(ctx context.Context, inc *incarnation, rn *raftNode, 
 	return n.rotator(inc.info.NodeID, rn.store, rn.snaps).Rotate(ctx, seal.NewKey())
 }
 
-// hasUnwrappedFiles reports whether autolock is on (want set) but a file is
-// still stored unwrapped, as on a manager that joined or was promoted and
-// created its DEK before it learnt the cluster's key.
-func (n *Node) hasUnwrappedFiles(want seal.Key) bool {
-	return !want.IsZero() && !n.filesWrappedUnder(want)
-}
-
 // filesWrappedUnder reports whether the DEK file and TLS key are stored as
 // want says: wrapped under it, or unwrapped when want is zero. A file not
 // there yet counts as right.

@@ -38,7 +38,7 @@ func newLockedCluster(t *testing.T, n int) (*testCluster, string) {
 	}
 	// Joined managers wrap their keys once they learn the cluster's key.
 	for _, m := range c.managers {
-		eventually(t, 15*time.Second, m.name+" keys wrapped", func() bool { return m.node.isWrappedOnDisk() && !m.node.hasUnwrappedFiles(mustKEK(t, init.UnlockKey)) })
+		eventually(t, 15*time.Second, m.name+" keys wrapped", func() bool { return m.node.isWrappedOnDisk() && m.node.filesWrappedUnder(mustKEK(t, init.UnlockKey)) })
 	}
 	return c, init.UnlockKey
 }
@@ -169,7 +169,7 @@ func TestAutolockOffThenOnRetiresUnwrappedDEK(t *testing.T) {
 	// other than the one that was stored unwrapped (the rotation is over).
 	eventually(t, 15*time.Second, "wrapped again under the new key, with a new DEK", func() bool {
 		b, err := os.ReadFile(m.node.keysPath())
-		if err != nil || m.node.hasUnwrappedFiles(kek) {
+		if err != nil || !m.node.filesWrappedUnder(kek) {
 			return false
 		}
 		pt, err := autolock.Unwrap(kek, autolock.PurposeDEK, m.status().NodeID, b)
