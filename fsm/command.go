@@ -42,6 +42,8 @@ const (
 	TypeSecretGrant    Type = 12
 	TypeSecretRevoke   Type = 13
 	TypeAutolockSet    Type = 14
+	// 15–19: data-plane keys.
+	TypeKeysRotate Type = 15
 )
 
 func (t Type) String() string {
@@ -66,6 +68,7 @@ var typeNames = map[Type]string{
 	TypeSecretGrant:    "secret.grant",
 	TypeSecretRevoke:   "secret.revoke",
 	TypeAutolockSet:    "autolock.set",
+	TypeKeysRotate:     "keys.rotate",
 }
 
 // Errors from decoding a command.
@@ -103,6 +106,7 @@ var registry = map[Type]struct {
 	TypeSecretGrant:    {1, func() Command { return new(SecretGrant) }},
 	TypeSecretRevoke:   {1, func() Command { return new(SecretRevoke) }},
 	TypeAutolockSet:    {1, func() Command { return new(AutolockSet) }},
+	TypeKeysRotate:     {1, func() Command { return new(KeysRotate) }},
 }
 
 // Encode turns a command into log data.

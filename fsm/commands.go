@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/holdfast/holdfast/overlaykeys"
 	"github.com/holdfast/holdfast/secrets"
 )
 
@@ -40,6 +41,7 @@ type NodeUpdate struct {
 	ID            string    `json:"id"`
 	Addr          string    `json:"addr,omitempty"`
 	CertExpiresAt time.Time `json:"cert_expires_at,omitzero"`
+	GossipAddr    string    `json:"gossip_addr,omitempty"`
 }
 
 // TokenRotate replaces one role's join token.
@@ -89,6 +91,13 @@ type AutolockSet struct {
 
 func (*AutolockSet) Type() Type     { return TypeAutolockSet }
 func (*AutolockSet) Version() uint8 { return 1 }
+
+// KeysRotate rotates one data-plane keyring; package overlaykeys owns its
+// rules. Its JSON carries key material (the raft log is sealed).
+type KeysRotate struct{ overlaykeys.Rotation }
+
+func (*KeysRotate) Type() Type     { return TypeKeysRotate }
+func (*KeysRotate) Version() uint8 { return 1 }
 
 // Secret commands wrap package secrets' payloads; that package owns their
 // rules. SecretCreate's JSON carries the data (the raft log is sealed);
@@ -196,6 +205,9 @@ func applyTo(s *State, c Command) error {
 		if !c.CertExpiresAt.IsZero() {
 			n.CertExpiresAt = c.CertExpiresAt
 		}
+		if c.GossipAddr != "" {
+			n.GossipAddr = c.GossipAddr
+		}
 	case *TokenRotate:
 		switch c.Role {
 		case RoleManager:
@@ -219,6 +231,11 @@ func applyTo(s *State, c Command) error {
 		}
 		s.Cluster.Settings.Autolock = c.Enabled
 		s.Cluster.UnlockKey = c.UnlockKey
+	case *KeysRotate:
+		if s.Keys == nil {
+			s.Keys = overlaykeys.Keyrings{}
+		}
+		return s.Keys.Apply(c.Rotation)
 	case *SecretCreate:
 		return s.Secrets.ApplyCreate(c.CreateCmd, s.nodeExists)
 	case *SecretRemove:

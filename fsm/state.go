@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 
+	"github.com/holdfast/holdfast/overlaykeys"
 	"github.com/holdfast/holdfast/secrets"
 	"sort"
 	"time"
@@ -37,6 +38,8 @@ type State struct {
 	Removed map[string]time.Time `json:"removed"`
 	// Secrets are owned by package secrets; Apply routes to it.
 	Secrets secrets.Store `json:"secrets"`
+	// Keys are the data-plane keyrings, owned by package overlaykeys.
+	Keys overlaykeys.Keyrings `json:"keys,omitempty"`
 }
 
 // Cluster holds the cluster's identity, its CA and its settings.
@@ -88,6 +91,9 @@ type Node struct {
 	Addr          string    `json:"addr"`
 	CreatedAt     time.Time `json:"created_at"`
 	CertExpiresAt time.Time `json:"cert_expires_at"`
+	// GossipAddr is where the node's memberlist listens, once it has
+	// started gossiping.
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
 func newState() *State {
