@@ -34,6 +34,8 @@ type NodeBackend interface {
 	ClusterStatus(ctx context.Context, from Peer) (*Status, error)
 	// FetchSecret returns a secret's data to a node it is granted to.
 	FetchSecret(ctx context.Context, from Peer, id string) (*SecretData, error)
+	// SetGossipAddr records where the calling node gossips.
+	SetGossipAddr(ctx context.Context, from Peer, req GossipAddrRequest) error
 }
 
 // errNotAuthorized is answered to a caller without a usable certificate, or
@@ -127,6 +129,12 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 	})
 	handle("GET /internal/v1/secrets/{id}", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.FetchSecret(r.Context(), p, r.PathValue("id"))))
+	})
+	handle("POST /internal/v1/self/gossip-addr", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		var req GossipAddrRequest
+		if decode(w, r, &req) {
+			replyEmpty(w, b.SetGossipAddr(r.Context(), p, req))
+		}
 	})
 	handle("GET /internal/v1/status", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.ClusterStatus(r.Context(), p)))

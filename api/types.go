@@ -56,6 +56,7 @@ type Node struct {
 	Voter         bool      `json:"voter"`
 	CertExpiresAt time.Time `json:"cert_expires_at"`
 	CreatedAt     time.Time `json:"created_at"`
+	GossipAddr    string    `json:"gossip_addr,omitempty"`
 }
 
 // Node statuses.
@@ -176,6 +177,10 @@ type SelfView struct {
 	Managers  []PeerAddr `json:"managers"`
 	// Secrets are the secrets granted to the node, without their data.
 	Secrets []SecretRef `json:"secrets"`
+	// Keyrings are the data-plane keyrings, with material, and
+	// GossipPeers where every other node gossips.
+	Keyrings    []Keyring  `json:"keyrings,omitempty"`
+	GossipPeers []PeerAddr `json:"gossip_peers,omitempty"`
 }
 
 // RenewRequest asks for a new certificate for the calling node, with the

@@ -90,7 +90,7 @@ func (n *chaosNode) start() error {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- start %s ----\n", time.Now().Format(time.RFC3339Nano))
-	args := []string{"daemon", "--data-dir", n.dir, "--socket", n.sock, "--listen-addr", n.listen, "--advertise-addr", n.listen, "--log-level", "debug"}
+	args := []string{"daemon", "--data-dir", n.dir, "--socket", n.sock, "--listen-addr", n.listen, "--advertise-addr", n.listen, "--gossip-addr", gossipAddrFor(n.listen), "--log-level", "debug"}
 	if n.ns != "" {
 		n.cmd = exec.Command("ip", append([]string{"netns", "exec", n.ns, binary}, args...)...)
 	} else {

@@ -96,7 +96,7 @@ func (d *daemon) start() {
 	if err != nil {
 		d.tb.Fatal(err)
 	}
-	d.cmd = exec.Command(binary, "daemon", "--data-dir", d.dir, "--socket", d.sock, "--listen-addr", d.listen, "--advertise-addr", d.listen, "--log-level", "debug")
+	d.cmd = exec.Command(binary, "daemon", "--data-dir", d.dir, "--socket", d.sock, "--listen-addr", d.listen, "--advertise-addr", d.listen, "--gossip-addr", gossipAddrFor(d.listen), "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
@@ -310,3 +310,10 @@ func apiStatus(err error) int {
 }
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// gossipAddrFor is a daemon's gossip address: the host of its listen
+// address and a free port, so daemons sharing a host do not collide.
+func gossipAddrFor(listen string) string {
+	host, _, _ := net.SplitHostPort(listen)
+	return net.JoinHostPort(host, "0")
+}

@@ -81,9 +81,14 @@ func (n *Node) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s 
 	for _, node := range s.SortedNodes() {
 		v := api.Node{
 			ID: node.ID, Role: node.Role, Addr: node.Addr, Leader: node.ID == leaderID,
-			Voter: voters[node.ID], CertExpiresAt: node.CertExpiresAt, CreatedAt: node.CreatedAt,
+			Voter: voters[node.ID], CertExpiresAt: node.CertExpiresAt, CreatedAt: node.CreatedAt, GossipAddr: node.GossipAddr,
 		}
+		alive, gossiped := inc.gossipReach(node.ID)
 		switch {
+		case gossiped && alive:
+			v.Status = api.NodeReady
+		case gossiped:
+			v.Status = api.NodeDown
 		case node.Role == roleManager && reach[node.ID]:
 			v.Status = api.NodeReady
 		case node.Role == roleManager:

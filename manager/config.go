@@ -7,6 +7,8 @@ import (
 	"net"
 	"path/filepath"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // Config configures one node.
@@ -20,6 +22,10 @@ type Config struct {
 	// ListenAddr (the bound address, or this machine's first non-loopback
 	// address when ListenAddr's host is unspecified).
 	AdvertiseAddr string
+	// GossipAddr is where memberlist listens (UDP and TCP). Port 0 picks a
+	// free port on first start; later starts reuse it. Other nodes reach
+	// it at AdvertiseAddr's host and this port.
+	GossipAddr string
 	// SocketPath is the control socket; empty means <DataDir>/holdfast.sock.
 	SocketPath string
 	// SecretsDir is where the secrets granted to this node are written
@@ -58,6 +64,9 @@ type Config struct {
 	// plainLog stores the raft log unsealed, in plain raft-boltdb; only
 	// benchmarks set it, to measure what sealing costs.
 	plainLog bool
+	// gossipTune adjusts memberlist's configuration; tests shorten its
+	// timings.
+	gossipTune func(*memberlist.Config)
 }
 
 // DefaultConfig returns the defaults for a node whose data lives in dataDir.
@@ -66,6 +75,7 @@ func DefaultConfig(dataDir string) Config {
 		DataDir:            dataDir,
 		SecretsDir:         "/run/holdfast/secrets",
 		ListenAddr:         "0.0.0.0:4242",
+		GossipAddr:         "0.0.0.0:4243",
 		HeartbeatTimeout:   400 * time.Millisecond,
 		ElectionTimeout:    400 * time.Millisecond,
 		LeaderLeaseTimeout: 300 * time.Millisecond,
@@ -91,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		errs = append(errs, fmt.Errorf("listen address %q: %w", c.ListenAddr, err))
+	}
+	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+		errs = append(errs, fmt.Errorf("gossip address %q: %w", c.GossipAddr, err))
 	}
 	if c.AdvertiseAddr != "" {
 		host, port, err := net.SplitHostPort(c.AdvertiseAddr)

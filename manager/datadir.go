@@ -21,6 +21,9 @@ type nodeInfo struct {
 	Role          string `json:"role"`
 	ListenAddr    string `json:"listen_addr"`
 	AdvertiseAddr string `json:"advertise_addr"`
+	// GossipAddr is where this node's memberlist listens, with the port
+	// it bound.
+	GossipAddr string `json:"gossip_addr,omitempty"`
 	// Managers are the managers this node last knew of; a worker uses them
 	// to reach the cluster after a restart.
 	Managers []api.PeerAddr `json:"managers,omitempty"`

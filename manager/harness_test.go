@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/memberlist"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -58,6 +59,8 @@ func newTestNode(t *testing.T, name string) *testNode {
 	tn := &testNode{t: t, name: name, dir: dir, logs: &syncBuffer{}}
 	tn.cfg = DefaultConfig(dir)
 	tn.cfg.ListenAddr = "127.0.0.1:0"
+	tn.cfg.GossipAddr = "127.0.0.1:0"
+	tn.cfg.gossipTune = fastGossip
 	tn.cfg.SocketPath = filepath.Join(sockDir, "s")
 	tn.cfg.SecretsDir = filepath.Join(sockDir, "secrets") // outside the data dir, which canary scans read
 	tn.cfg.Logger = slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -217,4 +220,16 @@ func (tn *testNode) halt() {
 	tn.node.stop(false)
 	tn.node.mu.Unlock()
 	tn.stop()
+}
+
+// fastGossip shortens memberlist's timings for tests on loopback, keeping
+// them loose enough for a busy machine running -race.
+func fastGossip(c *memberlist.Config) {
+	c.ProbeInterval = 300 * time.Millisecond
+	c.ProbeTimeout = 200 * time.Millisecond
+	c.GossipInterval = 100 * time.Millisecond
+	c.SuspicionMult = 3
+	c.TCPTimeout = 2 * time.Second
+	c.PushPullInterval = 5 * time.Second
+	c.GossipToTheDeadTime = 5 * time.Second
 }

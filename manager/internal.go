@@ -145,8 +145,10 @@ wait:
 			view.ClusterID = s.Cluster.ID
 		}
 		if p, ok := s.Nodes[from.NodeID]; ok {
-			view.Node = &api.Node{ID: p.ID, Role: p.Role, Addr: p.Addr, CertExpiresAt: p.CertExpiresAt, CreatedAt: p.CreatedAt}
+			view.Node = &api.Node{ID: p.ID, Role: p.Role, Addr: p.Addr, CertExpiresAt: p.CertExpiresAt, CreatedAt: p.CreatedAt, GossipAddr: p.GossipAddr}
 		}
+		kv := keyViewOf(s, from.NodeID)
+		view.Keyrings, view.GossipPeers = keyringsToAPI(kv.rings), kv.peers
 		view.Removed = s.IsRemoved(from.NodeID, time.Now())
 		view.Secrets = grantedRefs(s, from.NodeID)
 	})

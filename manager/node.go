@@ -58,6 +58,10 @@ type Node struct {
 	// clk holds a clock for tests of certificate renewal; empty means
 	// the real one.
 	clk atomic.Value
+	// keyClock holds a func() time.Time for tests of key rotation (the
+	// loop's clock); keyKick wakes the rotation loop.
+	keyClock atomic.Value
+	keyKick  chan struct{}
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -77,6 +81,11 @@ type incarnation struct {
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
 	workerSeen *seenSet
+	// keys is what the node knows of the data-plane keys; gossip is its
+	// memberlist once started. Both live as long as the incarnation,
+	// across role changes.
+	keys   *keyBox
+	gossip atomic.Pointer[gossip]
 }
 
 // New checks cfg and returns a node that has not started yet.
@@ -87,7 +96,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Node{cfg: cfg, logger: cfg.Logger, roleChange: make(chan struct{}, 1)}, nil
+	return &Node{cfg: cfg, logger: cfg.Logger, roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}, nil
 }
 
 // errStopping answers lifecycle requests that arrive during shutdown.
@@ -206,7 +215,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 	if err != nil {
 		return fmt.Errorf("load node certificate: %w", err)
 	}
-	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet()}
+	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet(), keys: newKeyBox()}
 	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.authorize, Logger: n.logger.With("component", "transport")}
 	listen := info.ListenAddr
 	if listen == "" {
@@ -340,8 +349,12 @@ func (n *Node) stop(graceful bool) {
 		return
 	}
 	inc.stopLoops()
+	inc.keys.close()
 	if rn := inc.rn(); rn != nil {
 		rn.shutdown(graceful, n.logger)
+	}
+	if g := inc.gossip.Load(); g != nil {
+		g.shutdown(graceful)
 	}
 	inc.shutdownServers()
 	n.setCurrent(nil)

@@ -22,10 +22,13 @@ const roleRemoved = "removed"
 func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	ctx, cancel := context.WithCancel(ctx)
 	inc.cancel = cancel
-	inc.loops.Add(1)
+	inc.loops.Add(2)
 	go func() { defer inc.loops.Done(); n.renewLoop(ctx, inc) }()
+	go func() { defer inc.loops.Done(); n.runGossip(ctx, inc) }()
 	if rn := inc.rn(); rn != nil {
-		inc.loops.Add(4)
+		inc.loops.Add(6)
+		go func() { defer inc.loops.Done(); n.keysFromFSM(ctx, inc, rn) }()
+		go func() { defer inc.loops.Done(); n.rotateKeysLoop(ctx, rn) }()
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
 		go func() { defer inc.loops.Done(); n.watchUnlockKey(ctx, inc, rn) }()
 		go func() { defer inc.loops.Done(); n.deliverFromFSM(ctx, inc, rn) }()
@@ -128,6 +131,13 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 		}
 		if len(view.Managers) > 0 {
 			n.rememberManagers(inc, view.Managers)
+		}
+		if len(view.Keyrings) > 0 {
+			kv := &keyView{rings: keyringsFromAPI(view.Keyrings), peers: view.GossipPeers}
+			if view.Node != nil {
+				kv.selfGossip = view.Node.GossipAddr
+			}
+			inc.keys.set(kv)
 		}
 		if view.Removed {
 			n.logger.Error("this node was removed from the cluster; it no longer follows it (run 'holdfast leave', then join again with a new token)")

@@ -71,10 +71,21 @@ func (rn *raftNode) servers() []raft.Server {
 	return f.Configuration().Servers
 }
 
-// reachability tells which managers answer: the leader knows from its
-// heartbeats; a follower knows the leader from its last contact and asks
-// the leader about the rest.
+// reachability tells which managers answer. Gossip says, for every node
+// this node's memberlist has seen; for the others, raft: the leader knows
+// from its heartbeats; a follower knows the leader from its last contact
+// and asks the leader about the rest.
 func (n *Node) reachability(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) map[string]bool {
+	out := n.raftReachability(ctx, inc, rn, askLeader)
+	for _, s := range rn.servers() {
+		if alive, ok := inc.gossipReach(string(s.ID)); ok {
+			out[string(s.ID)] = alive
+		}
+	}
+	return out
+}
+
+func (n *Node) raftReachability(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) map[string]bool {
 	out := map[string]bool{inc.info.NodeID: true}
 	if rn.isLeader() {
 		rn.reachMu.Lock()

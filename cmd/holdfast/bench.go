@@ -449,7 +449,7 @@ func (b *bench) startNode(ctx context.Context, n *benchNode) error {
 		return fmt.Errorf("manager %d log: %w", n.num, err)
 	}
 	cmd := exec.Command(b.binary, "daemon", "--data-dir", n.dataDir, "--socket", n.socket,
-		"--listen-addr", n.addr, "--advertise-addr", n.addr, "--secrets-dir", n.secretsDir)
+		"--listen-addr", n.addr, "--advertise-addr", n.addr, "--gossip-addr", "127.0.0.1:0", "--secrets-dir", n.secretsDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = benchSysProcAttr()
 	err = cmd.Start()

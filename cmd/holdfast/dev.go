@@ -222,6 +222,7 @@ func (d *devCluster) startNode(i int) (*devNode, error) {
 	}
 	cfg := manager.DefaultConfig(node.dataDir)
 	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.SocketPath = node.socket
 	cfg.SecretsDir = node.secretsDir
 	cfg.Logger = slog.New(slog.NewTextHandler(f, nil)).With("node", i)

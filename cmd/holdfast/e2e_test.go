@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -28,6 +30,7 @@ func startManager(t *testing.T) (socket, secretsDir string) {
 	secretsDir = filepath.Join(t.TempDir(), "secrets")
 	cfg := manager.DefaultConfig(t.TempDir())
 	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.SocketPath = socket
 	cfg.SecretsDir = secretsDir
 	m, err := manager.New(cfg)
@@ -151,6 +154,47 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("join-token --rotate worker: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 
+	// Data-plane keys: the leader bootstraps both keyrings at once.
+	var keys []map[string]any
+	deadline := time.Now().Add(waitTimeout)
+	for len(keys) < 4 && time.Now().Before(deadline) {
+		r = runCLI(t, "keys", "ls", "--format", "json", "--socket", socket)
+		if err := json.Unmarshal([]byte(r.stdout), &keys); r.code != exitOK || err != nil {
+			t.Fatalf("keys ls --format json: exit %d, %v, stdout %q, stderr %q", r.code, err, r.stdout, r.stderr)
+		}
+	}
+	primaries := map[any]int{}
+	for _, k := range keys {
+		checkKeys(t, "key", k, "subsystem", "key_id", "lamport", "created_at", "primary")
+		if len(k) != 5 {
+			t.Errorf("keys ls shows more than the five metadata fields: %v", k)
+		}
+		if k["primary"] == true {
+			primaries[k["subsystem"]]++
+		}
+	}
+	if len(keys) != 4 || primaries["gossip"] != 1 || primaries["ipsec"] != 1 {
+		t.Fatalf("keys ls = %v; want 2 gossip and 2 ipsec keys, one primary each", keys)
+	}
+	cl := api.NewUnixClient(socket)
+	ring, err := cl.Keyring(t.Context(), "ipsec")
+	cl.Close()
+	if err != nil || len(ring.Keys) != 2 {
+		t.Fatalf("GET /v1/keys/ipsec: %v", err)
+	}
+	table := runCLI(t, "keys", "ls", "--socket", socket)
+	quiet := runCLI(t, "keys", "ls", "-q", "--socket", socket)
+	if !strings.HasPrefix(table.stdout, "SUBSYSTEM") || strings.Count(quiet.stdout, "\n") != 4 {
+		t.Errorf("keys ls table %q, -q %q", table.stdout, quiet.stdout)
+	}
+	for _, k := range ring.Keys {
+		for _, out := range []string{r.stdout, table.stdout, quiet.stdout} {
+			if strings.Contains(out, base64.StdEncoding.EncodeToString(k.Key)) || strings.Contains(out, hex.EncodeToString(k.Key)) {
+				t.Fatalf("keys ls printed key material")
+			}
+		}
+	}
+
 	r = runCLI(t, "init", "--socket", socket)
 	if r.code != exitError {
 		t.Errorf("second init: exit %d; want 1", r.code)
@@ -253,7 +297,7 @@ func TestDaemonCommand(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "holdfast.sock")
 	secretsDir := filepath.Join(t.TempDir(), "secrets")
-	_, stderr, exited, stop := startCLI(t, "daemon", "--data-dir", dir, "--listen-addr", "127.0.0.1:0", "--log-format", "json", "--secrets-dir", secretsDir)
+	_, stderr, exited, stop := startCLI(t, "daemon", "--data-dir", dir, "--listen-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--log-format", "json", "--secrets-dir", secretsDir)
 	stderr.waitFor(t, "waiting for 'holdfast init'", exited)
 	if !strings.Contains(stderr.String(), `"secrets_dir":"`+secretsDir+`"`) {
 		t.Errorf("the start log line does not name --secrets-dir %s:\n%s", secretsDir, stderr.String())

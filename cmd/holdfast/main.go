@@ -12,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/holdfast/holdfast/api"
@@ -99,7 +101,7 @@ type command struct {
 }
 
 // Command groups, in the order the help lists them.
-var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets"}
+var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets", "Data-plane keys"}
 
 func commands() []command {
 	return []command{
@@ -127,6 +129,7 @@ func commands() []command {
 		{"secret update", "NAME|ID [--label KEY=VALUE]...", "Replace a secret's labels with the given set (none: no labels)", "Secrets", setupSecretUpdate},
 		{"secret grant", "NAME|ID NODE_ID|self", "Grant a secret to a node, which then writes it to its secrets dir", "Secrets", setupSecretGrant},
 		{"secret revoke", "NAME|ID NODE_ID|self", "Revoke a node's grant; the node deletes its copy", "Secrets", setupSecretRevoke},
+		{"keys ls", "[-q] [--format json]", "List the data-plane keys this node holds (gossip, ipsec), never their material", "Data-plane keys", setupKeysLs},
 	}
 }
 
@@ -207,7 +210,7 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 }
 
 // notYet are commands of CLI.md whose features are not in this build.
-var notYet = map[string]string{"ca": "ca", "keys": "keys ls", "snapshot": "snapshot", "rafttool": "rafttool"}
+var notYet = map[string]string{"ca": "ca", "snapshot": "snapshot", "rafttool": "rafttool"}
 
 func unknownCommand(args, sub []string) error {
 	if name, ok := notYet[args[0]]; ok {
@@ -263,9 +266,10 @@ runs a node; the other commands talk to the local daemon.
 		}
 		tw.Flush()
 	}
+	if len(notYet) > 0 {
+		fmt.Fprintf(w, "\nNot in this build yet: %s.\n", strings.Join(slices.Sorted(maps.Keys(notYet)), ", "))
+	}
 	fmt.Fprint(w, `
-Not in this build yet: ca, keys.
-
 Global flags (before or after the command):
   --socket PATH    the daemon's control socket (env HOLDFAST_SOCKET;
                    default <data-dir>/holdfast.sock)

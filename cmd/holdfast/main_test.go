@@ -62,7 +62,6 @@ func TestExitCodes(t *testing.T) {
 		{name: "group without subcommand", args: []string{"node"}, code: exitUsage, stderr: "'node' needs a subcommand"},
 		{name: "help for unknown command", args: []string{"help", "frob"}, code: exitUsage, stderr: "unknown command 'frob'"},
 		{name: "commands not in this build", args: []string{"ca", "--rotate"}, code: exitError, stderr: "holdfast: 'holdfast ca' is not available in this build yet"},
-		{name: "keys not in this build", args: []string{"keys", "ls"}, code: exitError, stderr: "'holdfast keys ls' is not available in this build yet"},
 		{name: "unlock-key shares without rotate", args: []string{"unlock-key", "--shares", "3", "--threshold", "2"}, code: exitUsage, stderr: "--shares and --threshold go with --rotate"},
 		{name: "unlock-key threshold without rotate", args: []string{"unlock-key", "--threshold=2", "--socket", missing}, code: exitUsage, stderr: "go with --rotate"},
 		{name: "unlock-key bad shares", args: []string{"unlock-key", "--rotate", "--shares", "many"}, code: exitUsage, stderr: `invalid value "many" for --shares`},
@@ -121,7 +120,7 @@ func TestNoArgsPrintsUsage(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and the usage on stderr", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "help")
-	for _, want := range []string{"Usage: holdfast", "node rm", "join-token", "--socket PATH", "\n  unlock  ", "\n  unlock-key  ", "Not in this build yet: ca, keys."} {
+	for _, want := range []string{"Usage: holdfast", "node rm", "join-token", "--socket PATH", "\n  unlock  ", "\n  unlock-key  ", "\nData-plane keys:\n  keys ls  "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("help does not mention %q:\n%s", want, r.stdout)
 		}

@@ -79,6 +79,7 @@ func runNode(t *testing.T, dataDir, socket, secretsDir string) (stop func()) {
 	t.Helper()
 	cfg := manager.DefaultConfig(dataDir)
 	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.SocketPath = socket
 	cfg.SecretsDir = secretsDir
 	m, err := manager.New(cfg)
@@ -437,7 +438,7 @@ func TestDaemonUnlockKeyCommand(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "holdfast.sock")
 	secretsDir := filepath.Join(t.TempDir(), "secrets")
-	args := []string{"daemon", "--data-dir", dir, "--listen-addr", "127.0.0.1:0", "--secrets-dir", secretsDir}
+	args := []string{"daemon", "--data-dir", dir, "--listen-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--secrets-dir", secretsDir}
 	_, stderr, exited, stop := startCLI(t, args...)
 	stderr.waitFor(t, "waiting for 'holdfast init'", exited)
 	k := &keyChecker{t: t, socket: socket}
