@@ -59,21 +59,20 @@ const (
 	// benchStopTimeout is how long a daemon gets to stop after SIGTERM
 	// before it is killed.
 	benchStopTimeout = 20 * time.Second
-	// benchNA is what the table shows for a figure this build cannot
-	// measure yet.
-	benchNA = "n/a (needs data-plane keys, issue 6)"
+	// benchKeyRotation is the shortest rotation interval a cluster takes;
+	// bench sets it to time rotations.
+	benchKeyRotation = 10 * time.Second
 )
 
 // The goals of issue 9, for this 2-core machine.
 const (
-	goalSeqP50          = time.Millisecond
-	goalWritesPerSec    = 8000
-	goalFailoverP50     = time.Second
-	goalFailoverP99     = 2 * time.Second
-	goalUnlockP50       = 500 * time.Millisecond
-	goalSealedPlain     = 0.95
-	goalManagerRSSMiB   = 150
-	benchKeyRotationWhy = "not available yet: needs data-plane keys (issue 6)"
+	goalSeqP50        = time.Millisecond
+	goalWritesPerSec  = 8000
+	goalFailoverP50   = time.Second
+	goalFailoverP99   = 2 * time.Second
+	goalUnlockP50     = 500 * time.Millisecond
+	goalSealedPlain   = 0.95
+	goalManagerRSSMiB = 150
 )
 
 // benchPlan is how much a run measures.
@@ -85,15 +84,16 @@ type benchPlan struct {
 	memSecrets    int           // secrets held when memory is read
 	logRounds     int           // rounds of each log store
 	logRound      time.Duration // length of one round
+	rotations     int           // data-plane key rotations timed
 }
 
 func newBenchPlan(quick bool, trials int) benchPlan {
 	if quick {
 		return benchPlan{seqWrites: 200, tputDuration: 3 * time.Second, tputMaxWrites: 20000, trials: trials,
-			memSecrets: 2000, logRounds: 4, logRound: 250 * time.Millisecond}
+			memSecrets: 2000, logRounds: 4, logRound: 250 * time.Millisecond, rotations: 1}
 	}
 	return benchPlan{seqWrites: 1000, tputDuration: 10 * time.Second, tputMaxWrites: 20000, trials: trials,
-		memSecrets: 10000, logRounds: 10, logRound: 500 * time.Millisecond}
+		memSecrets: 10000, logRounds: 10, logRound: 500 * time.Millisecond, rotations: 3}
 }
 
 func setupBench(c *cli, fs *flag.FlagSet) action {
@@ -180,7 +180,7 @@ type benchReport struct {
 	UnlockToFirstWrite   benchTrials      `json:"unlock_to_first_write"`
 	SealedVsPlainLog     benchLog         `json:"sealed_vs_plain_log"`
 	ManagerMemory        benchMemory      `json:"manager_memory"`
-	DataPlaneKeyRotation benchUnavailable `json:"data_plane_key_rotation"`
+	DataPlaneKeyRotation benchTrials      `json:"data_plane_key_rotation"`
 }
 
 type benchMachine struct {
@@ -249,15 +249,6 @@ type benchMemory struct {
 	Met         bool      `json:"met"`
 }
 
-// benchUnavailable is a figure this build cannot measure yet: null, with
-// the reason.
-type benchUnavailable struct {
-	P50Ms  *float64 `json:"p50_ms"`
-	Goal   *string  `json:"goal"`
-	Met    *bool    `json:"met"`
-	Reason string   `json:"reason"`
-}
-
 // bench is one run of `holdfast bench`.
 type bench struct {
 	c      *cli
@@ -284,9 +275,6 @@ func (b *bench) run(ctx context.Context) (*benchReport, error) {
 		Quick:   b.quick,
 		Machine: machineInfo(),
 		Cluster: benchClusterInfo{Managers: benchManagers, Autolock: true},
-		DataPlaneKeyRotation: benchUnavailable{
-			Reason: benchKeyRotationWhy,
-		},
 	}
 	b.data = make([]byte, benchSecretSize)
 	_, _ = rand.Read(b.data)
@@ -318,6 +306,9 @@ func (b *bench) run(ctx context.Context) (*benchReport, error) {
 	}
 	if err := b.measureUnlock(ctx, &rep.UnlockToFirstWrite); err != nil {
 		return nil, fmt.Errorf("unlock to first write: %w", err)
+	}
+	if err := b.measureKeyRotation(ctx, &rep.DataPlaneKeyRotation); err != nil {
+		return nil, fmt.Errorf("data-plane key rotation: %w", err)
 	}
 	rep.Cluster.Secrets = b.created.Load()
 	return rep, nil
@@ -877,6 +868,89 @@ func (b *bench) measureUnlock(ctx context.Context, out *benchTrials) error {
 	return nil
 }
 
+// measureKeyRotation sets the shortest rotation interval and times each
+// rotation from the moment the leader made the new keys (their creation
+// time) to the moment the last manager's ipsec keyring stream delivered
+// them, as a local data plane would get them.
+func (b *bench) measureKeyRotation(ctx context.Context, out *benchTrials) error {
+	type arrival struct {
+		node int
+		at   time.Time
+		ring *api.Keyring
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	arrivals := make(chan arrival, 64)
+	for _, n := range b.nodes {
+		go func() {
+			_ = n.client.WatchKeyring(wctx, "ipsec", func(k *api.Keyring) error {
+				select {
+				case arrivals <- arrival{n.num, time.Now(), k}:
+				case <-wctx.Done():
+				}
+				return nil
+			})
+		}()
+	}
+	interval := benchKeyRotation.String()
+	if _, err := b.nodes[0].client.Update(ctx, api.UpdateRequest{KeyRotation: &interval}); err != nil {
+		return fmt.Errorf("set --key-rotation %s: %w", interval, err)
+	}
+	defer func() {
+		def := (12 * time.Hour).String()
+		_, _ = b.nodes[0].client.Update(context.WithoutCancel(ctx), api.UpdateRequest{KeyRotation: &def})
+	}()
+	newest := func(k *api.Keyring) api.Key { return k.Keys[len(k.Keys)-1] }
+	seen := map[int]uint64{} // manager → newest Lamport time delivered
+	var times []time.Duration
+	deadline := time.NewTimer(benchKeyRotation*time.Duration(b.plan.rotations+1) + benchStepTimeout)
+	defer deadline.Stop()
+	var start uint64
+	for len(times) < b.plan.rotations {
+		b.step(true, "measuring data-plane key rotation… %d/%d (every %s)", len(times)+1, b.plan.rotations, interval)
+		var reached map[int]time.Time
+		var created time.Time
+		var target uint64
+		for reached == nil || len(reached) < len(b.nodes) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-deadline.C:
+				return fmt.Errorf("rotations did not reach every manager in time")
+			case a := <-arrivals:
+				l := newest(a.ring).Lamport
+				if l > seen[a.node] {
+					seen[a.node] = l
+				}
+				if start == 0 {
+					// The first keyring each stream sends is the current
+					// one: time only the rotations after it.
+					start = l
+				}
+				if target == 0 && l > start {
+					target, created, reached = l, newest(a.ring).CreatedAt, map[int]time.Time{}
+				}
+				if target != 0 && l >= target {
+					if _, ok := reached[a.node]; !ok {
+						reached[a.node] = a.at
+					}
+				}
+			}
+		}
+		var last time.Time
+		for _, at := range reached {
+			if at.After(last) {
+				last = at
+			}
+		}
+		times = append(times, last.Sub(created))
+		start = target
+	}
+	p50, p99 := percentile(times, 0.50), percentile(times, 0.99)
+	*out = benchTrials{Trials: len(times), P50Ms: ms(p50), P99Ms: ms(p99), TrialsMs: msList(times), Goal: "none (issue 6 asks for the figure)", Met: true}
+	return nil
+}
+
 // measureMemory creates the secrets concurrently, then reads each
 // manager's resident set size.
 func (b *bench) measureMemory(ctx context.Context, out *benchMemory) error {
@@ -1128,7 +1202,7 @@ func parseCPUModel(r io.Reader) string {
 
 // printBench prints the figures as a table.
 func printBench(w io.Writer, r *benchReport) error {
-	seq, conc, fo, un, lg, mem := r.SequentialWrite, r.ConcurrentWrites, r.Failover, r.UnlockToFirstWrite, r.SealedVsPlainLog, r.ManagerMemory
+	seq, conc, fo, un, lg, mem, kr := r.SequentialWrite, r.ConcurrentWrites, r.Failover, r.UnlockToFirstWrite, r.SealedVsPlainLog, r.ManagerMemory, r.DataPlaneKeyRotation
 	secs := func(msv float64) string { return fmt.Sprintf("%.3f s", msv/1000) }
 	tw := newTable(w)
 	fmt.Fprint(tw, "FIGURE\tVALUE\tGOAL\tMET\n")
@@ -1142,7 +1216,7 @@ func printBench(w io.Writer, r *benchReport) error {
 		{"unlock to first write p99", secs(un.P99Ms), "-", "-"},
 		{"sealed / plain log throughput", fmt.Sprintf("%.3f (%.1f / %.1f MB/s)", lg.Ratio, lg.SealedMBPerSec, lg.PlainMBPerSec), "≥ 0.95", yesNo(lg.Met)},
 		{fmt.Sprintf("manager memory (%s secrets of 1 KiB)", thousands(int64(mem.Secrets))), fmt.Sprintf("%.1f MiB max RSS", mem.MaxRSSMiB), "≤ 150 MiB", yesNo(mem.Met)},
-		{"data-plane key rotation to all nodes", benchNA, "-", "-"},
+		{fmt.Sprintf("data-plane key rotation to all %d managers p50 (%d rotations)", r.Cluster.Managers, kr.Trials), secs(kr.P50Ms), "-", "-"},
 	}
 	for _, row := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row[0], row[1], row[2], row[3])
