@@ -99,7 +99,7 @@ type command struct {
 }
 
 // Command groups, in the order the help lists them.
-var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets"}
+var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets", "Backups"}
 
 func commands() []command {
 	return []command{
@@ -127,6 +127,10 @@ func commands() []command {
 		{"secret update", "NAME|ID [--label KEY=VALUE]...", "Replace a secret's labels with the given set (none: no labels)", "Secrets", setupSecretUpdate},
 		{"secret grant", "NAME|ID NODE_ID|self", "Grant a secret to a node, which then writes it to its secrets dir", "Secrets", setupSecretGrant},
 		{"secret revoke", "NAME|ID NODE_ID|self", "Revoke a node's grant; the node deletes its copy", "Secrets", setupSecretRevoke},
+		{"snapshot save", "FILE [--passphrase-file FILE]", "Save a sealed backup of the cluster's state to FILE (mode 0600)", "Backups", setupSnapshotSave},
+		{"snapshot restore", "FILE --data-dir DIR [--key-file FILE | --passphrase-file FILE]", "Build a new data dir from a backup, offline; the node then starts as a one-manager cluster", "Backups", setupSnapshotRestore},
+		{"rafttool dump", "[--key-file FILE] [--reveal]", "Print a stopped manager's raft log and snapshots as JSON lines, secrets redacted", "Backups", setupRafttoolDump},
+		{"rafttool decrypt", "--out DIR [--key-file FILE]", "Write plaintext copies of a stopped manager's raft log and snapshots into DIR", "Backups", setupRafttoolDecrypt},
 	}
 }
 
@@ -207,7 +211,7 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 }
 
 // notYet are commands of CLI.md whose features are not in this build.
-var notYet = map[string]string{"ca": "ca", "keys": "keys ls", "snapshot": "snapshot", "rafttool": "rafttool"}
+var notYet = map[string]string{"ca": "ca", "keys": "keys ls"}
 
 func unknownCommand(args, sub []string) error {
 	if name, ok := notYet[args[0]]; ok {
