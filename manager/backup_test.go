@@ -227,17 +227,17 @@ func TestRafttoolOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	forceSnapshot(t, m)
-	if _, err := OpenOffline(m.dir, key); !errors.Is(err, ErrNodeRunning) {
+	if _, err := OpenOffline(m.dir, keyFn(key)); !errors.Is(err, ErrNodeRunning) {
 		t.Errorf("a running node's dir: got %v; want ErrNodeRunning", err)
 	}
 	m.stop()
-	if _, err := OpenOffline(m.dir, newLockedKey(t)); err == nil || !strings.Contains(err.Error(), "invalid unlock key") {
+	if _, err := OpenOffline(m.dir, keyFn(newLockedKey(t))); err == nil || !strings.Contains(err.Error(), "invalid unlock key") {
 		t.Errorf("wrong key: got %v; want invalid unlock key", err)
 	}
-	if _, err := OpenOffline(m.dir, ""); err == nil || !strings.Contains(err.Error(), "--key-file") {
+	if _, err := OpenOffline(m.dir, keyFn("")); err == nil || !strings.Contains(err.Error(), "--key-file") {
 		t.Errorf("no key: got %v; want a hint about --key-file", err)
 	}
-	o, err := OpenOffline(m.dir, key)
+	o, err := OpenOffline(m.dir, keyFn(key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,3 +267,5 @@ func TestRafttoolOffline(t *testing.T) {
 		t.Errorf("snapshots: %d, %v; want at least one", snaps, err)
 	}
 }
+
+func keyFn(k string) func() (string, error) { return func() (string, error) { return k, nil } }

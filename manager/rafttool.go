@@ -28,11 +28,11 @@ type OfflineLog struct {
 }
 
 // OpenOffline opens the raft log of the stopped manager whose data dir is
-// dataDir. unlockKey (text) is needed when the node's keys are wrapped
-// (autolock); a key that does not open them is refused with "invalid
-// unlock key". A running daemon's dir is refused: its control socket
+// dataDir. unlockKey is asked for the key (text) only when the node's keys
+// are wrapped (autolock); a key that does not open them is refused with
+// "invalid unlock key". A running daemon's dir is refused: its control socket
 // answers, or it holds the bolt file's lock.
-func OpenOffline(dataDir, unlockKey string) (*OfflineLog, error) {
+func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog, error) {
 	n := &Node{cfg: Config{DataDir: dataDir}}
 	if c, err := net.DialTimeout("unix", n.cfg.socketPath(), time.Second); err == nil {
 		c.Close()
@@ -54,10 +54,14 @@ func OpenOffline(dataDir, unlockKey string) (*OfflineLog, error) {
 		return nil, fmt.Errorf("read the DEK file: %w", err)
 	}
 	if autolock.IsWrapped(b) {
-		if unlockKey == "" {
+		text, err := unlockKey()
+		if err != nil {
+			return nil, err
+		}
+		if text == "" {
 			return nil, fmt.Errorf("the keys of %s are wrapped under the autolock unlock key: give it on stdin or with --key-file FILE", dataDir)
 		}
-		uk, err := autolock.ParseKey(unlockKey)
+		uk, err := autolock.ParseKey(text)
 		if err != nil {
 			return nil, fmt.Errorf("invalid unlock key: %w", err)
 		}
