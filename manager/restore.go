@@ -44,6 +44,21 @@ type RestoreConfig struct {
 	Progress func(done, total int64)
 }
 
+// Validate checks that the config names a target, a file and a key.
+func (c RestoreConfig) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("no target data dir"))
+	}
+	if c.Backup == "" {
+		errs = append(errs, errors.New("no backup file"))
+	}
+	if c.UnlockKey == "" && len(c.Passphrase) == 0 {
+		errs = append(errs, errors.New("neither an unlock key nor a passphrase"))
+	}
+	return errors.Join(errs...)
+}
+
 // RestoreResult describes a restored data dir.
 type RestoreResult struct {
 	NodeID    string
@@ -82,6 +97,9 @@ func ReadBackupHeader(path string) (*backup.Header, error) {
 // ID and a certificate issued by the CA in the backup; the nodes of the
 // old cluster stay in the state, as with `init --force-new-cluster`.
 func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	if err := checkEmptyDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -156,9 +174,6 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 
 // checkEmptyDir refuses a target that exists and holds anything.
 func checkEmptyDir(dir string) error {
-	if dir == "" {
-		return errors.New("no target data dir")
-	}
 	ents, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
