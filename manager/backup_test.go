@@ -137,6 +137,9 @@ func TestBackupSaveWipeRestore(t *testing.T) {
 		t.Errorf("restore = %+v after %d progress reports; want cluster %s with 1 secret", res, reports, clusterID)
 	}
 
+	if hits := scanFiles(t, []string{target}, needlesOf([]canary{{"secret data", []byte(backupCanary)}})); len(hits) > 0 {
+		t.Fatalf("the restored data dir holds the secret in the clear: %+v", hits)
+	}
 	r := startRestored(t, target)
 	eventually(t, 15*time.Second, "the restored node leads", func() bool { return r.status().IsLeader })
 	st := r.status()
@@ -204,6 +207,10 @@ func TestBackupAutolock(t *testing.T) {
 	r := startRestored(t, target)
 	if st := r.status(); st.State != api.StateLocked {
 		t.Fatalf("restored autolocked node: state %s; want locked", st.State)
+	}
+	var buf bytes.Buffer
+	if _, err := r.client.SaveSnapshot(ctxT(t), api.SnapshotRequest{}, &buf, nil); apiStatus(err) != http.StatusLocked || buf.Len() != 0 {
+		t.Errorf("backup from a locked node: got %v and %d bytes; want 423 and nothing", err, buf.Len())
 	}
 	if _, err := r.client.Unlock(ctxT(t), api.UnlockRequest{Key: key}); err != nil {
 		t.Fatal(err)
