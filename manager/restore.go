@@ -71,10 +71,12 @@ type RestoreResult struct {
 
 // Errors of restoring.
 var (
+	// ErrTargetNotEmpty refuses a target data dir that holds anything.
 	ErrTargetNotEmpty = errors.New("the target data dir is not empty")
-	// ErrWrongBackupKey wraps backup.ErrWrongKey with the words the CLI
-	// contract uses for a wrong unlock key.
-	ErrWrongBackupKey  = errors.New("invalid unlock key")
+	// ErrWrongBackupKey is an unlock key that does not open the backup,
+	// in the words the CLI contract uses for a wrong unlock key.
+	ErrWrongBackupKey = errors.New("invalid unlock key")
+	// ErrWrongPassphrase is a passphrase that does not open the backup.
 	ErrWrongPassphrase = errors.New("wrong passphrase")
 )
 
