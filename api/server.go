@@ -27,6 +27,7 @@ type Backend interface {
 	RotateUnlockKey(ctx context.Context, req RotateUnlockKeyRequest) (*UnlockKeyResponse, error)
 	SecretsBackend
 	KeysBackend
+	SnapshotBackend
 }
 
 // maxBody bounds every request body. Secrets (a later issue) are at most
@@ -110,6 +111,7 @@ func NewControlHandler(b Backend) http.Handler {
 	})
 	secretRoutes(mux, b)
 	keyRoutes(mux, b)
+	snapshotRoutes(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

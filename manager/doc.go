@@ -13,6 +13,10 @@
 //  3. Use the control API (package api) to drive it; Node implements
 //     api.Backend, api.NodeBackend and api.JoinBackend.
 //
+// Offline, with no daemon running: RestoreBackup builds a data dir from a
+// backup (which the daemon makes with SaveSnapshot), and OpenOffline reads
+// a stopped manager's raft log for inspection.
+//
 // Lifecycle of a node: uninitialized → ready (manager or worker). A manager
 // runs raft; a worker does not, and follows the cluster through a manager's
 // node API.

@@ -120,13 +120,21 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		Logger:  hlog,
 	})
 	self := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}}
-	if mode == raftRecover {
+	restored := mode == raftResume && n.restorePending() // first start after a restore (restore.go)
+	if mode == raftRecover || restored {
 		// Replays the log into a scratch FSM, snapshots it, and writes a
 		// configuration of this node alone.
 		if err := raft.RecoverCluster(conf, fsm.New(nil), logs, store, snaps, trans, self); err != nil {
 			trans.Close()
 			store.Close()
 			return nil, fmt.Errorf("force a new cluster: %w", err)
+		}
+		if restored {
+			if err := n.restoreDone(); err != nil {
+				trans.Close()
+				store.Close()
+				return nil, err
+			}
 		}
 	}
 	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.New(n.logger.With("component", "fsm")), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}

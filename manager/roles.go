@@ -37,6 +37,8 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 			go func() { defer inc.loops.Done(); n.watchDEK(ctx, inc.info.NodeID, rn) }()
 		}
 		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
+		inc.loops.Add(1)
+		go func() { defer inc.loops.Done(); n.fillOwnAddr(ctx, inc, rn) }()
 		return
 	}
 	inc.loops.Add(1)

@@ -101,7 +101,7 @@ type command struct {
 }
 
 // Command groups, in the order the help lists them.
-var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets", "Data-plane keys"}
+var groups = []string{"Daemon", "Cluster", "Nodes", "Secrets", "Data-plane keys", "Backups"}
 
 func commands() []command {
 	return []command{
@@ -130,6 +130,10 @@ func commands() []command {
 		{"secret grant", "NAME|ID NODE_ID|self", "Grant a secret to a node, which then writes it to its secrets dir", "Secrets", setupSecretGrant},
 		{"secret revoke", "NAME|ID NODE_ID|self", "Revoke a node's grant; the node deletes its copy", "Secrets", setupSecretRevoke},
 		{"keys ls", "[-q] [--format json]", "List the data-plane keys this node holds (gossip, ipsec), never their material", "Data-plane keys", setupKeysLs},
+		{"snapshot save", "FILE [--passphrase-file FILE]", "Save a sealed backup of the cluster's state to FILE (mode 0600)", "Backups", setupSnapshotSave},
+		{"snapshot restore", "FILE --data-dir DIR [--key-file FILE | --passphrase-file FILE]", "Build a new data dir from a backup, offline; the node then starts as a one-manager cluster", "Backups", setupSnapshotRestore},
+		{"rafttool dump", "[--key-file FILE] [--reveal]", "Print a stopped manager's raft log and snapshots as JSON lines, secrets redacted", "Backups", setupRafttoolDump},
+		{"rafttool decrypt", "--out DIR [--key-file FILE]", "Write plaintext copies of a stopped manager's raft log and snapshots into DIR", "Backups", setupRafttoolDecrypt},
 	}
 }
 
@@ -210,7 +214,7 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 }
 
 // notYet are commands of CLI.md whose features are not in this build.
-var notYet = map[string]string{"ca": "ca", "snapshot": "snapshot", "rafttool": "rafttool"}
+var notYet = map[string]string{"ca": "ca"}
 
 func unknownCommand(args, sub []string) error {
 	if name, ok := notYet[args[0]]; ok {

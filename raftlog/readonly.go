@@ -1,0 +1,50 @@
+package raftlog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// ErrInUse means another process, a running daemon, holds the bolt file.
+var ErrInUse = errors.New("the raft log is in use by a running holdfast daemon")
+
+// lockWait is how long OpenReadOnly waits for the bolt file's lock.
+const lockWait = 200 * time.Millisecond
+
+// OpenReadOnly opens <dir>/raft.db for reading only, for offline tools:
+// it creates and changes nothing. A daemon holds the file's exclusive lock
+// while it runs, so opening a running node's log fails with ErrInUse.
+// The returned Store refuses writes (bolt's read-only mode).
+func OpenReadOnly(dir string, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, DBFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	inner, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: lockWait}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w; stop it first", path, ErrInUse)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", path, err)
+	}
+	return &Store{path: path, clusterID: opts.ClusterID, keys: opts.Keys, log: opts.logger(), threshold: DefaultRotationThreshold, inner: inner}, nil
+}
+
+// OpenSnapshotsReadOnly returns a snapshot store over <dir>/snapshots for
+// offline tools: unlike NewSnapshotStore it creates and removes nothing.
+// Use only List, Open and Verify on it.
+func OpenSnapshotsReadOnly(dir string, opts Options) (*SnapshotStore, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &SnapshotStore{dir: filepath.Join(dir, snapDir), retain: 1, clusterID: opts.ClusterID, keys: opts.Keys, log: opts.logger()}, nil
+}
