@@ -116,6 +116,20 @@ func metricApplied(start time.Time, err error) {
 	applyDuration.WithLabelValues(result).Observe(time.Since(start).Seconds())
 }
 
+// raftCounters are raft's counters that never expire from /metrics.
+var raftCounters = []struct {
+	name []string
+	help string
+}{
+	{[]string{"state", "leader"}, "Times this node became the raft leader."},
+	{[]string{"state", "candidate"}, "Times this node started an election."},
+	{[]string{"state", "follower"}, "Times this node became a raft follower."},
+	{[]string{"transition", "heartbeat_timeout"}, "Times this follower lost contact with the leader and became a candidate."},
+	{[]string{"transition", "leader_lease_timeout"}, "Times this leader stepped down after losing contact with a quorum."},
+	{[]string{"apply"}, "Commands this node applied through raft as leader."},
+	{[]string{"restore"}, "Snapshots this node restored."},
+}
+
 var raftSink struct {
 	once sync.Once
 	err  error
@@ -129,10 +143,18 @@ var raftSink struct {
 // were built against, so raft's series show in both builds.
 func installRaftMetrics() error {
 	raftSink.once.Do(func() {
+		// Series not updated for 5 minutes go (a former leader's leader
+		// gauges, a removed peer's replication series), except raft's
+		// counters of state changes and writes, which stay for rate().
+		var counters []gmprom.CounterDefinition
+		for _, c := range raftCounters {
+			counters = append(counters, gmprom.CounterDefinition{Name: append([]string{"raft"}, c.name...), Help: c.help})
+		}
 		sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{
-			Name:       "holdfast_go_metrics_sink",
-			Expiration: time.Minute,
-			Registerer: metricsRegistry,
+			Name:               "holdfast_go_metrics_sink",
+			Expiration:         5 * time.Minute,
+			Registerer:         metricsRegistry,
+			CounterDefinitions: counters,
 		})
 		if err != nil {
 			raftSink.err = fmt.Errorf("raft metrics sink: %w", err)
