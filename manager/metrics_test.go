@@ -233,3 +233,27 @@ func TestHealthAndUnlockMetrics(t *testing.T) {
 	})
 	checkHealth(t, m0, http.StatusServiceUnavailable, api.HealthNoLeader)
 }
+
+// The hooks the data-plane key and CA rotation loops call move their
+// series, and only theirs.
+func TestRotationCounters(t *testing.T) {
+	tn := newTestNode(t, "m0", withMetrics)
+	before := scrape(t, tn.node.MetricsAddr())
+	metricKeyRotated("gossip")
+	metricKeyRotated("gossip")
+	metricCARotated()
+	after := scrape(t, tn.node.MetricsAddr())
+	for _, c := range []struct {
+		name   string
+		labels []string
+		delta  float64
+	}{
+		{"holdfast_key_rotations_total", []string{"subsystem", "gossip"}, 2},
+		{"holdfast_key_rotations_total", []string{"subsystem", "ipsec"}, 0},
+		{"holdfast_ca_rotations_total", nil, 1},
+	} {
+		if got := mustValue(t, after, c.name, c.labels...) - mustValue(t, before, c.name, c.labels...); got != c.delta {
+			t.Errorf("%s%v: went up by %v; want %v", c.name, c.labels, got, c.delta)
+		}
+	}
+}
