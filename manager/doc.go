@@ -12,6 +12,10 @@
 //     after a graceful shutdown: a leader hands leadership over first.
 //  3. Use the control API (package api) to drive it; Node implements
 //     api.Backend, api.NodeBackend and api.JoinBackend.
+//  4. Optionally set Config.MetricsAddr: Run then also serves GET /metrics
+//     (Prometheus text) and GET /v1/health over plain HTTP there, and
+//     MetricsAddr tells the bound address. Logs go to Config.Logger, raft's
+//     bridged in.
 //
 // Lifecycle of a node: uninitialized → ready (manager or worker). A manager
 // runs raft; a worker does not, and follows the cluster through a manager's
