@@ -88,9 +88,10 @@ func TestMemberlistLoggerBridge(t *testing.T) {
 
 // Never a key or secret byte in the logs, at any level: a whole workflow
 // at debug level — secrets created, granted and delivered, join tokens
-// read, rotated and used, an autolocked manager restarted, refused a wrong
-// key and unlocked, the unlock key rotated — and no log line of any node
-// holds a secret's data, an unlock key or a token's secret, raw or encoded.
+// read, rotated and used, the unlock key rotated and split into shares, an
+// autolocked manager restarted, refused wrong keys and unlocked with
+// shares — and no log line of any node holds a secret's data, an unlock
+// key, a share, a KEK or a token's secret, raw or encoded.
 func TestLogsNeverShowSecrets(t *testing.T) {
 	c, key := newLockedCluster(t, 1)
 	m0 := c.managers[0]
@@ -154,24 +155,37 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 	if _, err := w0.client.Join(ctxT(t), api.JoinRequest{Token: wtok.Token, Addr: c.init.Addr}); err != nil {
 		t.Fatalf("join w0: %v", err)
 	}
-	// Restart m0 locked, a wrong key, then the right one.
-	m0.stop()
-	m0.start()
-	if _, err := m0.client.Unlock(ctxT(t), api.UnlockRequest{Key: key[:len(key)-3] + "aaa"}); err == nil {
-		t.Fatal("a mistyped key unlocked the node")
-	}
-	if _, err := m0.client.Unlock(ctxT(t), api.UnlockRequest{Key: key}); err != nil {
-		t.Fatalf("unlock: %v", err)
-	}
-	rot, err := m0.client.RotateUnlockKey(ctxT(t), api.RotateUnlockKeyRequest{})
+	// The unlock key rotated and split 2-of-3, then m0 restarted locked:
+	// the old key and a mistyped share are refused, two shares unlock it.
+	rot, err := m0.client.RotateUnlockKey(ctxT(t), api.RotateUnlockKeyRequest{Shares: 3, Threshold: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addKey(rot.UnlockKey)
+	for i, sh := range rot.Shares {
+		canaries = append(canaries, canary{fmt.Sprintf("share %d", i), []byte(sh)},
+			canary{fmt.Sprintf("share %d body", i), []byte(sh[strings.LastIndex(sh, "-")+1:])})
+	}
 	for _, m := range c.managers {
 		eventually(t, 15*time.Second, m.name+" re-wrapped under the new key", func() bool {
 			return m.node.filesWrappedUnder(mustKEK(t, rot.UnlockKey))
 		})
+	}
+	m0.stop()
+	m0.start()
+	sh := rot.Shares[0]
+	for _, wrong := range []string{key, sh[:len(sh)-3] + "aaa"} {
+		if _, err := m0.client.Unlock(ctxT(t), api.UnlockRequest{Key: wrong}); err == nil {
+			t.Fatal("a wrong key unlocked the node")
+		}
+	}
+	for _, sh := range rot.Shares[:2] {
+		if _, err := m0.client.Unlock(ctxT(t), api.UnlockRequest{Key: sh}); err != nil {
+			t.Fatalf("unlock with a share: %v", err)
+		}
+	}
+	if st := m0.status(); st.State != api.StateReady {
+		t.Fatalf("m0 after two shares: state %s; want ready", st.State)
 	}
 
 	nodes := []*testNode{m0, m1, w0}
