@@ -12,6 +12,9 @@
 //   - the join API (NewJoinHandler) on holdfast-join/1, for nodes that have a
 //     token but no certificate yet.
 //
+// HealthHandler serves GET /v1/health on the control API and on a node's
+// metrics listener: 200 when ready, 503 with the reason otherwise.
+//
 // Duties of the caller: implement Backend (and NodeBackend) and return
 // *Error values (see Errorf) for failures that have an HTTP status; anything
 // else is a 500. Never put secret material into an error message.

@@ -28,6 +28,7 @@ type Backend interface {
 	SecretsBackend
 	KeysBackend
 	SnapshotBackend
+	HealthBackend
 }
 
 // maxBody bounds every request body. Secrets (a later issue) are at most
@@ -112,6 +113,7 @@ func NewControlHandler(b Backend) http.Handler {
 	secretRoutes(mux, b)
 	keyRoutes(mux, b)
 	snapshotRoutes(mux, b)
+	mux.Handle("GET /v1/health", HealthHandler(b))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -47,7 +47,8 @@ func (n *Node) apply(ctx context.Context, cmd fsm.Command) error {
 }
 
 // applyLocal applies encoded command b on this node, which must lead.
-func (n *Node) applyLocal(ctx context.Context, rn *raftNode, b []byte) error {
+func (n *Node) applyLocal(ctx context.Context, rn *raftNode, b []byte) (err error) {
+	defer func(start time.Time) { metricApplied(start, err) }(time.Now())
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)

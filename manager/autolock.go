@@ -87,11 +87,11 @@ func (n *Node) setLocked(l *lockState) {
 	n.incMu.Unlock()
 }
 
-// lockedHandler answers 423 on a locked node for everything but status and
-// unlock.
+// lockedHandler answers 423 on a locked node for everything but status,
+// unlock and health.
 func (n *Node) lockedHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" {
+		if n.locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" && r.URL.Path != "/v1/health" {
 			api.WriteError(w, api.ErrLocked)
 			return
 		}
@@ -103,9 +103,14 @@ func (n *Node) lockedHandler(h http.Handler) http.Handler {
 // node's files.
 var errInvalidUnlockKey = api.Errorf(http.StatusForbidden, "invalid unlock key: it does not open this node's keys; the node stays locked")
 
+// errUnlockThrottled answers unlock attempts that come too soon after
+// wrong keys.
+var errUnlockThrottled = api.Errorf(http.StatusServiceUnavailable, "too many wrong unlock keys: try again shortly")
+
 // Unlock opens a locked node with its unlock key, or one share of it at a
 // time, and starts it: raft, mTLS and all, without a restart.
-func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (*api.UnlockResponse, error) {
+func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (resp *api.UnlockResponse, err error) {
+	defer func() { metricUnlockAttempt(resp, err) }()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopping {
@@ -119,7 +124,7 @@ func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (*api.UnlockRe
 		return nil, api.ErrUninitialized
 	}
 	if err := l.backoff.Wait(ctx); err != nil {
-		return nil, api.Errorf(http.StatusServiceUnavailable, "too many wrong unlock keys: try again shortly")
+		return nil, errUnlockThrottled
 	}
 	text := strings.TrimSpace(req.Key)
 	var key autolock.Key

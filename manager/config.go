@@ -35,7 +35,11 @@ type Config struct {
 	// locked node; its standard output is the unlock key. For a KMS, a TPM
 	// or systemd-creds. The key is never written to disk.
 	UnlockKeyCommand string
-	Logger           *slog.Logger
+	// MetricsAddr, when set, is a TCP address where the node serves
+	// Prometheus metrics (GET /metrics) and its health (GET /v1/health)
+	// over plain HTTP; port 0 picks a free port (see Node.MetricsAddr).
+	MetricsAddr string
+	Logger      *slog.Logger
 
 	// Raft timing. Defaults are tuned for a LAN: a dead leader is noticed
 	// within HeartbeatTimeout..2×HeartbeatTimeout.
@@ -104,6 +108,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
 		errs = append(errs, fmt.Errorf("gossip address %q: %w", c.GossipAddr, err))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics address %q: %w", c.MetricsAddr, err))
+		}
 	}
 	if c.AdvertiseAddr != "" {
 		host, port, err := net.SplitHostPort(c.AdvertiseAddr)

@@ -12,6 +12,10 @@
 //     after a graceful shutdown: a leader hands leadership over first.
 //  3. Use the control API (package api) to drive it; Node implements
 //     api.Backend, api.NodeBackend and api.JoinBackend.
+//  4. Optionally set Config.MetricsAddr: Run then also serves GET /metrics
+//     (Prometheus text) and GET /v1/health over plain HTTP there, and
+//     MetricsAddr tells the bound address. Logs go to Config.Logger, raft's
+//     bridged in.
 //
 // Offline, with no daemon running: RestoreBackup builds a data dir from a
 // backup (which the daemon makes with SaveSnapshot), and OpenOffline reads

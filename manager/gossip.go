@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -127,30 +125,15 @@ func (g *gossip) shutdown(graceful bool) {
 	_ = g.ml.Shutdown()
 }
 
-// memberlistLog turns memberlist's "[LEVEL] memberlist: …" lines into slog
-// records, and counts messages that failed to decrypt.
-type memberlistLog struct {
-	logger *slog.Logger
-	g      *gossip
-}
-
-func (w *memberlistLog) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	level := slog.LevelDebug
-	for prefix, l := range map[string]slog.Level{"[ERR]": slog.LevelWarn, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelDebug} {
-		if strings.HasPrefix(line, prefix) {
-			level = l
-			line = strings.TrimSpace(strings.TrimPrefix(line, prefix))
-		}
-	}
+// memberlistObserver counts the messages memberlist could not decrypt,
+// and keeps its complaints about unreachable peers — routine while a node
+// is down — at warning level.
+func (g *gossip) memberlistObserver(level slog.Level, line string) slog.Level {
 	if strings.Contains(strings.ToLower(line), "decrypt") {
-		w.g.decryptFailures.Add(1)
+		g.decryptFailures.Add(1)
 	}
-	w.logger.Log(context.Background(), level, strings.TrimPrefix(line, "memberlist: "))
-	return len(p), nil
+	return min(level, slog.LevelWarn)
 }
-
-var _ io.Writer = (*memberlistLog)(nil)
 
 // startGossip starts the node's memberlist with ring as its keyring.
 func (n *Node) startGossip(inc *incarnation, ring *overlaykeys.Ring) (*gossip, error) {
@@ -189,7 +172,7 @@ func (n *Node) startGossip(inc *incarnation, ring *overlaykeys.Ring) (*gossip, e
 	// another cluster is refused even if it had our key.
 	cfg.Label = inc.info.ClusterID
 	cfg.Events = g
-	cfg.Logger = log.New(&memberlistLog{logger: n.logger.With("component", "gossip"), g: g}, "", 0)
+	cfg.Logger = newMemberlistLogger(n.logger.With("component", "gossip"), g.memberlistObserver)
 	if n.cfg.gossipTune != nil {
 		n.cfg.gossipTune(cfg)
 	}

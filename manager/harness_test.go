@@ -47,8 +47,9 @@ func (s *syncBuffer) String() string {
 }
 
 // newTestNode makes a node with its own data dir and a short socket path
-// (unix socket paths are limited to 108 bytes).
-func newTestNode(t *testing.T, name string) *testNode {
+// (unix socket paths are limited to 108 bytes). opts change its config
+// before it starts.
+func newTestNode(t *testing.T, name string, opts ...func(*Config)) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	sockDir, err := os.MkdirTemp("", "hf")
@@ -64,6 +65,9 @@ func newTestNode(t *testing.T, name string) *testNode {
 	tn.cfg.SocketPath = filepath.Join(sockDir, "s")
 	tn.cfg.SecretsDir = filepath.Join(sockDir, "secrets") // outside the data dir, which canary scans read
 	tn.cfg.Logger = slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, o := range opts {
+		o(&tn.cfg)
+	}
 	tn.start()
 	t.Cleanup(func() {
 		tn.stop()

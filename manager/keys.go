@@ -228,6 +228,7 @@ func (n *Node) rotateDueKeys(ctx context.Context, rn *raftNode) time.Duration {
 		default:
 			newest := rot.Keys[len(rot.Keys)-1]
 			n.logger.Info("data-plane keys rotated", "subsystem", rot.Subsystem, "key_id", newest.ID, "lamport", newest.Lamport)
+			metricKeyRotated(string(rot.Subsystem))
 		}
 	}
 	if len(rots) > 0 {

@@ -62,6 +62,8 @@ type Node struct {
 	// loop's clock); keyKick wakes the rotation loop.
 	keyClock atomic.Value
 	keyKick  chan struct{}
+	// metricsAddr is the bound metrics address (a string), once listening.
+	metricsAddr atomic.Value
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -125,6 +127,13 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	metricsLn, err := n.listenMetrics()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	stopMetrics := n.serveMetrics(metricsLn)
+	defer stopMetrics()
 	// Resume before serving the control API, so nobody sees a node with
 	// state as uninitialized; requests wait in the socket's backlog.
 	info, err := n.loadNodeInfo()

@@ -17,7 +17,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 	listen := fs.String("listen-addr", "0.0.0.0:4242", "TCP address for raft, the node API and joins (`HOST:PORT`)")
 	advertise := fs.String("advertise-addr", "", "the address other nodes reach this one at (`HOST:PORT`); default: derived from --listen-addr")
 	gossip := fs.String("gossip-addr", "0.0.0.0:4243", "where memberlist gossips, UDP and TCP (`HOST:PORT`); other nodes reach it at the advertise address's host")
-	metrics := fs.String("metrics-addr", "", "metrics address (`HOST:PORT`; not used by this build yet)")
+	metrics := fs.String("metrics-addr", "", "serve Prometheus metrics (GET /metrics) and health (GET /v1/health) over plain HTTP on `HOST:PORT`; default: off")
 	secretsDir := fs.String("secrets-dir", "/run/holdfast/secrets", "where the secrets granted to this node are written (`DIR`; meant to be a tmpfs)")
 	level := newChoice(fs, "log-level", "info", "log `LEVEL`: debug, info, warn or error", "debug", "info", "warn", "error")
 	format := newChoice(fs, "log-format", "text", "log `FORMAT`: text or json", "text", "json")
@@ -45,6 +45,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.SocketPath = c.socket()
 		cfg.SecretsDir = *secretsDir
 		cfg.UnlockKeyCommand = *unlockCmd
+		cfg.MetricsAddr = *metrics
 		cfg.Logger = logger
 		node, err := manager.New(cfg)
 		if err != nil {
@@ -56,8 +57,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		context.AfterFunc(ctx, stop)
 		logger.Info("holdfast daemon starting", "version", version, "data_dir", cfg.DataDir,
 			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr, "secrets_dir", cfg.SecretsDir,
-			"unlock_key_command", cfg.UnlockKeyCommand != "")
-		logger.Debug("accepted, not used by this build yet", "metrics_addr", *metrics)
+			"unlock_key_command", cfg.UnlockKeyCommand != "", "gossip_addr", cfg.GossipAddr, "metrics_addr", cfg.MetricsAddr)
 		if err := node.Run(ctx); err != nil {
 			return err
 		}

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -30,12 +32,17 @@ func setupDev(c *cli, fs *flag.FlagSet) action {
 	managers := fs.Int("managers", 3, "how many managers to run, 1 to 7")
 	autolock := fs.Bool("autolock", false, "create the cluster with autolock on")
 	dir := fs.String("dir", "", "keep the nodes' data, secrets, sockets and logs in `DIR` (default: a new temporary directory, removed on exit)")
+	metrics := fs.String("metrics-addr", "", "serve each node's metrics and health over plain HTTP, node 1 on `HOST:PORT`, node 2 on the next port, and so on (port 0: free ports); default: off")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
 		}
 		if *managers < 1 || *managers > maxDevManagers {
 			return usagef("--managers must be between 1 and %d, not %d", maxDevManagers, *managers)
+		}
+		metricsAddrs, err := devMetricsAddrs(*metrics, *managers)
+		if err != nil {
+			return err
 		}
 		root := *dir
 		if root == "" {
@@ -52,7 +59,7 @@ func setupDev(c *cli, fs *flag.FlagSet) action {
 		defer stop()
 		// The first signal starts a clean stop; a second one kills.
 		context.AfterFunc(ctx, stop)
-		d := &devCluster{c: c, root: root, autolock: *autolock, progress: newProgress(c.stderr)}
+		d := &devCluster{c: c, root: root, autolock: *autolock, metricsAddrs: metricsAddrs, progress: newProgress(c.stderr)}
 		return d.run(ctx, *managers)
 	}
 }
@@ -62,8 +69,10 @@ type devCluster struct {
 	c        *cli
 	root     string
 	autolock bool
-	progress *progress
-	nodes    []*devNode
+	// metricsAddrs are the nodes' metrics addresses; nil when off.
+	metricsAddrs []string
+	progress     *progress
+	nodes        []*devNode
 	// exited receives each node whose Run returned.
 	exited chan *devNode
 }
@@ -73,6 +82,7 @@ type devNode struct {
 	num                              int
 	dataDir, secretsDir, socket, log string
 	client                           *api.Client
+	node                             *manager.Node
 	logFile                          *os.File
 	cancel                           context.CancelFunc
 	done                             chan struct{}
@@ -226,12 +236,16 @@ func (d *devCluster) startNode(i int) (*devNode, error) {
 	cfg.SocketPath = node.socket
 	cfg.SecretsDir = node.secretsDir
 	cfg.Logger = slog.New(slog.NewTextHandler(f, nil)).With("node", i)
+	if d.metricsAddrs != nil {
+		cfg.MetricsAddr = d.metricsAddrs[i-1]
+	}
 	m, err := manager.New(cfg)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("node %d: %w", i, err)
 	}
 	node.logFile = f
+	node.node = m
 	node.client = api.NewUnixClient(node.socket)
 	ctx, cancel := context.WithCancel(context.Background())
 	node.cancel = cancel
@@ -279,6 +293,12 @@ func (d *devCluster) printReady(created *api.InitResponse) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", n.num, n.id, n.addr, n.socket, n.secretsDir, n.log)
 	}
 	tw.Flush()
+	if d.metricsAddrs != nil {
+		fmt.Fprintln(w)
+		for _, n := range d.nodes {
+			fmt.Fprintf(w, "Node %d metrics: http://%s/metrics  health: http://%s/v1/health\n", n.num, n.node.MetricsAddr(), n.node.MetricsAddr())
+		}
+	}
 	fmt.Fprintf(w, "\nexport HOLDFAST_SOCKET=%s\n\n", shellQuote(d.nodes[0].socket))
 	tw = newTable(w)
 	fmt.Fprintf(tw, "Worker join token:\t%s\n", created.WorkerToken)
@@ -314,4 +334,30 @@ func (d *devCluster) stop() error {
 	d.progress.done()
 	fmt.Fprintln(d.c.stdout, "cluster stopped")
 	return errors.Join(errs...)
+}
+
+// devMetricsAddrs gives node i of n the metrics address addr with its port
+// plus i-1 (port 0 stays 0: each node picks a free port); nil when addr is
+// empty.
+func devMetricsAddrs(addr string, n int) ([]string, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, usagef("bad --metrics-addr %q: want HOST:PORT", addr)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port+n-1 > 65535 {
+		return nil, usagef("bad --metrics-addr %q: want a port from 0 to %d for %d nodes", addr, 65536-n, n)
+	}
+	out := make([]string, n)
+	for i := range out {
+		p := port
+		if port != 0 {
+			p += i
+		}
+		out[i] = net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	return out, nil
 }

@@ -316,9 +316,19 @@ func TestDaemonCommand(t *testing.T) {
 func TestDevCommand(t *testing.T) {
 	const n = 3
 	dir := t.TempDir()
-	stdout, stderr, exited, stop := startCLI(t, "dev", "--managers", fmt.Sprint(n), "--dir", dir)
+	stdout, stderr, exited, stop := startCLI(t, "dev", "--managers", fmt.Sprint(n), "--dir", dir, "--metrics-addr", "127.0.0.1:0")
 	stdout.waitFor(t, "cluster ready\n", exited)
 	out := stdout.String()
+	// Each node serves its metrics and health on a port of its own.
+	metrics := regexp.MustCompile(`Node (\d) metrics: http://(\S+)/metrics  health: http://(\S+)/v1/health\n`).FindAllStringSubmatch(out, -1)
+	if len(metrics) != n {
+		t.Errorf("dev --metrics-addr printed %d metrics lines; want %d:\n%s", len(metrics), n, out)
+	}
+	for _, m := range metrics {
+		if code, status := getHealth(t, m[3]); code != 200 || status != "ready" {
+			t.Errorf("node %s health: got %d %q; want 200 ready", m[1], code, status)
+		}
+	}
 	socket := filepath.Join(dir, "node-1.sock")
 	for _, want := range []string{"export HOLDFAST_SOCKET=" + socket + "\n", "Worker join token:   HFTKN-1-", "Manager join token:  HFTKN-1-"} {
 		if !strings.Contains(out, want) {

@@ -1,0 +1,322 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	gometrics "github.com/hashicorp/go-metrics/compat"
+	gmprom "github.com/hashicorp/go-metrics/compat/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
+)
+
+// Metrics come from two places:
+//
+//   - process-wide: raft's own series (through go-metrics' Prometheus sink,
+//     installed once per process as the go-metrics global), the Go runtime
+//     and process collectors, and holdfast's counters and apply latency;
+//   - per node: gauges read from the node at each scrape (lock state,
+//     leadership, certificate expiry, secrets count).
+//
+// A daemon is one node per process, so the difference only shows in `holdfast
+// dev` and tests, where the counters add up the nodes of the process.
+//
+// Nothing here ever carries key material or secret data: only counts,
+// states and times.
+
+// metricsRegistry holds the process-wide series.
+var metricsRegistry = newProcessRegistry()
+
+var (
+	unlockAttempts = newCounterVec("holdfast_unlock_attempts_total",
+		"Unlock attempts on this process's locked nodes, by result: ok, share (one share accepted, more needed), invalid_key (a well-formed key that opens nothing), malformed (not a key, or a bad checksum), throttled (refused by the backoff after wrong keys), error.",
+		"result", unlockResults...)
+	keyRotations = newCounterVec("holdfast_key_rotations_total",
+		"Data-plane key rotations this node carried out as leader, by subsystem (gossip, ipsec).",
+		"subsystem", "gossip", "ipsec")
+	caRotations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "holdfast_ca_rotations_total",
+		Help: "Root CA rotations this node started as leader.",
+	})
+	applyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "holdfast_apply_duration_seconds",
+		Help:    "Time for the leader to apply one write through raft, from proposal until the FSM applied it (result ok or error).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"result"})
+)
+
+// unlockResults are the values of holdfast_unlock_attempts_total's label.
+var unlockResults = []string{"ok", "share", "invalid_key", "malformed", "throttled", "error"}
+
+func newProcessRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		unlockAttempts, keyRotations, caRotations, applyDuration,
+	)
+	for _, res := range []string{"ok", "error"} {
+		applyDuration.WithLabelValues(res)
+	}
+	return r
+}
+
+func newCounterVec(name, help, label string, values ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	for _, v := range values {
+		c.WithLabelValues(v) // shown at 0 from the start
+	}
+	return c
+}
+
+// metricKeyRotated counts one rotation of a data-plane key (subsystem
+// "gossip" or "ipsec") by this node's leader loop.
+func metricKeyRotated(subsystem string) { keyRotations.WithLabelValues(subsystem).Inc() }
+
+// metricCARotated counts one root CA rotation started by this node.
+func metricCARotated() { caRotations.Inc() }
+
+// metricUnlockAttempt counts one unlock attempt with its outcome, classified
+// from Unlock's answer.
+func metricUnlockAttempt(resp *api.UnlockResponse, err error) {
+	result := "error"
+	var ae *api.Error
+	switch {
+	case err == nil && resp != nil && resp.State == api.StateReady:
+		result = "ok"
+	case err == nil:
+		result = "share"
+	case errors.Is(err, errInvalidUnlockKey):
+		result = "invalid_key"
+	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
+		result = "malformed"
+	case errors.Is(err, errUnlockThrottled):
+		result = "throttled"
+	}
+	unlockAttempts.WithLabelValues(result).Inc()
+}
+
+// metricApplied records one write applied (or failed) through raft on the
+// leader, started at start.
+func metricApplied(start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	applyDuration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+}
+
+// raftCounters are raft's counters that never expire from /metrics.
+var raftCounters = []struct {
+	name []string
+	help string
+}{
+	{[]string{"state", "leader"}, "Times this node became the raft leader."},
+	{[]string{"state", "candidate"}, "Times this node started an election."},
+	{[]string{"state", "follower"}, "Times this node became a raft follower."},
+	{[]string{"transition", "heartbeat_timeout"}, "Times this follower lost contact with the leader and became a candidate."},
+	{[]string{"transition", "leader_lease_timeout"}, "Times this leader stepped down after losing contact with a quorum."},
+	{[]string{"apply"}, "Commands this node applied through raft as leader."},
+	{[]string{"restore"}, "Snapshots this node restored."},
+}
+
+var raftSink struct {
+	once sync.Once
+	err  error
+}
+
+// installRaftMetrics makes raft's metrics (and memberlist's, and every
+// library on the go-metrics compat shim) reach the metrics registry, once
+// per process. It goes through the compat package, which aliases
+// armon/go-metrics in the default build and hashicorp/go-metrics with
+// -tags hashicorpmetrics: the global sink is set in whichever the libraries
+// were built against, so raft's series show in both builds.
+func installRaftMetrics() error {
+	raftSink.once.Do(func() {
+		// Series not updated for 5 minutes go (a former leader's leader
+		// gauges, a removed peer's replication series), except raft's
+		// counters of state changes and writes, which stay for rate().
+		var counters []gmprom.CounterDefinition
+		for _, c := range raftCounters {
+			counters = append(counters, gmprom.CounterDefinition{Name: append([]string{"raft"}, c.name...), Help: c.help})
+		}
+		sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{
+			Name:               "holdfast_go_metrics_sink",
+			Expiration:         5 * time.Minute,
+			Registerer:         metricsRegistry,
+			CounterDefinitions: counters,
+		})
+		if err != nil {
+			raftSink.err = fmt.Errorf("raft metrics sink: %w", err)
+			return
+		}
+		conf := gometrics.DefaultConfig("") // no prefix: raft_…, memberlist_…
+		conf.EnableHostname = false
+		conf.EnableHostnameLabel = false
+		conf.EnableServiceLabel = false
+		conf.EnableRuntimeMetrics = false // the Go collector has them
+		if _, err := gometrics.NewGlobal(conf, sink); err != nil {
+			raftSink.err = fmt.Errorf("raft metrics: %w", err)
+		}
+	})
+	return raftSink.err
+}
+
+// nodeCollector reads one node's gauges at each scrape.
+type nodeCollector struct{ n *Node }
+
+var (
+	descLocked = prometheus.NewDesc("holdfast_locked",
+		"1 while this node is locked (autolock: its keys are wrapped and it waits for 'holdfast unlock'), else 0.", nil, nil)
+	descLeader = prometheus.NewDesc("holdfast_leader",
+		"1 while this node is the raft leader, else 0.", nil, nil)
+	descCertExpiry = prometheus.NewDesc("holdfast_cert_expiry_timestamp_seconds",
+		"When this node's TLS certificate expires, in Unix seconds.", nil, nil)
+	descSecrets = prometheus.NewDesc("holdfast_secrets",
+		"Secrets in the cluster's state, as this manager has applied it.", nil, nil)
+)
+
+func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descLocked
+	ch <- descLeader
+	ch <- descCertExpiry
+	ch <- descSecrets
+}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	locked := n.locked() != nil
+	gauge(descLocked, boolFloat(locked))
+	inc := n.current()
+	var rn *raftNode
+	if inc != nil {
+		rn = inc.rn()
+	}
+	gauge(descLeader, boolFloat(rn != nil && rn.isLeader()))
+	switch {
+	case inc != nil:
+		if cr := inc.creds.Load(); cr != nil && cr.Cert.Leaf != nil {
+			gauge(descCertExpiry, float64(cr.Cert.Leaf.NotAfter.Unix()))
+		}
+	case locked:
+		// The certificate is not wrapped, only its key: a locked node still
+		// tells when its certificate expires.
+		if b, err := os.ReadFile(n.path("certs", "node.pem")); err == nil {
+			if t, err := certExpiry(b); err == nil {
+				gauge(descCertExpiry, float64(t.Unix()))
+			}
+		}
+	}
+	if rn != nil {
+		var count int
+		rn.fsm.Read(func(s *fsm.State, _ uint64) { count = s.Secrets.Len() })
+		gauge(descSecrets, float64(count))
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Health answers GET /v1/health from this node's own view, at once.
+func (n *Node) Health(context.Context) *api.Health {
+	if l := n.locked(); l != nil {
+		return &api.Health{Status: api.HealthLocked, NodeID: l.info.NodeID, Role: l.info.Role}
+	}
+	inc := n.current()
+	if inc == nil {
+		return &api.Health{Status: api.HealthUninitialized}
+	}
+	h := &api.Health{Status: api.HealthReady, NodeID: inc.info.NodeID, Role: roleWorker}
+	if rn := inc.rn(); rn != nil {
+		h.Role = roleManager
+		h.Leader, _ = rn.leaderInfo()
+		if h.Leader == "" {
+			h.Status = api.HealthNoLeader
+		}
+	}
+	return h
+}
+
+// metricsHandler serves GET /metrics (Prometheus text) and GET /v1/health.
+func (n *Node) metricsHandler() http.Handler {
+	own := prometheus.NewRegistry()
+	own.MustRegister(nodeCollector{n})
+	gatherers := prometheus.Gatherers{metricsRegistry, own}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{
+		ErrorLog:      slogPrinter{n},
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.Handle("GET /v1/health", api.HealthHandler(n))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, api.Errorf(http.StatusNotFound, "no route %s %s: the metrics listener serves GET /metrics and GET /v1/health", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type slogPrinter struct{ n *Node }
+
+func (p slogPrinter) Println(v ...any) { p.n.logger.Warn("metrics: " + fmt.Sprint(v...)) }
+
+// listenMetrics opens the metrics listener when one is configured.
+func (n *Node) listenMetrics() (net.Listener, error) {
+	if n.cfg.MetricsAddr == "" {
+		return nil, nil
+	}
+	if err := installRaftMetrics(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", n.cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on metrics address: %w", err)
+	}
+	n.metricsAddr.Store(ln.Addr().String())
+	return ln, nil
+}
+
+// serveMetrics serves the metrics listener, if any; the returned function
+// stops it and waits until it has stopped.
+func (n *Node) serveMetrics(ln net.Listener) (stop func()) {
+	if ln == nil {
+		return func() {}
+	}
+	srv := &http.Server{Handler: n.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.logger.Info("serving metrics and health over plain HTTP", "addr", ln.Addr().String())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.logger.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}
+}
+
+// MetricsAddr returns the address the metrics listener is bound to, or ""
+// when there is none (yet).
+func (n *Node) MetricsAddr() string {
+	s, _ := n.metricsAddr.Load().(string)
+	return s
+}
