@@ -116,8 +116,16 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  transport.NewStreamLayer(inc.mux, adv, inc.tcfg),
 		MaxPool: 4,
-		Timeout: 5 * time.Second,
-		Logger:  hlog,
+		// No pipelined replication: hashicorp/raft v1.7's pipeline can
+		// deadlock when a follower answers Success=false (pipelineDecode
+		// returns, nobody drains its responses, the next send blocks for
+		// ever with pipeline.Close deferred behind it). The follower then
+		// gets heartbeats and no entries, and raft.Shutdown never returns
+		// (hashicorp/raft#612; seen here in the chaos soak and the tests).
+		// Synchronous replication still batches (MaxAppendEntries).
+		MaxRPCsInFlight: 1,
+		Timeout:         5 * time.Second,
+		Logger:          hlog,
 	})
 	self := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}}
 	restored := mode == raftResume && n.restorePending() // first start after a restore (restore.go)
