@@ -4,31 +4,50 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"sort"
 )
 
 // SnapshotData returns the snapshot document (the bytes Snapshot persists)
 // of the state as of the last applied entry, and that entry's index. The
 // copy is taken under the read lock, so it is one consistent point.
+//
+// Only copies are made under the lock (as in Snapshot); the document, in
+// format 1, is encoded after, so a backup of a large state does not hold
+// up Apply.
 func (f *FSM) SnapshotData() ([]byte, uint64, error) {
 	f.mu.RLock()
-	defer f.mu.RUnlock()
-	b, err := json.Marshal(snapshotDoc{Format: snapshotFormat, Index: f.index, State: f.state})
+	header, frozen, err := f.freezeLocked(snapshotFormat)
+	index := f.index
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, 0, err
+	}
+	var doc snapshotDoc
+	if err := json.Unmarshal(header, &doc); err != nil {
+		return nil, 0, fmt.Errorf("snapshot state: %w", err)
+	}
+	doc.State.Secrets = *frozen
+	b, err := json.Marshal(doc)
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot state: %w", err)
 	}
-	return b, f.index, nil
+	return b, index, nil
+}
+
+// SnapshotJSON turns a snapshot of either format into the format 1 JSON
+// document, for tools that show it.
+func SnapshotJSON(b []byte) ([]byte, error) {
+	st, index, err := decodeSnapshot(b)
+	if err != nil {
+		return nil, err
+	}
+	return EncodeSnapshot(st, index)
 }
 
 // DecodeSnapshot parses a snapshot document, as Restore does, and returns
 // its state and index without touching any FSM.
 func DecodeSnapshot(b []byte) (*State, uint64, error) {
-	f := New(nil)
-	if err := f.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
-		return nil, 0, err
-	}
-	return f.state, f.index, nil
+	return decodeSnapshot(b)
 }
 
 // EncodeSnapshot is the snapshot document of s at index.

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/secrets"
 )
 
 // Result is what Apply returns for each command (raft's ApplyFuture.Response).
@@ -109,9 +113,20 @@ func (f *FSM) Changed() <-chan struct{} {
 	return f.changed
 }
 
-// snapshotFormat is the first line of a snapshot, so a later format can be
-// told apart.
-const snapshotFormat = "holdfast-fsm-snapshot/1"
+// Snapshot formats. Version 1 is one JSON document; Snapshot writes
+// version 2, in which the secrets, nearly all of a large state, are in
+// their binary form (secrets.Store.AppendBinary) after a small JSON header
+// (the rest of the state), so restoring it is not spent scanning base64:
+//
+//	"HFSNAP2\n" uvarint(len(header)) header store
+//
+// with header the version 1 document of the state without its secrets.
+// Restore reads both.
+const (
+	snapshotFormat  = "holdfast-fsm-snapshot/1"
+	snapshotFormat2 = "holdfast-fsm-snapshot/2"
+	snapshotMagic2  = "HFSNAP2\n"
+)
 
 type snapshotDoc struct {
 	Format string `json:"format"`
@@ -119,31 +134,82 @@ type snapshotDoc struct {
 	State  *State `json:"state"`
 }
 
-// Snapshot captures the state. The copy is taken now (raft requires that
-// Apply can run while Persist writes).
+// Snapshot captures the state. raft calls it on the goroutine that
+// applies entries, so it only copies: the small part of the state as JSON,
+// the secrets as a frozen copy without their data (secrets.Store.Frozen).
+// Persist encodes them while Apply goes on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := json.Marshal(snapshotDoc{Format: snapshotFormat, Index: f.index, State: f.state})
+	header, frozen, err := f.freezeLocked(snapshotFormat2)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot state: %w", err)
+		return nil, err
 	}
-	return &snapshot{data: b}, nil
+	return &snapshot{header: header, secrets: frozen}, nil
+}
+
+// freezeLocked returns the JSON document of the state without its secrets,
+// and a frozen copy of the secrets. f.mu must be held.
+func (f *FSM) freezeLocked(format string) ([]byte, *secrets.Store, error) {
+	rest := *f.state
+	rest.Secrets = secrets.Store{}
+	header, err := json.Marshal(snapshotDoc{Format: format, Index: f.index, State: &rest})
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot state: %w", err)
+	}
+	return header, f.state.Secrets.Frozen(), nil
 }
 
 // ErrBadSnapshot is returned by Restore for a snapshot it cannot read.
 var ErrBadSnapshot = errors.New("unreadable state snapshot")
 
-// Restore replaces the state with a snapshot's.
+// Restore replaces the state with a snapshot's, of either format.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var doc snapshotDoc
-	dec := json.NewDecoder(io.LimitReader(rc, 1<<31))
-	if err := dec.Decode(&doc); err != nil {
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<31))
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
-	if doc.Format != snapshotFormat {
-		return fmt.Errorf("%w: format %q", ErrBadSnapshot, doc.Format)
+	st, index, err := decodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.state = st
+	f.index = index
+	f.notifyLocked()
+	return nil
+}
+
+// decodeSnapshot reads a snapshot of either format.
+func decodeSnapshot(b []byte) (*State, uint64, error) {
+	var doc snapshotDoc
+	format := snapshotFormat
+	if rest, ok := bytes.CutPrefix(b, []byte(snapshotMagic2)); ok {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return nil, 0, fmt.Errorf("%w: truncated header", ErrBadSnapshot)
+		}
+		header, store := rest[k:k+int(n)], rest[k+int(n):]
+		if err := json.Unmarshal(header, &doc); err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		}
+		if doc.State == nil {
+			return nil, 0, fmt.Errorf("%w: no state", ErrBadSnapshot)
+		}
+		if err := doc.State.Secrets.UnmarshalBinary(store); err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		}
+		format = snapshotFormat2
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if err := dec.Decode(&doc); err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		}
+	}
+	if doc.Format != format {
+		return nil, 0, fmt.Errorf("%w: format %q", ErrBadSnapshot, doc.Format)
 	}
 	st := doc.State
 	if st == nil {
@@ -155,18 +221,27 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if st.Removed == nil {
 		st.Removed = map[string]time.Time{}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.state = st
-	f.index = doc.Index
-	f.notifyLocked()
-	return nil
+	return st, doc.Index, nil
 }
 
-type snapshot struct{ data []byte }
+// snapshot is a frozen state: Persist writes format 2.
+type snapshot struct {
+	header  []byte
+	secrets *secrets.Store
+}
+
+func (s *snapshot) encode() []byte {
+	b := make([]byte, 0, len(snapshotMagic2)+binary.MaxVarintLen64+len(s.header))
+	b = append(b, snapshotMagic2...)
+	b = binary.AppendUvarint(b, uint64(len(s.header)))
+	b = append(b, s.header...)
+	return s.secrets.AppendBinary(b)
+}
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s.data); err != nil {
+	data := s.encode()
+	defer clear(data)
+	if _, err := sink.Write(data); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)
 	}

@@ -121,7 +121,7 @@ func snapshotBytes(t *testing.T, f *FSM) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.(*snapshot).data
+	return s.(*snapshot).encode()
 }
 
 // stripIndex removes the applied index, which a failed command still advances.
@@ -182,6 +182,27 @@ func TestSnapshotRestore(t *testing.T) {
 	if g.Index() != 3 {
 		t.Errorf("got index %d; want 3", g.Index())
 	}
+	// Format 1 (JSON, as data dirs of earlier builds and backups hold)
+	// restores to the same state.
+	v1, index, err := f.SnapshotData()
+	if err != nil || index != 3 || !bytes.HasPrefix(v1, []byte(`{"format":"holdfast-fsm-snapshot/1"`)) {
+		t.Fatalf("SnapshotData: %v, index %d, %.40s", err, index, v1)
+	}
+	h := New(nil)
+	if err := h.Restore(io.NopCloser(bytes.NewReader(v1))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snapshotBytes(t, h), snapshotBytes(t, f); !bytes.Equal(got, want) {
+		t.Errorf("state restored from format 1 differs:\ngot  %q\nwant %q", got, want)
+	}
+	if js, err := SnapshotJSON(snapshotBytes(t, f)); err != nil || !bytes.Equal(js, v1) {
+		t.Errorf("SnapshotJSON of format 2 is not the format 1 document: %v", err)
+	}
+	for _, bad := range [][]byte{[]byte(`{"format":"other"}`), []byte("HFSNAP2\n"), []byte("HFSNAP2\n\x05{}"), append([]byte("HFSNAP2\n\x02{}"), 1, 5)} {
+		if err := New(nil).Restore(io.NopCloser(bytes.NewReader(bad))); !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("restore of %q: %v; want ErrBadSnapshot", bad, err)
+		}
+	}
 	if err := New(nil).Restore(io.NopCloser(bytes.NewReader([]byte(`{"format":"other"}`)))); !errors.Is(err, ErrBadSnapshot) {
 		t.Errorf("got %v; want ErrBadSnapshot", err)
 	}
@@ -233,7 +254,9 @@ func FuzzRestore(f *testing.F) {
 		good.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: b})
 	}
 	snap, _ := good.Snapshot()
-	f.Add(snap.(*snapshot).data)
+	f.Add(snap.(*snapshot).encode())
+	v1, _, _ := good.SnapshotData()
+	f.Add(v1)
 	f.Add([]byte(`{"format":"holdfast-fsm-snapshot/1","index":3,"state":{"nodes":{},"removed":{},"secrets":{"secrets":[]}}}`))
 	f.Add([]byte(`{"format":"holdfast-fsm-snapshot/1","state":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

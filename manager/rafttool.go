@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/holdfast/holdfast/autolock"
+	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/raftlog"
 )
 
@@ -120,8 +121,9 @@ func (o *OfflineLog) Entries(fn func(l *raft.Log) error) error {
 	return nil
 }
 
-// Snapshots calls fn with every snapshot, newest first, and its data, each
-// authenticated whole before fn sees it.
+// Snapshots calls fn with every snapshot, newest first, and its state as
+// the JSON snapshot document (fsm.SnapshotJSON), each authenticated whole
+// before fn sees it.
 func (o *OfflineLog) Snapshots(fn func(meta *raft.SnapshotMeta, data []byte) error) error {
 	if !fileExists(o.snaps.Dir()) {
 		return nil // no snapshot taken yet
@@ -138,10 +140,17 @@ func (o *OfflineLog) Snapshots(fn func(meta *raft.SnapshotMeta, data []byte) err
 		if err != nil {
 			return err
 		}
-		data, err := io.ReadAll(rc)
+		raw, err := io.ReadAll(rc)
 		rc.Close()
 		if err != nil {
 			return err
+		}
+		// Tools show the state as the format 1 JSON document, whatever
+		// format raft's snapshot holds.
+		data, err := fsm.SnapshotJSON(raw)
+		clear(raw)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", m.ID, err)
 		}
 		err = fn(meta, data)
 		clear(data)
