@@ -66,6 +66,9 @@ var typeNames = map[Type]string{
 	TypeSecretGrant:    "secret.grant",
 	TypeSecretRevoke:   "secret.revoke",
 	TypeAutolockSet:    "autolock.set",
+	TypeCARotateStart:  "ca.rotate_start",
+	TypeCARotateNode:   "ca.rotate_node",
+	TypeCARotateFinish: "ca.rotate_finish",
 }
 
 // Errors from decoding a command.
@@ -103,6 +106,9 @@ var registry = map[Type]struct {
 	TypeSecretGrant:    {1, func() Command { return new(SecretGrant) }},
 	TypeSecretRevoke:   {1, func() Command { return new(SecretRevoke) }},
 	TypeAutolockSet:    {1, func() Command { return new(AutolockSet) }},
+	TypeCARotateStart:  {1, func() Command { return new(CARotateStart) }},
+	TypeCARotateNode:   {1, func() Command { return new(CARotateNode) }},
+	TypeCARotateFinish: {1, func() Command { return new(CARotateFinish) }},
 }
 
 // Encode turns a command into log data.

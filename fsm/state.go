@@ -37,6 +37,8 @@ type State struct {
 	Removed map[string]time.Time `json:"removed"`
 	// Secrets are owned by package secrets; Apply routes to it.
 	Secrets secrets.Store `json:"secrets"`
+	// CARotation is the current or last CA rotation (carotation.go).
+	CARotation *CARotation `json:"ca_rotation,omitempty"`
 }
 
 // Cluster holds the cluster's identity, its CA and its settings.
