@@ -26,6 +26,7 @@ type Backend interface {
 	UnlockKey(ctx context.Context) (*UnlockKeyResponse, error)
 	RotateUnlockKey(ctx context.Context, req RotateUnlockKeyRequest) (*UnlockKeyResponse, error)
 	SecretsBackend
+	CABackend
 }
 
 // maxBody bounds every request body. Secrets (a later issue) are at most
@@ -108,6 +109,7 @@ func NewControlHandler(b Backend) http.Handler {
 		}
 	})
 	secretRoutes(mux, b)
+	caRoutes(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -176,6 +176,8 @@ type SelfView struct {
 	Managers  []PeerAddr `json:"managers"`
 	// Secrets are the secrets granted to the node, without their data.
 	Secrets []SecretRef `json:"secrets"`
+	// CA is the cluster's CA as the node must follow it (ca.go).
+	CA *CAView `json:"ca,omitempty"`
 }
 
 // RenewRequest asks for a new certificate for the calling node, with the

@@ -53,6 +53,9 @@ type Node struct {
 	// filesChecked records that the key files were found wrapped under
 	// filesCheckedFor (the KEK in memory), so the check is not repeated
 	// on every applied entry.
+	// expired is set, under mu, on a manager that could not start because
+	// its certificate expired and no manager renewed it.
+	expired         *nodeInfo
 	filesChecked    bool
 	filesCheckedFor seal.Key
 	// clk holds a clock for tests of certificate renewal; empty means
@@ -77,6 +80,7 @@ type incarnation struct {
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
 	workerSeen *seenSet
+	caViews    chan *api.CAView // the latest CA view, for caSyncLoop
 }
 
 // New checks cfg and returns a node that has not started yet.
@@ -126,6 +130,11 @@ func (n *Node) Run(ctx context.Context) error {
 		} else {
 			n.mu.Lock()
 			err = n.start(ctx, info, raftResume)
+			if errors.Is(err, errCertExpired) && info.Role == roleManager {
+				// Stay up for 'init --force-new-cluster' (expired.go).
+				n.logger.Error("cannot start", "err", err)
+				n.expired, err = info, nil
+			}
 			n.mu.Unlock()
 		}
 	}
@@ -198,15 +207,11 @@ func listenControl(path string) (net.Listener, error) {
 // a new single-server cluster when bootstrap is set), and the loops.
 // n.mu must be held.
 func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err error) {
-	certs, err := n.loadCerts(info.NodeID)
+	creds, err := n.loadStartCredentials(ctx, info, mode)
 	if err != nil {
 		return err
 	}
-	creds, err := transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
-	if err != nil {
-		return fmt.Errorf("load node certificate: %w", err)
-	}
-	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet()}
+	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet(), caViews: make(chan *api.CAView, 1)}
 	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.authorize, Logger: n.logger.With("component", "transport")}
 	listen := info.ListenAddr
 	if listen == "" {
