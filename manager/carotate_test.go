@@ -290,3 +290,71 @@ func raftHandshake(addr string, creds *transport.Credentials) error {
 	}
 	return err
 }
+
+// expireCert replaces a stopped node's certificate with one for the same
+// key and identity that expired 25 minutes ago.
+func expireCert(t *testing.T, tn *testNode, root *ca.Root, id ca.Identity) {
+	t.Helper()
+	keyPEM, err := os.ReadFile(filepath.Join(tn.dir, "certs", "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ca.ParseKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := ca.NewCSR(key)
+	certPEM, err := root.Issue(csr, id, 30*time.Minute, time.Now().Add(-55*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tn.dir, "certs", "node.pem"), certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExpiredManagerComesBack(t *testing.T) {
+	t.Run("through the other managers", func(t *testing.T) {
+		c := newCluster(t, 3, 0)
+		m2 := c.managers[2]
+		root := clusterRoot(t, c.managers[0])
+		id := ca.Identity{NodeID: m2.node.current().info.NodeID, Role: ca.RoleManager, ClusterID: root.ClusterID()}
+		m2.stop()
+		expireCert(t, m2, root, id)
+		m2.start()
+		eventually(t, 20*time.Second, "m2 back with a valid certificate, in raft", func() bool {
+			inc := m2.node.current()
+			if inc == nil || inc.rn() == nil || !time.Now().Before(inc.creds.Load().Cert.Leaf.NotAfter) {
+				return false
+			}
+			st := m2.status()
+			return st.State == api.StateReady && st.Leader.NodeID != ""
+		})
+		// It serves linearizable reads: it is a working member again.
+		if _, err := m2.client.Nodes(ctxT(t)); err != nil {
+			t.Fatalf("m2 node ls: %v", err)
+		}
+	})
+	t.Run("lone manager by force-new-cluster", func(t *testing.T) {
+		c := newCluster(t, 1, 0)
+		m0 := c.managers[0]
+		root := clusterRoot(t, m0)
+		id := ca.Identity{NodeID: m0.node.current().info.NodeID, Role: ca.RoleManager, ClusterID: root.ClusterID()}
+		m0.stop()
+		expireCert(t, m0, root, id)
+		m0.start() // stays up, waiting for force-new-cluster
+		if m0.node.current() != nil {
+			t.Fatal("a manager with an expired certificate started without renewing it")
+		}
+		if _, err := m0.client.Init(ctxT(t), api.InitRequest{ForceNewCluster: true}); err != nil {
+			t.Fatalf("init --force-new-cluster: %v", err)
+		}
+		leaf := m0.node.current().creds.Load().Cert.Leaf
+		if !time.Now().Before(leaf.NotAfter) || !ca.IssuedBy(leaf, root) {
+			t.Fatalf("certificate after force-new-cluster expires %s; want a fresh one from the cluster root", leaf.NotAfter)
+		}
+		if _, err := m0.client.Nodes(ctxT(t)); err != nil {
+			t.Fatalf("node ls: %v", err)
+		}
+	})
+}
