@@ -61,7 +61,9 @@ func TestExitCodes(t *testing.T) {
 		{name: "unknown subcommand", args: []string{"node", "frob"}, code: exitUsage, stderr: "unknown command 'node frob'"},
 		{name: "group without subcommand", args: []string{"node"}, code: exitUsage, stderr: "'node' needs a subcommand"},
 		{name: "help for unknown command", args: []string{"help", "frob"}, code: exitUsage, stderr: "unknown command 'frob'"},
-		{name: "commands not in this build", args: []string{"ca", "--rotate"}, code: exitError, stderr: "holdfast: 'holdfast ca' is not available in this build yet"},
+		{name: "ca key without cert", args: []string{"ca", "--rotate", "--ca-key", "k.pem"}, code: exitUsage, stderr: "--ca-cert and --ca-key go together"},
+		{name: "ca detach without rotate", args: []string{"ca", "--detach"}, code: exitUsage, stderr: "go with --rotate"},
+		{name: "ca positional", args: []string{"ca", "x"}, code: exitUsage, stderr: "holdfast: "},
 		{name: "keys not in this build", args: []string{"keys", "ls"}, code: exitError, stderr: "'holdfast keys ls' is not available in this build yet"},
 		{name: "unlock-key shares without rotate", args: []string{"unlock-key", "--shares", "3", "--threshold", "2"}, code: exitUsage, stderr: "--shares and --threshold go with --rotate"},
 		{name: "unlock-key threshold without rotate", args: []string{"unlock-key", "--threshold=2", "--socket", missing}, code: exitUsage, stderr: "go with --rotate"},
@@ -121,7 +123,7 @@ func TestNoArgsPrintsUsage(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and the usage on stderr", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "help")
-	for _, want := range []string{"Usage: holdfast", "node rm", "join-token", "--socket PATH", "\n  unlock  ", "\n  unlock-key  ", "Not in this build yet: ca, keys."} {
+	for _, want := range []string{"Usage: holdfast", "node rm", "join-token", "--socket PATH", "\n  unlock  ", "\n  unlock-key  ", "Not in this build yet: keys."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("help does not mention %q:\n%s", want, r.stdout)
 		}
