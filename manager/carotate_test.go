@@ -358,3 +358,68 @@ func TestExpiredManagerComesBack(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoverRefuses: the expired-certificate path renews only an expired
+// certificate from a trusted root, of a member, for the caller's own key.
+func TestRecoverRefuses(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	m0 := c.managers[0]
+	root := clusterRoot(t, m0)
+	w0 := c.workers[0].node.current().info.NodeID
+	id := ca.Identity{NodeID: w0, Role: ca.RoleWorker, ClusterID: root.ClusterID()}
+	past := time.Now().Add(-55 * time.Minute)
+
+	expired := func(r *ca.Root, id ca.Identity) (certPEM, csr []byte) {
+		key, _ := ca.NewKey()
+		csr, _ = ca.NewCSR(key)
+		certPEM, err := r.Issue(csr, id, 30*time.Minute, past)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return certPEM, csr
+	}
+	good, goodCSR := expired(root, id)
+	otherKey, _ := ca.NewKey()
+	otherCSR, _ := ca.NewCSR(otherKey)
+	foreign, _ := ca.NewRoot(root.ClusterID(), past.Add(-time.Hour))
+	foreignCert, foreignCSR := expired(foreign, id)
+	validKey, _ := ca.NewKey()
+	validCSR, _ := ca.NewCSR(validKey)
+	valid, _ := root.Issue(validCSR, id, time.Hour, time.Now())
+	stranger, strangerCSR := expired(root, ca.Identity{NodeID: ca.NewID(), Role: ca.RoleWorker, ClusterID: root.ClusterID()})
+
+	tests := []struct {
+		name string
+		req  api.RecoverRequest
+		want int
+	}{
+		{"another key's request", api.RecoverRequest{CertPEM: good, CSR: otherCSR}, http.StatusForbidden},
+		{"another CA", api.RecoverRequest{CertPEM: foreignCert, CSR: foreignCSR}, http.StatusForbidden},
+		{"not expired", api.RecoverRequest{CertPEM: valid, CSR: validCSR}, http.StatusBadRequest},
+		{"not a member", api.RecoverRequest{CertPEM: stranger, CSR: strangerCSR}, http.StatusForbidden},
+		{"garbage", api.RecoverRequest{CertPEM: []byte("x"), CSR: goodCSR}, http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m0.node.Recover(ctxT(t), tc.req)
+			if apiStatus(err) != tc.want {
+				t.Fatalf("Recover: %v; want status %d", err, tc.want)
+			}
+		})
+	}
+	resp, err := m0.node.Recover(ctxT(t), api.RecoverRequest{CertPEM: good, CSR: goodCSR})
+	if err != nil {
+		t.Fatalf("Recover of a member's expired certificate: %v", err)
+	}
+	certs, _ := ca.ParseCertPEM(resp.CertPEM)
+	if got, _ := ca.IdentityOf(certs[0]); got != id || !time.Now().Before(certs[0].NotAfter) {
+		t.Fatalf("renewed certificate for %+v until %s; want %+v, valid", got, certs[0].NotAfter, id)
+	}
+	// Removed: refused from then on.
+	if err := m0.client.RemoveNode(ctxT(t), w0, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m0.node.Recover(ctxT(t), api.RecoverRequest{CertPEM: good, CSR: goodCSR}); apiStatus(err) != http.StatusForbidden {
+		t.Fatalf("Recover of a removed node: %v; want 403", err)
+	}
+}
