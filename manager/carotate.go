@@ -356,6 +356,7 @@ func (n *Node) startCALoops(ctx context.Context, inc *incarnation, rn *raftNode)
 // managerCAFeed turns a manager's state changes into CA views for its
 // caSyncLoop.
 func (n *Node) managerCAFeed(ctx context.Context, inc *incarnation, rn *raftNode, views chan *api.CAView) {
+	var remembered time.Time
 	for {
 		ch := rn.fsm.Changed()
 		var v *api.CAView
@@ -363,7 +364,10 @@ func (n *Node) managerCAFeed(ctx context.Context, inc *incarnation, rn *raftNode
 		if v != nil {
 			offerView(views, v)
 		}
-		n.rememberManagerPeers(inc)
+		if time.Since(remembered) > 5*time.Second { // it asks raft for its configuration
+			n.rememberManagerPeers(inc)
+			remembered = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -149,44 +149,66 @@ func TestCARotationConverges(t *testing.T) {
 	}
 }
 
+// TestCARotationWaitsForDownNode: a stopped manager holds the rotation
+// up and is named in its progress; the rotation survives a leader change
+// meanwhile, and finishes once the manager is back.
 func TestCARotationWaitsForDownNode(t *testing.T) {
-	c := newCluster(t, 3, 0)
-	m2 := c.managers[2]
-	m2ID := m2.node.current().info.NodeID
-	m2.stop()
+	c := newCluster(t, 5, 0)
+	down := c.managers[4]
+	downID := down.node.current().info.NodeID
+	down.stop()
 	l := c.leader()
 	start, err := l.client.RotateCA(ctxT(t), api.CARotateRequest{})
 	if err != nil {
 		t.Fatalf("RotateCA: %v", err)
 	}
-	eventually(t, 20*time.Second, "the rotation waiting for the stopped manager alone", func() bool {
-		r, err := l.client.CARotation(context.Background())
-		return err == nil && r.State == api.CARotationRotating && r.Converted == 2 &&
-			len(r.Waiting) == 1 && r.Waiting[0].ID == m2ID && r.Waiting[0].Status == api.NodeDown && r.Waiting[0].Addr != ""
-	})
+	waitingForDown := func(cl *api.Client) func() bool {
+		return func() bool {
+			r, err := cl.CARotation(context.Background())
+			return err == nil && r.ID == start.ID && r.State == api.CARotationRotating && r.Converted == 4 &&
+				len(r.Waiting) == 1 && r.Waiting[0].ID == downID && r.Waiting[0].Status == api.NodeDown && r.Waiting[0].Addr != ""
+		}
+	}
+	eventually(t, 20*time.Second, "the rotation waiting for the stopped manager alone", waitingForDown(l.client))
+
+	// The leader goes away; the rotation's stage is replicated state.
+	l.halt()
+	l2 := c.leader()
+	eventually(t, 20*time.Second, "the new leader reporting the same rotation", waitingForDown(l2.client))
+
 	// Re-running follows the rotation in progress; another root conflicts.
-	again, err := c.managers[1].client.RotateCA(ctxT(t), api.CARotateRequest{})
+	again, err := l2.client.RotateCA(ctxT(t), api.CARotateRequest{})
 	if err != nil || again.ID != start.ID {
 		t.Fatalf("second RotateCA = %+v, %v; want to follow %s", again, err, start.ID)
 	}
-	other, err := ca.NewRotationRoot(clusterRoot(t, l).ClusterID(), time.Now())
+	other, err := ca.NewRotationRoot(clusterRoot(t, l2).ClusterID(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = l.client.RotateCA(ctxT(t), api.CARotateRequest{CACertPEM: string(other.CertPEM()), CAKeyPEM: string(other.KeyPEM())})
+	_, err = l2.client.RotateCA(ctxT(t), api.CARotateRequest{CACertPEM: string(other.CertPEM()), CAKeyPEM: string(other.KeyPEM())})
 	if apiStatus(err) != http.StatusConflict {
 		t.Fatalf("RotateCA to another root during a rotation: %v; want 409", err)
 	}
-	m2.start()
-	done := waitRotation(t, l.client, 30*time.Second)
+
+	down.start()
+	done := waitRotation(t, l2.client, 30*time.Second)
 	if done.ID != start.ID {
 		t.Fatalf("finished %s; want %s", done.ID, start.ID)
 	}
-	next := clusterRoot(t, l)
-	eventually(t, 10*time.Second, "m2 on the new root", func() bool {
-		inc := m2.node.current()
-		return inc != nil && ca.IssuedBy(inc.creds.Load().Cert.Leaf, next)
-	})
+	next := clusterRoot(t, l2)
+	for _, tn := range []*testNode{down, l} {
+		if tn == l {
+			l.start() // the old leader, stopped mid-rotation, comes back after it
+		}
+		eventually(t, 20*time.Second, tn.name+" on the new root alone", func() bool {
+			inc := tn.node.current()
+			if inc == nil || !ca.IssuedBy(inc.creds.Load().Cert.Leaf, next) {
+				return false
+			}
+			b, err := os.ReadFile(filepath.Join(tn.dir, "certs", "root.pem"))
+			return err == nil && string(b) == string(next.CertPEM())
+		})
+	}
 }
 
 func TestCARotationRefusesBadRoot(t *testing.T) {
