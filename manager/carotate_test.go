@@ -357,6 +357,29 @@ func TestExpiredManagerComesBack(t *testing.T) {
 			t.Fatalf("m2 node ls: %v", err)
 		}
 	})
+	t.Run("retrying until another manager is back", func(t *testing.T) {
+		c := newCluster(t, 3, 0)
+		root := clusterRoot(t, c.managers[0])
+		m2 := c.managers[2]
+		id := ca.Identity{NodeID: m2.node.current().info.NodeID, Role: ca.RoleManager, ClusterID: root.ClusterID()}
+		for _, m := range c.managers {
+			m.stop()
+		}
+		expireCert(t, m2, root, id)
+		m2.start() // nobody to ask: it waits, and refuses what would wipe its state
+		if m2.node.current() != nil {
+			t.Fatal("a manager with an expired certificate started without renewing it")
+		}
+		if _, err := m2.client.Init(ctxT(t), api.InitRequest{}); apiStatus(err) != http.StatusConflict {
+			t.Fatalf("init on a manager waiting with an expired certificate: %v; want 409", err)
+		}
+		c.managers[0].start()
+		c.managers[1].start()
+		eventually(t, 30*time.Second, "m2 started with a renewed certificate", func() bool {
+			inc := m2.node.current()
+			return inc != nil && inc.rn() != nil && time.Now().Before(inc.creds.Load().Cert.Leaf.NotAfter)
+		})
+	})
 	t.Run("lone manager by force-new-cluster", func(t *testing.T) {
 		c := newCluster(t, 1, 0)
 		m0 := c.managers[0]

@@ -162,6 +162,7 @@ func (n *Node) Run(ctx context.Context) error {
 	superCtx, stopSuper := context.WithCancel(ctx)
 	go func() {
 		defer close(supervisorDone)
+		go n.retryExpired(superCtx)
 		n.supervise(superCtx)
 	}()
 
