@@ -3,11 +3,15 @@ package manager
 import (
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,6 +174,7 @@ func TestCARotationWaitsForDownNode(t *testing.T) {
 		}
 	}
 	eventually(t, 20*time.Second, "the rotation waiting for the stopped manager alone", waitingForDown(l.client))
+	opensslVerifyChain(t, c.managers[1])
 
 	// The leader goes away; the rotation's stage is replicated state.
 	l.halt()
@@ -466,5 +471,48 @@ func TestRecoverRefuses(t *testing.T) {
 	}
 	if _, err := m0.node.Recover(ctxT(t), api.RecoverRequest{CertPEM: good, CSR: goodCSR}); apiStatus(err) != http.StatusForbidden {
 		t.Fatalf("Recover of a removed node: %v; want 403", err)
+	}
+}
+
+// opensslVerifyChain checks, with openssl, the chain a node presents during
+// a rotation (its node.pem: leaf, cross-signed new root, old root, new
+// root): the leaf verifies against the old root alone through the cross
+// certificate, and openssl reads its subject as the node's identity.
+func opensslVerifyChain(t *testing.T, tn *testNode) {
+	t.Helper()
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Log("openssl is not installed: the standard-tool check of the rotation chain is skipped")
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(tn.dir, "certs", "node.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := ca.ParseCertPEM(b)
+	if err != nil || len(chain) != 4 {
+		t.Fatalf("%s presents %d certificates (%v); want leaf, cross, old root, new root", tn.name, len(chain), err)
+	}
+	dir := t.TempDir()
+	files := make([]string, len(chain))
+	for i, c := range chain {
+		files[i] = filepath.Join(dir, fmt.Sprintf("%d.pem", i))
+		if err := os.WriteFile(files[i], pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(openssl, "verify", "-CAfile", files[2], "-untrusted", files[1], files[0]).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": OK") {
+		t.Fatalf("openssl verify of %s's new certificate against the old root through the cross certificate: %v\n%s", tn.name, err, out)
+	}
+	out, err = exec.Command(openssl, "verify", "-CAfile", files[2], files[0]).CombinedOutput()
+	if err == nil {
+		t.Fatalf("openssl verified the new certificate against the old root without the cross certificate: %s", out)
+	}
+	out, err = exec.Command(openssl, "x509", "-in", files[0], "-noout", "-subject", "-nameopt", "RFC2253").CombinedOutput()
+	id := tn.node.current().info
+	want := fmt.Sprintf("subject=CN=%s,OU=%s,O=%s", id.NodeID, ca.OUManager, id.ClusterID)
+	if err != nil || strings.TrimSpace(string(out)) != want {
+		t.Fatalf("openssl reads the subject %q (%v); want %q", out, err, want)
 	}
 }
