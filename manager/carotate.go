@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -507,4 +508,44 @@ func (n *Node) refreshTrust(inc *incarnation, v *api.CAView) error {
 	inc.nodeHTTP.CloseIdleConnections()
 	n.logger.Info("trusted roots changed", "roots", len(bytes.Split(bytes.TrimSpace(v.TrustPEM), []byte("-----END CERTIFICATE-----")))-1, "rotation", v.RotationID)
 	return nil
+}
+
+// peerTrustCache remembers which callers' certificates verify against one
+// set of roots, so that each request does not verify signatures again.
+type peerTrustCache struct {
+	mu    sync.Mutex
+	roots *x509.CertPool
+	ok    map[[32]byte]bool
+}
+
+// peerTrusted reports whether the chain a node API caller presented still
+// verifies against this node's current roots: after a CA rotation drops
+// the old root, a connection opened with an old-root certificate is
+// refused like a new one.
+func (n *Node) peerTrusted(cs *tls.ConnectionState) bool {
+	inc := n.current()
+	if inc == nil || cs == nil || len(cs.PeerCertificates) == 0 {
+		return inc == nil
+	}
+	creds := inc.creds.Load()
+	leaf := cs.PeerCertificates[0]
+	key := sha256.Sum256(leaf.Raw)
+	c := &inc.peerTrust
+	c.mu.Lock()
+	if c.roots != creds.Roots || len(c.ok) > 4096 {
+		c.roots, c.ok = creds.Roots, map[[32]byte]bool{}
+	}
+	ok, hit := c.ok[key]
+	c.mu.Unlock()
+	if hit {
+		return ok
+	}
+	_, err := ca.Verify(leaf, cs.PeerCertificates[1:], creds.Roots, time.Now())
+	ok = err == nil
+	c.mu.Lock()
+	if c.roots == creds.Roots {
+		c.ok[key] = ok
+	}
+	c.mu.Unlock()
+	return ok
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,6 +177,17 @@ func TestCARotationWaitsForDownNode(t *testing.T) {
 	eventually(t, 20*time.Second, "the rotation waiting for the stopped manager alone", waitingForDown(l.client))
 	opensslVerifyChain(t, c.managers[1])
 
+	// A node API connection opened now with an old-root certificate of a
+	// member works, and must not once the old root is dropped.
+	oldRoot := clusterRoot(t, l)
+	m1ID := c.managers[1].node.current().info.NodeID
+	oldPEM, oldKey := issueFor(t, oldRoot, ca.Identity{NodeID: m1ID, Role: ca.RoleWorker, ClusterID: oldRoot.ClusterID()}, time.Now(), time.Hour)
+	held := newHeldClient(t, oldPEM, oldKey, append(oldRoot.CertPEM(), clusterRotation(t, l).New.CertPEM()...))
+	heldAddr := c.managers[1].status().Addr
+	if reused, err := held.status(heldAddr); err != nil || reused {
+		t.Fatalf("old-root certificate during the rotation: %v (reused %v); want accepted on a new connection", err, reused)
+	}
+
 	// The leader goes away; the rotation's stage is replicated state.
 	l.halt()
 	l2 := c.leader()
@@ -201,6 +213,13 @@ func TestCARotationWaitsForDownNode(t *testing.T) {
 		t.Fatalf("finished %s; want %s", done.ID, start.ID)
 	}
 	next := clusterRoot(t, l2)
+	eventually(t, 10*time.Second, "m1 trusting the new root alone", func() bool {
+		b, err := os.ReadFile(filepath.Join(c.managers[1].dir, "certs", "root.pem"))
+		return err == nil && string(b) == string(next.CertPEM())
+	})
+	if reused, err := held.status(heldAddr); err == nil || !reused {
+		t.Fatalf("old-root certificate after the rotation, on the connection opened before: %v (reused %v); want refused on the same connection", err, reused)
+	}
 	for _, tn := range []*testNode{down, l} {
 		if tn == l {
 			l.start() // the old leader, stopped mid-rotation, comes back after it
@@ -515,4 +534,40 @@ func opensslVerifyChain(t *testing.T, tn *testNode) {
 	if err != nil || strings.TrimSpace(string(out)) != want {
 		t.Fatalf("openssl reads the subject %q (%v); want %q", out, err, want)
 	}
+}
+
+// clusterRotation returns the rotation in progress in a manager's state.
+func clusterRotation(t *testing.T, m *testNode) *ca.Rotation {
+	t.Helper()
+	p, err := m.node.current().rn().caPlan()
+	if err != nil || p.rot == nil {
+		t.Fatalf("no rotation in progress (%v)", err)
+	}
+	return p.rot
+}
+
+// heldClient is a node API client that keeps its connections, and tells
+// whether a call reused one.
+type heldClient struct {
+	t  *testing.T
+	hc *http.Client
+}
+
+func newHeldClient(t *testing.T, certPEM, keyPEM, rootsPEM []byte) *heldClient {
+	t.Helper()
+	creds, err := transport.LoadCredentials(certPEM, keyPEM, rootsPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := transport.NewAPIClient(transport.Config{Creds: transport.NewCredStore(creds)})
+	t.Cleanup(hc.CloseIdleConnections)
+	return &heldClient{t: t, hc: hc}
+}
+
+func (h *heldClient) status(addr string) (reused bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
+	_, err = api.NewClient(h.hc, "https://"+addr).ClusterStatus(ctx)
+	return reused, err
 }

@@ -81,6 +81,7 @@ type incarnation struct {
 	loops      sync.WaitGroup
 	workerSeen *seenSet
 	caViews    chan *api.CAView // the latest CA view, for caSyncLoop
+	peerTrust  peerTrustCache   // node API callers' chains checked against the current roots
 }
 
 // New checks cfg and returns a node that has not started yet.
@@ -385,14 +386,15 @@ func (n *Node) peerRole(id ca.Identity) (string, error) {
 
 // peerOf reads the node API caller's identity from its certificate and
 // authorizes it again for each request: a connection opened before a node
-// was removed or demoted serves it nothing after.
+// was removed or demoted, or before its root was rotated away, serves it
+// nothing after.
 func (n *Node) peerOf(r *http.Request) (api.Peer, bool) {
 	id, ok := transport.PeerIdentity(r.TLS)
 	if !ok {
 		return api.Peer{}, false
 	}
 	role, err := n.peerRole(id)
-	if err != nil {
+	if err != nil || !n.peerTrusted(r.TLS) {
 		return api.Peer{}, false
 	}
 	return api.Peer{NodeID: id.NodeID, Role: role}, true
