@@ -53,11 +53,11 @@ type Node struct {
 	// filesChecked records that the key files were found wrapped under
 	// filesCheckedFor (the KEK in memory), so the check is not repeated
 	// on every applied entry.
-	// expired is set, under mu, on a manager that could not start because
-	// its certificate expired and no manager renewed it.
-	expired         *nodeInfo
 	filesChecked    bool
 	filesCheckedFor seal.Key
+	// expired is set, under mu, on a manager that could not start because
+	// its certificate expired and no manager renewed it (expired.go).
+	expired *nodeInfo
 	// clk holds a clock for tests of certificate renewal; empty means
 	// the real one.
 	clk atomic.Value
@@ -163,8 +163,10 @@ func (n *Node) Run(ctx context.Context) error {
 	superCtx, stopSuper := context.WithCancel(ctx)
 	go func() {
 		defer close(supervisorDone)
-		go n.retryExpired(superCtx)
+		var retry sync.WaitGroup
+		retry.Go(func() { n.retryExpired(superCtx) })
 		n.supervise(superCtx)
+		retry.Wait()
 	}()
 
 	<-ctx.Done()
