@@ -381,6 +381,22 @@ func TestExpiredManagerComesBack(t *testing.T) {
 			t.Fatalf("m2 node ls: %v", err)
 		}
 	})
+	t.Run("a worker, through a manager", func(t *testing.T) {
+		c := newCluster(t, 1, 1)
+		root := clusterRoot(t, c.managers[0])
+		w0 := c.workers[0]
+		id := ca.Identity{NodeID: w0.node.current().info.NodeID, Role: ca.RoleWorker, ClusterID: root.ClusterID()}
+		w0.stop()
+		expireCert(t, w0, root, id)
+		w0.start()
+		leaf := w0.node.current().creds.Load().Cert.Leaf
+		if !time.Now().Before(leaf.NotAfter) {
+			t.Fatalf("worker started with a certificate that expired at %s", leaf.NotAfter)
+		}
+		if got, _ := ca.IdentityOf(leaf); got != id {
+			t.Fatalf("renewed certificate for %+v; want %+v", got, id)
+		}
+	})
 	t.Run("retrying until another manager is back", func(t *testing.T) {
 		c := newCluster(t, 3, 0)
 		root := clusterRoot(t, c.managers[0])
