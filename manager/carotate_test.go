@@ -235,7 +235,9 @@ func TestCARotationWaitsForDownNode(t *testing.T) {
 	}
 }
 
-func TestCARotationRefusesBadRoot(t *testing.T) {
+// TestCARotationImport: a root that cannot replace the current one is
+// refused with 400 and starts nothing; one that can is rotated to.
+func TestCARotationImport(t *testing.T) {
 	c := newCluster(t, 1, 0)
 	m0 := c.managers[0]
 	cur := clusterRoot(t, m0)
@@ -259,6 +261,19 @@ func TestCARotationRefusesBadRoot(t *testing.T) {
 	}
 	if r, err := m0.client.CARotation(ctxT(t)); err != nil || r.State != api.CARotationNone {
 		t.Fatalf("CARotation = %+v, %v; want none", r, err)
+	}
+	// An imported root of this cluster is rotated to.
+	imported, err := ca.NewRotationRoot(cur.ClusterID(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m0.client.RotateCA(ctxT(t), api.CARotateRequest{CACertPEM: string(imported.CertPEM()), CAKeyPEM: string(imported.KeyPEM())})
+	if err != nil || r.NewDigest != imported.Digest() {
+		t.Fatalf("RotateCA(imported) = %+v, %v; want to %s", r, err, imported.Digest())
+	}
+	waitRotation(t, m0.client, 20*time.Second)
+	if got, _ := m0.client.CA(ctxT(t)); got.Digest != imported.Digest() {
+		t.Fatalf("root %s after the rotation; want the imported %s", got.Digest, imported.Digest())
 	}
 }
 
