@@ -101,6 +101,9 @@ func (s *State) applyCA(c Command) error {
 		if c.OldDigest != s.Cluster.RootDigest() {
 			return fmt.Errorf("%w: the root changed since the rotation was prepared", ErrBadSetting)
 		}
+		if err := checkRotation(s.Cluster, c); err != nil {
+			return err
+		}
 		s.CARotation = &CARotation{
 			ID: c.ID, OldDigest: c.OldDigest, NewDigest: c.NewDigest,
 			NewCertPEM: bytes.Clone(c.NewCertPEM), NewKeyPEM: bytes.Clone(c.NewKeyPEM), CrossPEM: bytes.Clone(c.CrossPEM),
@@ -132,6 +135,26 @@ func (s *State) applyCA(c Command) error {
 		r.FinishedAt = c.FinishedAt
 	default:
 		return fmt.Errorf("%w: %T", ErrUnknownCommand, c)
+	}
+	return nil
+}
+
+// checkRotation checks a start's new root and cross-signed certificate
+// against the current root, as ca.LoadRotation does.
+func checkRotation(cl *Cluster, c *CARotateStart) error {
+	old, err := ca.ParseRoot(cl.RootCertPEM, cl.RootKeyPEM)
+	if err != nil {
+		return fmt.Errorf("%w: current root: %v", ErrBadSetting, err)
+	}
+	next, err := ca.ParseRoot(c.NewCertPEM, c.NewKeyPEM)
+	if err != nil {
+		return fmt.Errorf("%w: new root: %v", ErrBadSetting, err)
+	}
+	if next.Digest() != c.NewDigest || next.ClusterID() != old.ClusterID() {
+		return fmt.Errorf("%w: the new root is not the one named, or not this cluster's", ErrBadSetting)
+	}
+	if _, err := ca.LoadRotation(old, next, c.CrossPEM); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSetting, err)
 	}
 	return nil
 }

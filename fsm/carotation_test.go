@@ -28,10 +28,19 @@ func TestCARotationCommands(t *testing.T) {
 	start := &CARotateStart{ID: "r1", OldDigest: old.Digest(), NewDigest: next.Digest(), NewCertPEM: next.CertPEM(), NewKeyPEM: next.KeyPEM(), CrossPEM: rot.CrossPEM(), StartedAt: t0}
 	finish := &CARotateFinish{ID: "r1", WorkerToken: "w2", ManagerToken: "m2", FinishedAt: t0.Add(time.Minute)}
 
+	other, _ := ca.NewRotationRoot(clusterID, t0)
+	otherRot, _ := ca.NewRotation(old, other, t0)
+	badCross := *start
+	badCross.CrossPEM = otherRot.CrossPEM() // another root's cross certificate
+	badDigest := *start
+	badDigest.NewDigest = other.Digest()
+
 	f := New(nil)
 	errs := applyAll(t, f, init,
 		&NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}},
 		&CARotateNode{ID: "r1", NodeID: "n1"}, // before the start
+		&badCross,
+		&badDigest,
 		start,
 		start, // twice
 		&CARotateNode{ID: "r1", NodeID: "n1"},
@@ -39,7 +48,7 @@ func TestCARotationCommands(t *testing.T) {
 		&CARotateNode{ID: "r0", NodeID: "w1"},
 		&CARotateNode{ID: "r1", NodeID: "ghost"},
 	)
-	want := []error{nil, nil, ErrNoRotation, nil, ErrRotationInProgress, nil, ErrBadSetting, ErrNoRotation, ErrNodeNotFound}
+	want := []error{nil, nil, ErrNoRotation, ErrBadSetting, ErrBadSetting, nil, ErrRotationInProgress, nil, ErrBadSetting, ErrNoRotation, ErrNodeNotFound}
 	for i := range want {
 		if !errors.Is(errs[i], want[i]) {
 			t.Errorf("command %d: error %v; want %v", i, errs[i], want[i])
