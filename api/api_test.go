@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -32,6 +33,14 @@ func (f *fakeNode) ReadIndex(_ context.Context, from Peer) (*ReadIndex, error) {
 	return &ReadIndex{Index: 7}, nil
 }
 
+func (f *fakeNode) CAConverted(_ context.Context, from Peer, leaf *x509.Certificate) error {
+	f.calls = append(f.calls, "ca-converted:"+from.NodeID)
+	if leaf != nil {
+		return Errorf(500, "a request without TLS came with a certificate")
+	}
+	return nil
+}
+
 func TestNodeHandlerEnforcesRoles(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -48,6 +57,8 @@ func TestNodeHandlerEnforcesRoles(t *testing.T) {
 		{"worker cannot remove nodes", &Peer{"w1", "worker"}, "DELETE", "/internal/v1/nodes/x", 403, false},
 		{"worker reads its own record", &Peer{"w1", "worker"}, "GET", "/internal/v1/self?index=3", 200, true},
 		{"bad index", &Peer{"w1", "worker"}, "GET", "/internal/v1/self?index=x", 400, false},
+		{"worker reports its new-root certificate", &Peer{"w1", "worker"}, "POST", "/internal/v1/ca/converted", 200, true},
+		{"no certificate cannot report", nil, "POST", "/internal/v1/ca/converted", 403, false},
 		{"no certificate, or not accepted", nil, "GET", "/internal/v1/self", 403, false},
 		{"unknown route", &Peer{"m1", "manager"}, "GET", "/internal/v1/nope", 404, false},
 	}
@@ -123,7 +134,7 @@ func TestClientReturnsServerErrors(t *testing.T) {
 // type: decoding never panics, and what decodes re-encodes to JSON that
 // decodes to the same value.
 func FuzzDecodeRequests(f *testing.F) {
-	for _, s := range []string{`{}`, `{"token":"HFTKN-1-a-b","addr":"h:1"}`, `{"autolock":true,"cert_expiry":"90m"}`, `{"force":true}`, `{"cert_expiry":null}`, `{"name":"db","data":"aGk=","labels":{"a":"b"},"grants":["n1"]}`, `{"labels":{}}`, `{"key":"HFKEY-1-x"}`} {
+	for _, s := range []string{`{}`, `{"token":"HFTKN-1-a-b","addr":"h:1"}`, `{"autolock":true,"cert_expiry":"90m"}`, `{"force":true}`, `{"cert_expiry":null}`, `{"name":"db","data":"aGk=","labels":{"a":"b"},"grants":["n1"]}`, `{"labels":{}}`, `{"key":"HFKEY-1-x"}`, `{"ca_cert_pem":"x","ca_key_pem":"y"}`, `{"cert_pem":"eA==","csr":"eA=="}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -133,6 +144,7 @@ func FuzzDecodeRequests(f *testing.F) {
 			func() any { return new(JoinGrantRequest) }, func() any { return new(RenewRequest) },
 			func() any { return new(SecretCreateRequest) }, func() any { return new(SecretLabelsRequest) },
 			func() any { return new(UnlockRequest) }, func() any { return new(RotateUnlockKeyRequest) },
+			func() any { return new(CARotateRequest) }, func() any { return new(RecoverRequest) },
 		} {
 			v := mk()
 			if err := DecodeBody(bytes.NewReader(body), v); err != nil {

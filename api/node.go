@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"net/http"
 )
@@ -36,6 +37,10 @@ type NodeBackend interface {
 	FetchSecret(ctx context.Context, from Peer, id string) (*SecretData, error)
 	// SetGossipAddr records where the calling node gossips.
 	SetGossipAddr(ctx context.Context, from Peer, req GossipAddrRequest) error
+	// CAConverted records that the caller presents a certificate from the
+	// CA rotation's new root; leaf is the certificate of its connection
+	// (verified by the transport), nil if none.
+	CAConverted(ctx context.Context, from Peer, leaf *x509.Certificate) error
 }
 
 // errNotAuthorized is answered to a caller without a usable certificate, or
@@ -136,6 +141,13 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 			replyEmpty(w, b.SetGossipAddr(r.Context(), p, req))
 		}
 	})
+	handle("POST /internal/v1/ca/converted", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		var leaf *x509.Certificate
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			leaf = r.TLS.PeerCertificates[0]
+		}
+		replyEmpty(w, b.CAConverted(r.Context(), p, leaf))
+	})
 	handle("GET /internal/v1/status", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.ClusterStatus(r.Context(), p)))
 	})
@@ -148,15 +160,24 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 // JoinBackend grants certificates to nodes that present a join token.
 type JoinBackend interface {
 	Grant(ctx context.Context, req JoinGrantRequest) (*JoinGrant, error)
+	// Recover renews a certificate that expired (see RecoverRequest).
+	Recover(ctx context.Context, req RecoverRequest) (*RenewResponse, error)
 }
 
-// NewJoinHandler returns the join API's single route.
+// NewJoinHandler returns the join API's routes: joining, and recovering an
+// expired certificate.
 func NewJoinHandler(b JoinBackend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /join", func(w http.ResponseWriter, r *http.Request) {
 		var req JoinGrantRequest
 		if decode(w, r, &req) {
 			reply(w, res(b.Grant(r.Context(), req)))
+		}
+	})
+	mux.HandleFunc("POST /join/recover", func(w http.ResponseWriter, r *http.Request) {
+		var req RecoverRequest
+		if decode(w, r, &req) {
+			reply(w, res(b.Recover(r.Context(), req)))
 		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ type Backend interface {
 	KeysBackend
 	SnapshotBackend
 	HealthBackend
+	CABackend
 }
 
 // maxBody bounds every request body. Secrets (a later issue) are at most
@@ -114,6 +115,7 @@ func NewControlHandler(b Backend) http.Handler {
 	keyRoutes(mux, b)
 	snapshotRoutes(mux, b)
 	mux.Handle("GET /v1/health", HealthHandler(b))
+	caRoutes(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -181,6 +181,8 @@ type SelfView struct {
 	// GossipPeers where every other node gossips.
 	Keyrings    []Keyring  `json:"keyrings,omitempty"`
 	GossipPeers []PeerAddr `json:"gossip_peers,omitempty"`
+	// CA is the cluster's CA as the node must follow it (ca.go).
+	CA *CAView `json:"ca,omitempty"`
 }
 
 // RenewRequest asks for a new certificate for the calling node, with the

@@ -23,6 +23,13 @@
 //     not which cluster or role is acceptable.
 //  5. Pass the current time explicitly (now); nothing here reads the clock
 //     except through the caller.
+//  6. To rotate the root: make the next one with NewRotationRoot (or parse
+//     an imported one), check and cross-sign it with NewRotation, keep the
+//     Rotation's parts (both roots, CrossPEM) and rebuild it with
+//     LoadRotation. While it runs, nodes trust TrustPEM, the new root
+//     issues, and nodes present ChainPEM; IssuedBy tells which root issued
+//     a certificate. When every node holds a new-root certificate, trust
+//     the new root alone and issue new join tokens (they pin the root).
 //
 // Formats:
 //

@@ -37,6 +37,18 @@ type Root struct {
 // be a ValidID), valid for RootValidityYears from now-1h, with
 // CN RootCommonName and O clusterID.
 func NewRoot(clusterID string, now time.Time) (*Root, error) {
+	return newRootNamed(clusterID, RootCommonName, now)
+}
+
+// NewRotationRoot is NewRoot for a CA rotation: its CN is RootCommonName
+// followed by a random suffix, so that it differs from the root it
+// replaces (standard tools such as openssl cannot chain through a
+// cross-signed certificate whose subject equals its issuer's).
+func NewRotationRoot(clusterID string, now time.Time) (*Root, error) {
+	return newRootNamed(clusterID, RootCommonName+" "+NewID()[:8], now)
+}
+
+func newRootNamed(clusterID, cn string, now time.Time) (*Root, error) {
 	if !ValidID(clusterID) {
 		return nil, fmt.Errorf("new root: %w: cluster id is not a valid id", ErrBadIdentity)
 	}
@@ -51,7 +63,7 @@ func NewRoot(clusterID string, now time.Time) (*Root, error) {
 	notBefore := now.Add(-rootBackdate)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: RootCommonName, Organization: []string{clusterID}},
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{clusterID}},
 		NotBefore:             notBefore,
 		NotAfter:              notBefore.AddDate(RootValidityYears, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,

@@ -69,6 +69,9 @@ var typeNames = map[Type]string{
 	TypeSecretRevoke:   "secret.revoke",
 	TypeAutolockSet:    "autolock.set",
 	TypeKeysRotate:     "keys.rotate",
+	TypeCARotateStart:  "ca.rotate_start",
+	TypeCARotateNode:   "ca.rotate_node",
+	TypeCARotateFinish: "ca.rotate_finish",
 }
 
 // Errors from decoding a command.
@@ -107,6 +110,9 @@ var registry = map[Type]struct {
 	TypeSecretRevoke:   {1, func() Command { return new(SecretRevoke) }},
 	TypeAutolockSet:    {1, func() Command { return new(AutolockSet) }},
 	TypeKeysRotate:     {1, func() Command { return new(KeysRotate) }},
+	TypeCARotateStart:  {1, func() Command { return new(CARotateStart) }},
+	TypeCARotateNode:   {1, func() Command { return new(CARotateNode) }},
+	TypeCARotateFinish: {1, func() Command { return new(CARotateFinish) }},
 }
 
 // Encode turns a command into log data.

@@ -246,6 +246,8 @@ func applyTo(s *State, c Command) error {
 		return s.Secrets.ApplyGrant(c.GrantCmd, s.nodeExists)
 	case *SecretRevoke:
 		return s.Secrets.ApplyRevoke(c.RevokeCmd)
+	case *CARotateStart, *CARotateNode, *CARotateFinish:
+		return s.applyCA(c)
 	default:
 		return fmt.Errorf("%w: %T", ErrUnknownCommand, c)
 	}

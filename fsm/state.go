@@ -40,6 +40,8 @@ type State struct {
 	Secrets secrets.Store `json:"secrets"`
 	// Keys are the data-plane keyrings, owned by package overlaykeys.
 	Keys overlaykeys.Keyrings `json:"keys,omitempty"`
+	// CARotation is the current or last CA rotation (carotation.go).
+	CARotation *CARotation `json:"ca_rotation,omitempty"`
 }
 
 // Cluster holds the cluster's identity, its CA and its settings.

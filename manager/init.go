@@ -43,6 +43,9 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if inc := n.current(); inc != nil {
 		return nil, n.errInitialized(inc)
 	}
+	if err := n.errExpired(); err != nil {
+		return nil, err
+	}
 	switch {
 	}
 	settings := fsm.Settings{CertExpiry: DefaultCertExpiry, KeyRotation: DefaultKeyRotation}
@@ -217,6 +220,9 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	}
 	if inc := n.current(); inc != nil {
 		return nil, n.errInitialized(inc)
+	}
+	if err := n.errExpired(); err != nil {
+		return nil, err
 	}
 	tok, err := ca.ParseToken(req.Token)
 	if err != nil {

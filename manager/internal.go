@@ -151,6 +151,7 @@ wait:
 		view.Keyrings, view.GossipPeers = keyringsToAPI(kv.rings), kv.peers
 		view.Removed = s.IsRemoved(from.NodeID, time.Now())
 		view.Secrets = grantedRefs(s, from.NodeID)
+		view.CA = selfCAView(s, from.NodeID)
 	})
 	return view, nil
 }
@@ -175,11 +176,11 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err != nil {
 		return nil, err
 	}
-	root, err := rn.root()
+	plan, err := rn.caPlan()
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := root.Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, time.Now())
+	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, time.Now())
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
 	}
@@ -190,7 +191,7 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err := n.apply(ctx, &fsm.NodeUpdate{ID: node.ID, CertExpiresAt: expires}); err != nil {
 		return nil, err
 	}
-	return &api.RenewResponse{Role: node.Role, CertPEM: certPEM, RootPEM: root.CertPEM()}, nil
+	return &api.RenewResponse{Role: node.Role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
 }
 
 // LeaveNode removes the calling node from the cluster.
@@ -265,13 +266,13 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	if role == "" {
 		return nil, errBadToken
 	}
-	root, err := rn.root()
+	plan, err := rn.caPlan()
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC()
 	id := ca.Identity{NodeID: ca.NewID(), Role: role, ClusterID: clusterID}
-	certPEM, err := root.Issue(req.CSR, id, expiry, now)
+	certPEM, err := plan.issuer().Issue(req.CSR, id, expiry, now)
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
 	}
@@ -287,5 +288,5 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 		managers = append(managers, api.PeerAddr{NodeID: string(s.ID), Addr: string(s.Address)})
 	}
 	n.logger.Info("node joined", "node_id", id.NodeID, "role", role, "addr", req.Addr)
-	return &api.JoinGrant{ClusterID: clusterID, NodeID: id.NodeID, Role: role, CertPEM: certPEM, RootPEM: root.CertPEM(), Managers: managers}, nil
+	return &api.JoinGrant{ClusterID: clusterID, NodeID: id.NodeID, Role: role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM(), Managers: managers}, nil
 }

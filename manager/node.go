@@ -55,6 +55,9 @@ type Node struct {
 	// on every applied entry.
 	filesChecked    bool
 	filesCheckedFor seal.Key
+	// expired is set, under mu, on a manager that could not start because
+	// its certificate expired and no manager renewed it (expired.go).
+	expired *nodeInfo
 	// clk holds a clock for tests of certificate renewal; empty means
 	// the real one.
 	clk atomic.Value
@@ -86,8 +89,10 @@ type incarnation struct {
 	// keys is what the node knows of the data-plane keys; gossip is its
 	// memberlist once started. Both live as long as the incarnation,
 	// across role changes.
-	keys   *keyBox
-	gossip atomic.Pointer[gossip]
+	keys      *keyBox
+	gossip    atomic.Pointer[gossip]
+	caViews   chan *api.CAView // the latest CA view, for caSyncLoop
+	peerTrust peerTrustCache   // node API callers' chains checked against the current roots
 }
 
 // New checks cfg and returns a node that has not started yet.
@@ -144,6 +149,11 @@ func (n *Node) Run(ctx context.Context) error {
 		} else {
 			n.mu.Lock()
 			err = n.start(ctx, info, raftResume)
+			if errors.Is(err, errCertExpired) && info.Role == roleManager {
+				// Stay up for 'init --force-new-cluster' (expired.go).
+				n.logger.Error("cannot start", "err", err)
+				n.expired, err = info, nil
+			}
 			n.mu.Unlock()
 		}
 	}
@@ -171,7 +181,10 @@ func (n *Node) Run(ctx context.Context) error {
 	superCtx, stopSuper := context.WithCancel(ctx)
 	go func() {
 		defer close(supervisorDone)
+		var retry sync.WaitGroup
+		retry.Go(func() { n.retryExpired(superCtx) })
 		n.supervise(superCtx)
+		retry.Wait()
 	}()
 
 	<-ctx.Done()
@@ -216,15 +229,11 @@ func listenControl(path string) (net.Listener, error) {
 // a new single-server cluster when bootstrap is set), and the loops.
 // n.mu must be held.
 func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err error) {
-	certs, err := n.loadCerts(info.NodeID)
+	creds, err := n.loadStartCredentials(ctx, info, mode)
 	if err != nil {
 		return err
 	}
-	creds, err := transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
-	if err != nil {
-		return fmt.Errorf("load node certificate: %w", err)
-	}
-	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet(), keys: newKeyBox()}
+	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet(), keys: newKeyBox(), caViews: make(chan *api.CAView, 1)}
 	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.authorize, Logger: n.logger.With("component", "transport")}
 	listen := info.ListenAddr
 	if listen == "" {
@@ -401,14 +410,15 @@ func (n *Node) peerRole(id ca.Identity) (string, error) {
 
 // peerOf reads the node API caller's identity from its certificate and
 // authorizes it again for each request: a connection opened before a node
-// was removed or demoted serves it nothing after.
+// was removed or demoted, or before its root was rotated away, serves it
+// nothing after.
 func (n *Node) peerOf(r *http.Request) (api.Peer, bool) {
 	id, ok := transport.PeerIdentity(r.TLS)
 	if !ok {
 		return api.Peer{}, false
 	}
 	role, err := n.peerRole(id)
-	if err != nil {
+	if err != nil || !n.peerTrusted(r.TLS) {
 		return api.Peer{}, false
 	}
 	return api.Peer{NodeID: id.NodeID, Role: role}, true

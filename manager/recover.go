@@ -16,6 +16,9 @@ import (
 // refuses everything else while it is locked). n.mu must be held.
 func (n *Node) forceNewCluster(ctx context.Context) (*api.InitResponse, error) {
 	inc := n.current()
+	if inc == nil && n.expired != nil {
+		return n.forceNewClusterExpired(ctx)
+	}
 	if inc == nil {
 		return nil, api.Errorf(http.StatusBadRequest, "this node is not part of a cluster: --force-new-cluster recovers a manager that lost quorum; use plain 'holdfast init' to create a cluster")
 	}
@@ -34,6 +37,33 @@ func (n *Node) forceNewCluster(ctx context.Context) (*api.InitResponse, error) {
 	if _, err := n.linearize(ctx); err != nil {
 		return nil, err
 	}
+	return n.forcedClusterResponse(ctx, info)
+}
+
+// forceNewClusterExpired is forceNewCluster for a manager that could not
+// start because its certificate expired: it starts on the expired
+// certificate (no peer will accept it, and a one-member raft needs none),
+// then renews it from the CA in its own state. n.mu must be held.
+func (n *Node) forceNewClusterExpired(ctx context.Context) (*api.InitResponse, error) {
+	info := n.expired
+	n.logger.Warn("forcing a new cluster from this manager's state; its certificate expired", "node_id", info.NodeID)
+	if err := n.start(context.WithoutCancel(ctx), info, raftRecover); err != nil {
+		return nil, err
+	}
+	n.expired = nil
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rn, err := n.linearize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.renewOwnExpired(ctx, n.current(), rn); err != nil {
+		return nil, err
+	}
+	return n.forcedClusterResponse(ctx, info)
+}
+
+func (n *Node) forcedClusterResponse(ctx context.Context, info *nodeInfo) (*api.InitResponse, error) {
 	out := &api.InitResponse{ClusterID: info.ClusterID, NodeID: info.NodeID, Addr: info.AdvertiseAddr}
 	tw, err := n.JoinToken(ctx, roleWorker)
 	if err != nil {

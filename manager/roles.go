@@ -39,10 +39,12 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
 		inc.loops.Add(1)
 		go func() { defer inc.loops.Done(); n.fillOwnAddr(ctx, inc, rn) }()
+		n.startCALoops(ctx, inc, rn)
 		return
 	}
 	inc.loops.Add(1)
 	go func() { defer inc.loops.Done(); n.followCluster(ctx, inc) }()
+	n.startCALoops(ctx, inc, nil)
 }
 
 // stopLoops ends the loops and waits for them. n.mu must be held.
@@ -119,6 +121,9 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 		}
 		backoff = 100 * time.Millisecond
 		index = view.Index
+		if view.CA != nil {
+			offerView(inc.caViews, view.CA)
+		}
 		if !n.deliverFromView(ctx, inc, client, ws, view.Secrets) {
 			// Try again soon, through the next manager, without waiting
 			// for the state to change.

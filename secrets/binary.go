@@ -200,4 +200,3 @@ func (st *Store) UnmarshalBinary(b []byte) error {
 	*st = ns
 	return nil
 }
-

@@ -26,6 +26,18 @@ type Credentials struct {
 // more root certificates. The key must match the leaf, and the leaf must
 // verify against the roots now, with a valid node identity.
 func LoadCredentials(certPEM, keyPEM, rootPEM []byte) (*Credentials, error) {
+	return LoadCredentialsAt(certPEM, keyPEM, rootPEM, time.Now())
+}
+
+// LoadCredentialsAt is LoadCredentials with the leaf verified at time at
+// instead of now. Only the recovery of an expired certificate uses it: such
+// credentials are refused by every peer's handshake.
+//
+// When certPEM holds certificates after the leaf (during a CA rotation: the
+// cross-signed new root, the old root and the new one), the node presents
+// exactly that chain, so peers that trust only the old root can verify it;
+// otherwise it presents the verified chain, leaf then root.
+func LoadCredentialsAt(certPEM, keyPEM, rootPEM []byte, at time.Time) (*Credentials, error) {
 	chain, err := ca.ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load credentials: node certificate: %w", err)
@@ -46,9 +58,12 @@ func LoadCredentials(certPEM, keyPEM, rootPEM []byte) (*Credentials, error) {
 	for _, r := range roots {
 		pool.AddCert(r)
 	}
-	id, verified, err := ca.VerifyChain(leaf, chain[1:], pool, time.Now())
+	id, verified, err := ca.VerifyChain(leaf, chain[1:], pool, at)
 	if err != nil {
 		return nil, fmt.Errorf("load credentials: %w", err)
+	}
+	if len(chain) > 1 {
+		verified = chain
 	}
 	der := make([][]byte, 0, len(verified))
 	for _, c := range verified {

@@ -116,6 +116,7 @@ func commands() []command {
 		{"unlock", "[--key-file FILE]", "Unlock this manager with the unlock key, or one share of it (stdin or FILE)", "Cluster", setupUnlock},
 		{"unlock-key", "[--rotate [--shares N --threshold M]] [-q]", "Show or rotate the unlock key; --shares splits a new key m-of-n", "Cluster", setupUnlockKey},
 		{"join-token", "[--rotate] [-q] [--format json] worker|manager", "Show or rotate a join token", "Cluster", setupJoinToken},
+		{"ca", "[--rotate [--ca-cert FILE --ca-key FILE]] [--detach] [-q]", "Show the root CA certificate, or rotate the root CA and follow the rotation", "Cluster", setupCA},
 		{"version", "[--format json]", "Show the version, commit and Go version", "Cluster", setupVersion},
 		{"node ls", "[-q] [--format json]", "List the nodes", "Nodes", setupNodeLs},
 		{"node inspect", "[--format json] ID|self", "Show one node", "Nodes", setupNodeInspect},
@@ -214,7 +215,7 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 }
 
 // notYet are commands of CLI.md whose features are not in this build.
-var notYet = map[string]string{"ca": "ca"}
+var notYet = map[string]string{}
 
 func unknownCommand(args, sub []string) error {
 	if name, ok := notYet[args[0]]; ok {
@@ -274,6 +275,8 @@ runs a node; the other commands talk to the local daemon.
 		fmt.Fprintf(w, "\nNot in this build yet: %s.\n", strings.Join(slices.Sorted(maps.Keys(notYet)), ", "))
 	}
 	fmt.Fprint(w, `
+Not in this build yet: keys.
+
 Global flags (before or after the command):
   --socket PATH    the daemon's control socket (env HOLDFAST_SOCKET;
                    default <data-dir>/holdfast.sock)

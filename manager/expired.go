@@ -1,0 +1,256 @@
+package manager
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/transport"
+)
+
+// Recovery of a node whose certificate expired while it was down. Every
+// handshake refuses an expired certificate, so such a node cannot renew
+// the normal way. Instead it asks another manager over the join protocol
+// (no client certificate) with its expired certificate and a CSR signed by
+// that certificate's key. The manager renews it only if the certificate
+// was issued by a root the cluster trusts now, names this cluster, and
+// belongs to a node that is still a member (not removed), and only for the
+// same key. A lone manager, with no one to ask, gets a fresh certificate
+// from the CA in its own state during 'init --force-new-cluster'.
+// docs/DESIGN-NOTES.md gives the reasoning.
+
+// errCertExpired is why a node with an expired certificate could not start.
+var errCertExpired = errors.New("this node's certificate has expired")
+
+// Recover serves POST /join/recover.
+func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewResponse, error) {
+	_, rn, err := n.managerRaft()
+	if err != nil {
+		return nil, err
+	}
+	certs, err := ca.ParseCertPEM(req.CertPEM)
+	if err != nil {
+		return nil, api.Errorf(http.StatusBadRequest, "expired certificate: %v", err)
+	}
+	leaf := certs[0]
+	now := time.Now()
+	if now.Before(leaf.NotAfter) {
+		return nil, api.Errorf(http.StatusBadRequest, "the certificate has not expired: renew it over the node API")
+	}
+	csr, err := x509.ParseCertificateRequest(req.CSR)
+	if err != nil || csr.CheckSignature() != nil {
+		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", ca.ErrBadCSR)
+	}
+	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(csr.PublicKey) {
+		return nil, api.Errorf(http.StatusForbidden, "the certificate request is not signed by the expired certificate's key")
+	}
+	var node fsm.Node
+	var expiry time.Duration
+	var plan *caPlan
+	err = n.readState(ctx, func(s *fsm.State) error {
+		p, err := planOf(s)
+		if err != nil {
+			return err
+		}
+		plan = p
+		pool := x509.NewCertPool()
+		trust, err := ca.ParseCertPEM(p.trustPEM())
+		if err != nil {
+			return err
+		}
+		for _, c := range trust {
+			pool.AddCert(c)
+		}
+		// Was it valid, from a root trusted now, just before it expired?
+		id, err := ca.Verify(leaf, certs[1:], pool, leaf.NotAfter.Add(-time.Second))
+		if err != nil {
+			return api.Errorf(http.StatusForbidden, "expired certificate refused: %v", err)
+		}
+		if id.ClusterID != s.Cluster.ID {
+			return api.Errorf(http.StatusForbidden, "expired certificate refused: it is for another cluster")
+		}
+		if s.IsRemoved(id.NodeID, now) {
+			return api.Errorf(http.StatusForbidden, "expired certificate refused: node %s was removed from the cluster", id.NodeID)
+		}
+		rec, ok := s.Nodes[id.NodeID]
+		if !ok {
+			return api.Errorf(http.StatusForbidden, "expired certificate refused: node %s is not a member of this cluster", id.NodeID)
+		}
+		node, expiry = *rec, s.Cluster.Settings.CertExpiry
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, now)
+	if err != nil {
+		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+	}
+	expires, err := certExpiry(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.apply(ctx, &fsm.NodeUpdate{ID: node.ID, CertExpiresAt: expires}); err != nil {
+		return nil, err
+	}
+	n.logger.Warn("renewed the expired certificate of a node", "node_id", node.ID, "expired", leaf.NotAfter.UTC().Format(time.RFC3339))
+	return &api.RenewResponse{Role: node.Role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
+}
+
+// loadStartCredentials loads this node's credentials for start. An expired
+// certificate is renewed through another manager; failing that, a
+// manager in raftRecover mode (force-new-cluster) starts on it and renews
+// from its own CA once it leads; otherwise the error wraps errCertExpired.
+func (n *Node) loadStartCredentials(ctx context.Context, info *nodeInfo, mode raftMode) (*transport.Credentials, error) {
+	certs, err := n.loadCerts(info.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
+	if err == nil {
+		return creds, nil
+	}
+	chain, perr := ca.ParseCertPEM(certs.CertPEM)
+	if perr != nil || time.Now().Before(chain[0].NotAfter) {
+		return nil, fmt.Errorf("load node certificate: %w", err)
+	}
+	n.logger.Warn("this node's certificate expired while it was down; asking another manager to renew it", "expired", chain[0].NotAfter.UTC().Format(time.RFC3339))
+	rerr := n.recoverExpired(ctx, info, certs)
+	if rerr == nil {
+		certs, err = n.loadCerts(info.NodeID)
+		if err != nil {
+			return nil, err
+		}
+		return transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
+	}
+	if mode == raftRecover && info.Role == roleManager {
+		n.logger.Warn("no manager renewed the expired certificate; forcing a new cluster renews it from this manager's own CA", "err", rerr)
+		return transport.LoadCredentialsAt(certs.CertPEM, certs.KeyPEM, certs.RootPEM, chain[0].NotAfter.Add(-time.Second))
+	}
+	hint := "start the other managers"
+	if info.Role == roleManager {
+		hint += ", or, if this is the last manager, run 'holdfast init --force-new-cluster'"
+	}
+	return nil, fmt.Errorf("%w (at %s) and no manager renewed it (%v): %s", errCertExpired, chain[0].NotAfter.UTC().Format(time.RFC3339), rerr, hint)
+}
+
+// recoverExpired asks the managers this node knows to renew its expired
+// certificate, and saves the new one.
+func (n *Node) recoverExpired(ctx context.Context, info *nodeInfo, certs *certFiles) error {
+	key, err := ca.ParseKey(certs.KeyPEM)
+	if err != nil {
+		return err
+	}
+	csr, err := ca.NewCSR(key) // signed by the expired certificate's key
+	if err != nil {
+		return err
+	}
+	roots, err := ca.ParseCertPEM(certs.RootPEM)
+	if err != nil {
+		return err
+	}
+	err = errors.New("no other manager known")
+	for _, m := range info.Managers {
+		if m.NodeID == info.NodeID {
+			continue
+		}
+		for _, root := range roots {
+			jc := transport.NewJoinClient(ca.DigestOf(root.Raw), 5*time.Second)
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			var resp *api.RenewResponse
+			resp, err = api.NewClient(jc, "https://"+m.Addr).Recover(rctx, api.RecoverRequest{CertPEM: certs.CertPEM, CSR: csr})
+			cancel()
+			jc.CloseIdleConnections()
+			if err != nil {
+				if errors.Is(err, transport.ErrCAMismatch) {
+					continue
+				}
+				break
+			}
+			if _, err = transport.LoadCredentials(resp.CertPEM, certs.KeyPEM, resp.RootPEM); err != nil {
+				return fmt.Errorf("renewed certificate from %s: %w", m.Addr, err)
+			}
+			n.logger.Info("expired certificate renewed", "through", m.Addr)
+			return n.saveCerts(info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: certs.KeyPEM})
+		}
+	}
+	return err
+}
+
+// renewOwnExpired gives a manager that leads a forced new cluster a fresh
+// certificate from the CA in its own state, if its own has expired.
+func (n *Node) renewOwnExpired(ctx context.Context, inc *incarnation, rn *raftNode) error {
+	if time.Now().Before(inc.creds.Load().Cert.Leaf.NotAfter) {
+		return nil
+	}
+	if err := n.renewCert(ctx, inc); err != nil {
+		return fmt.Errorf("renew the expired certificate from this manager's CA: %w", err)
+	}
+	n.logger.Warn("this manager's expired certificate was renewed from its own CA")
+	return nil
+}
+
+// rememberManagerPeers keeps a manager's list of the other managers on
+// disk, so that after a long outage it knows whom to ask to renew an
+// expired certificate.
+func (n *Node) rememberManagerPeers(inc *incarnation) {
+	var others []api.PeerAddr
+	for _, m := range inc.managers() {
+		if m.NodeID != inc.info.NodeID {
+			others = append(others, m)
+		}
+	}
+	if len(others) > 0 {
+		n.rememberManagers(inc, others)
+	}
+}
+
+// errExpired refuses init and join on a manager that has cluster state but
+// could not start because its certificate expired: they would wipe it.
+// n.mu must be held.
+func (n *Node) errExpired() error {
+	if n.expired == nil {
+		return nil
+	}
+	return api.Errorf(http.StatusConflict, "this manager has cluster state, but its certificate expired and no manager renewed it yet: start another manager (this one retries every few seconds), or, if this is the last manager, run 'holdfast init --force-new-cluster'")
+}
+
+// retryExpired starts, every few seconds, a manager that could not start
+// because its certificate expired, until another manager renews it (or
+// force-new-cluster starts it). It returns at once if there is none.
+func (n *Node) retryExpired(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		waiting := n.expired != nil && !n.stopping && n.current() == nil
+		n.mu.Unlock()
+		if !waiting {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		var err error
+		if info := n.expired; info != nil && !n.stopping && n.current() == nil {
+			if err = n.start(ctx, info, raftResume); err == nil {
+				n.expired = nil
+				n.logger.Info("expired certificate renewed through another manager; node started")
+			}
+		}
+		n.mu.Unlock()
+		if err != nil && !errors.Is(err, errCertExpired) {
+			n.logger.Warn("cannot start", "err", err)
+		}
+	}
+}
