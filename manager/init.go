@@ -71,6 +71,12 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		if err != nil {
 			return nil, api.Errorf(http.StatusBadRequest, "imported CA: %v", err)
 		}
+		// Node certificates name their cluster in O and must chain to a
+		// root of the same cluster, so an imported root brings the
+		// cluster ID: its subject's O.
+		if clusterID = root.ClusterID(); !ca.ValidID(clusterID) {
+			return nil, api.Errorf(http.StatusBadRequest, "imported CA: its subject's O is %q; it must be the new cluster's ID, 26 characters of base32 (a-z, 2-7), for example O=%s", clusterID, ca.NewID())
+		}
 	default:
 		root, err = ca.NewRoot(clusterID, now)
 		if err != nil {

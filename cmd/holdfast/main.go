@@ -12,10 +12,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/holdfast/holdfast/api"
@@ -214,13 +212,7 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 	return err
 }
 
-// notYet are commands of CLI.md whose features are not in this build.
-var notYet = map[string]string{}
-
 func unknownCommand(args, sub []string) error {
-	if name, ok := notYet[args[0]]; ok {
-		return fmt.Errorf("'holdfast %s' is not available in this build yet", name)
-	}
 	switch {
 	case len(sub) == 0:
 		return usagef("unknown command '%s'", args[0])
@@ -271,12 +263,7 @@ runs a node; the other commands talk to the local daemon.
 		}
 		tw.Flush()
 	}
-	if len(notYet) > 0 {
-		fmt.Fprintf(w, "\nNot in this build yet: %s.\n", strings.Join(slices.Sorted(maps.Keys(notYet)), ", "))
-	}
 	fmt.Fprint(w, `
-Not in this build yet: keys.
-
 Global flags (before or after the command):
   --socket PATH    the daemon's control socket (env HOLDFAST_SOCKET;
                    default <data-dir>/holdfast.sock)
