@@ -47,6 +47,28 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 // Do sends in (JSON, or raw bytes when in is []byte) and decodes the answer
 // into out (nil to discard).
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.open(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%w: read response: %v", ErrUnreachable, err)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode response of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// open sends the request and returns the response of a 2xx answer, whose
+// body the caller reads and closes; any other answer comes back as *Error,
+// a failure to reach the server wraps ErrUnreachable.
+func (c *Client) open(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	contentType := "application/json"
 	switch v := in.(type) {
@@ -57,13 +79,13 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
+			return nil, fmt.Errorf("encode request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
@@ -71,29 +93,20 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return fmt.Errorf("%w: %w", ErrUnreachable, unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%w: read response: %v", ErrUnreachable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, unwrapURL(err))
 	}
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var eb errorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 			eb.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 		}
-		return &Error{Status: resp.StatusCode, Message: eb.Error}
+		return nil, &Error{Status: resp.StatusCode, Message: eb.Error}
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode response of %s %s: %w", method, path, err)
-	}
-	return nil
+	return resp, nil
 }
 
 func unwrapURL(err error) error {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -114,26 +113,11 @@ func (c *Client) Keyring(ctx context.Context, subsystem string) (*Keyring, error
 // each keyring as it arrives, until ctx ends, the stream ends, or fn
 // returns an error (which it returns).
 func (c *Client) WatchKeyring(ctx context.Context, subsystem string, fn func(*Keyring) error) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/keys/"+url.PathEscape(subsystem)+"?watch=1", nil)
+	resp, err := c.open(ctx, "GET", "/v1/keys/"+url.PathEscape(subsystem)+"?watch=1", nil)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("%w: %w", ErrUnreachable, unwrapURL(err))
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var eb errorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = "watch keyring: " + resp.Status
-		}
-		return &Error{Status: resp.StatusCode, Message: eb.Error}
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {

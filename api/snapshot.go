@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -61,31 +59,11 @@ var ErrShortSnapshot = errors.New("the daemon's backup stream ended early")
 // SaveSnapshot asks the daemon for a sealed backup and copies it to w as it
 // arrives. size, if not nil, is called with the backup's length first.
 func (c *Client) SaveSnapshot(ctx context.Context, req SnapshotRequest, w io.Writer, size func(int64)) (int64, error) {
-	b, err := json.Marshal(req)
+	resp, err := c.open(ctx, "POST", "/v1/snapshot", req)
 	if err != nil {
-		return 0, fmt.Errorf("encode request: %w", err)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, "POST", c.base+"/v1/snapshot", bytes.NewReader(b))
-	if err != nil {
-		return 0, fmt.Errorf("build request: %w", err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(hreq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		return 0, fmt.Errorf("%w: %w", ErrUnreachable, unwrapURL(err))
+		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var eb errorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = "POST /v1/snapshot: " + resp.Status
-		}
-		return 0, &Error{Status: resp.StatusCode, Message: eb.Error}
-	}
 	if size != nil {
 		size(resp.ContentLength)
 	}

@@ -91,15 +91,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if err != nil {
 		return nil, err
 	}
-	key, certPEM, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := ca.MarshalKey(key)
-	if err != nil {
-		return nil, err
-	}
-	expires, err := certExpiry(certPEM)
+	certPEM, keyPEM, expires, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
 	if err != nil {
 		return nil, err
 	}
@@ -167,21 +159,25 @@ func parseDuration(what, s string, dst *time.Duration) error {
 	return nil
 }
 
-// issueSelf makes a key and has root certify it as id.
-func issueSelf(root *ca.Root, id ca.Identity, validity time.Duration, now time.Time) (*ecdsa.PrivateKey, []byte, error) {
+// issueSelf makes a key and has root certify it as id; it returns both as
+// PEM, and when the certificate expires.
+func issueSelf(root *ca.Root, id ca.Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, expires time.Time, err error) {
 	key, err := ca.NewKey()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
 	csr, err := ca.NewCSR(key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
-	certPEM, err := root.Issue(csr, id, validity, now)
-	if err != nil {
-		return nil, nil, err
+	if certPEM, err = root.Issue(csr, id, validity, now); err != nil {
+		return nil, nil, time.Time{}, err
 	}
-	return key, certPEM, nil
+	if keyPEM, err = ca.MarshalKey(key); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	expires, err = certExpiry(certPEM)
+	return certPEM, keyPEM, expires, err
 }
 
 func certExpiry(certPEM []byte) (time.Time, error) {

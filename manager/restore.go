@@ -127,15 +127,7 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 		return nil, fmt.Errorf("the backup's CA: %w", err)
 	}
 	nodeID := ca.NewID()
-	key, certPEM, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: st.Cluster.ID}, st.Cluster.Settings.CertExpiry, now)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := ca.MarshalKey(key)
-	if err != nil {
-		return nil, err
-	}
-	expires, err := certExpiry(certPEM)
+	certPEM, keyPEM, expires, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: st.Cluster.ID}, st.Cluster.Settings.CertExpiry, now)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -10,23 +9,8 @@ import (
 )
 
 func setupKeysLs(c *cli, fs *flag.FlagSet) action {
-	quiet := fs.Bool("q", false, "print only the key IDs")
-	format := formatFlag(fs)
-	return func(ctx context.Context, args []string) error {
-		if err := wantArgs(args); err != nil {
-			return err
-		}
-		cl := c.client()
-		defer cl.Close()
-		keys, err := cl.Keys(ctx)
-		if err != nil {
-			return err
-		}
-		if keys == nil {
-			keys = []api.KeyInfo{}
-		}
-		return printListing(c, *quiet, format, keys, func(k api.KeyInfo) string { return k.KeyID }, printKeys)
-	}
+	return listCommand(c, fs, "print only the key IDs", (*api.Client).Keys,
+		func(k api.KeyInfo) string { return k.KeyID }, nil, printKeys)
 }
 
 // printKeys prints `keys ls`: metadata only, there is no material to print.

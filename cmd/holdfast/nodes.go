@@ -9,23 +9,8 @@ import (
 )
 
 func setupNodeLs(c *cli, fs *flag.FlagSet) action {
-	quiet := fs.Bool("q", false, "print only the node IDs")
-	format := formatFlag(fs)
-	return func(ctx context.Context, args []string) error {
-		if err := wantArgs(args); err != nil {
-			return err
-		}
-		cl := c.client()
-		defer cl.Close()
-		nodes, err := cl.Nodes(ctx)
-		if err != nil {
-			return err
-		}
-		if nodes == nil {
-			nodes = []api.Node{}
-		}
-		return printListing(c, *quiet, format, nodes, func(n api.Node) string { return n.ID }, printNodes)
-	}
+	return listCommand(c, fs, "print only the node IDs", (*api.Client).Nodes,
+		func(n api.Node) string { return n.ID }, nil, printNodes)
 }
 
 func setupNodeInspect(c *cli, fs *flag.FlagSet) action {

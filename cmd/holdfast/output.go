@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -108,6 +110,34 @@ func leaderText(st *api.Status) string {
 // printNodes prints `node ls` as a table.
 // printListing prints a listing as its IDs (-q), as one JSON document, or
 // as a table.
+// listCommand is a listing command: no arguments, -q for the IDs only,
+// --format json, else table. list fetches the items; each, if not nil,
+// tidies one item for printing.
+func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*api.Client, context.Context) ([]T, error), id func(T) string, each func(*T), table func(io.Writer, []T) error) action {
+	quiet := fs.Bool("q", false, quietHelp)
+	format := formatFlag(fs)
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args); err != nil {
+			return err
+		}
+		cl := c.client()
+		defer cl.Close()
+		items, err := list(cl, ctx)
+		if err != nil {
+			return err
+		}
+		if items == nil {
+			items = []T{}
+		}
+		if each != nil {
+			for i := range items {
+				each(&items[i])
+			}
+		}
+		return printListing(c, *quiet, format, items, id, table)
+	}
+}
+
 func printListing[T any](c *cli, quiet bool, format *choiceFlag, items []T, id func(T) string, table func(io.Writer, []T) error) error {
 	switch {
 	case quiet:

@@ -177,26 +177,8 @@ func normalizeSecret(m *api.SecretMeta) {
 }
 
 func setupSecretLs(c *cli, fs *flag.FlagSet) action {
-	quiet := fs.Bool("q", false, "print only the secret IDs")
-	format := formatFlag(fs)
-	return func(ctx context.Context, args []string) error {
-		if err := wantArgs(args); err != nil {
-			return err
-		}
-		cl := c.client()
-		defer cl.Close()
-		list, err := cl.Secrets(ctx)
-		if err != nil {
-			return err
-		}
-		if list == nil {
-			list = []api.SecretMeta{}
-		}
-		for i := range list {
-			normalizeSecret(&list[i])
-		}
-		return printListing(c, *quiet, format, list, func(s api.SecretMeta) string { return s.ID }, printSecrets)
-	}
+	return listCommand(c, fs, "print only the secret IDs", (*api.Client).Secrets,
+		func(s api.SecretMeta) string { return s.ID }, normalizeSecret, printSecrets)
 }
 
 func setupSecretInspect(c *cli, fs *flag.FlagSet) action {
