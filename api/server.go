@@ -32,7 +32,7 @@ type Backend interface {
 	CABackend
 }
 
-// maxBody bounds every request body. Secrets (a later issue) are at most
+// maxBody bounds every request body. Secrets are at most
 // 500 KiB, base64 in JSON.
 const maxBody = 1 << 20
 
