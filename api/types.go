@@ -21,6 +21,17 @@ type Status struct {
 	Leader    Leader          `json:"leader"`
 	Raft      RaftStatus      `json:"raft"`
 	Managers  []ManagerStatus `json:"managers"`
+	// Gossip is this node's memberlist, once it gossips.
+	Gossip *GossipStatus `json:"gossip,omitempty"`
+}
+
+// GossipStatus is this node's gossip: where it listens, how many members
+// it sees alive (itself included), and the Lamport time of the gossip key
+// it encrypts with.
+type GossipStatus struct {
+	Addr           string `json:"addr"`
+	Members        int    `json:"members"`
+	PrimaryLamport uint64 `json:"primary_lamport"`
 }
 
 // Leader names the current raft leader; empty when there is none.

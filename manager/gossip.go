@@ -292,3 +292,19 @@ func (n *Node) SetGossipAddr(ctx context.Context, from api.Peer, req api.GossipA
 	}
 	return n.apply(ctx, &fsm.NodeUpdate{ID: from.NodeID, GossipAddr: req.Addr})
 }
+
+// gossipStatus is what `status` shows of this node's gossip; nil before
+// it starts.
+func (inc *incarnation) gossipStatus() *api.GossipStatus {
+	g := inc.gossip.Load()
+	if g == nil {
+		return nil
+	}
+	st := &api.GossipStatus{Addr: g.advertise, Members: g.ml.NumMembers()}
+	if v, _, _ := inc.keys.get(); v != nil {
+		if p, ok := v.rings.Ring(overlaykeys.Gossip).Primary(); ok {
+			st.PrimaryLamport = p.Lamport
+		}
+	}
+	return st
+}

@@ -21,10 +21,14 @@ func (n *Node) Status(ctx context.Context) (*api.Status, error) {
 	if inc == nil {
 		return &api.Status{State: api.StateUninitialized, Managers: []api.ManagerStatus{}}, nil
 	}
+	var st *api.Status
 	if inc.rn() == nil {
-		return n.workerStatus(ctx, inc), nil
+		st = n.workerStatus(ctx, inc)
+	} else {
+		st = n.managerStatus(ctx, inc, inc.rn(), true)
 	}
-	return n.managerStatus(ctx, inc, inc.rn(), true), nil
+	st.Gossip = inc.gossipStatus()
+	return st, nil
 }
 
 func (n *Node) managerStatus(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) *api.Status {

@@ -76,6 +76,9 @@ func printStatus(w io.Writer, st *api.Status) error {
 		fmt.Fprintf(tw, "Raft:\tterm %d, last index %d, commit index %d, applied index %d\n",
 			r.Term, r.LastIndex, r.CommitIndex, r.AppliedIndex)
 	}
+	if g := st.Gossip; g != nil {
+		fmt.Fprintf(tw, "Gossip:\t%s, %d members alive, primary key Lamport %d\n", g.Addr, g.Members, g.PrimaryLamport)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
