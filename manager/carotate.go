@@ -336,6 +336,7 @@ func (n *Node) finishRotation(ctx context.Context, rn *raftNode, rot *fsm.CARota
 	}
 	if err == nil {
 		n.logger.Info("CA rotation finished: the old root is no longer trusted and the join tokens changed", "rotation", rot.ID, "root", rot.NewDigest)
+		metricCARotated()
 	}
 	return err
 }

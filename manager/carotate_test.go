@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -88,6 +89,7 @@ func TestCARotationConverges(t *testing.T) {
 	if err != nil || oldInfo.Digest != old.Digest() || oldInfo.RootPEM != string(old.CertPEM()) {
 		t.Fatalf("CA() = %+v, %v; want the root %s", oldInfo, err, old.Digest())
 	}
+	finishedBefore := testutil.ToFloat64(caRotations)
 	start, err := c.managers[1].client.RotateCA(ctxT(t), api.CARotateRequest{})
 	if err != nil {
 		t.Fatalf("RotateCA: %v", err)
@@ -98,6 +100,9 @@ func TestCARotationConverges(t *testing.T) {
 	done := waitRotation(t, c.managers[2].client, 30*time.Second)
 	if done.ID != start.ID || done.Converted != 5 || len(done.Waiting) != 0 {
 		t.Fatalf("finished rotation %+v; want %s with all 5 converted", done, start.ID)
+	}
+	if got := testutil.ToFloat64(caRotations) - finishedBefore; got != 1 {
+		t.Errorf("holdfast_ca_rotations_total went up by %v; want 1", got)
 	}
 	newRoot := clusterRoot(t, m0)
 	if newRoot.Digest() != start.NewDigest {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
@@ -179,6 +180,13 @@ func TestDataPlaneKeysRotateWithoutSplittingGossip(t *testing.T) {
 	})
 	waitKeysEverywhere(t, c, rings)
 	start := rings.Ring(overlaykeys.Gossip).Lamport()
+	counted := func(s overlaykeys.Subsystem) float64 {
+		return testutil.ToFloat64(keyRotations.WithLabelValues(string(s)))
+	}
+	countedBefore := map[overlaykeys.Subsystem]float64{}
+	for _, s := range overlaykeys.Subsystems {
+		countedBefore[s] = counted(s)
+	}
 
 	const rotations = 6
 	var reach []time.Duration
@@ -202,6 +210,9 @@ func TestDataPlaneKeysRotateWithoutSplittingGossip(t *testing.T) {
 		}
 		if len(ring.Keys) != overlaykeys.MaxKeys {
 			t.Fatalf("%s ring holds %d keys", s, len(ring.Keys))
+		}
+		if got := counted(s) - countedBefore[s]; got != rotations {
+			t.Fatalf("holdfast_key_rotations_total{subsystem=%q} went up by %v; want %d", s, got, rotations)
 		}
 	}
 	// Gossip carries on with the keys it now has: membership stays whole

@@ -46,7 +46,7 @@ var (
 		"subsystem", "gossip", "ipsec")
 	caRotations = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "holdfast_ca_rotations_total",
-		Help: "Root CA rotations this node started as leader.",
+		Help: "Root CA rotations this node finished as leader (every node on the new root, the old one dropped).",
 	})
 	applyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "holdfast_apply_duration_seconds",
@@ -83,7 +83,7 @@ func newCounterVec(name, help, label string, values ...string) *prometheus.Count
 // "gossip" or "ipsec") by this node's leader loop.
 func metricKeyRotated(subsystem string) { keyRotations.WithLabelValues(subsystem).Inc() }
 
-// metricCARotated counts one root CA rotation started by this node.
+// metricCARotated counts one root CA rotation finished by this node as leader.
 func metricCARotated() { caRotations.Inc() }
 
 // metricUnlockAttempt counts one unlock attempt with its outcome, classified
