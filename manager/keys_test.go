@@ -84,8 +84,8 @@ func gossipHolds(tn *testNode, ring *overlaykeys.Ring) bool {
 		return false
 	}
 	keys, primary, _ := ring.MemberlistKeys()
-	installed := g.keyring.GetKeys()
-	if len(installed) != len(keys) || !bytes.Equal(g.keyring.GetPrimaryKey(), primary) {
+	installed, used := g.Keys()
+	if len(installed) != len(keys) || !bytes.Equal(used, primary) {
 		return false
 	}
 	for _, k := range keys {
@@ -127,8 +127,8 @@ func (c *testCluster) gossipWhole() bool {
 func decryptFailures(c *testCluster) map[string]int64 {
 	out := map[string]int64{}
 	for _, tn := range c.running() {
-		if g := tn.node.current().gossip.Load(); g != nil && g.decryptFailures.Load() > 0 {
-			out[tn.name] = g.decryptFailures.Load()
+		if g := tn.node.current().gossip.Load(); g != nil && g.DecryptFailures() > 0 {
+			out[tn.name] = g.DecryptFailures()
 		}
 	}
 	return out
@@ -219,8 +219,8 @@ func TestDataPlaneKeysRotateWithoutSplittingGossip(t *testing.T) {
 	// for a few more probe rounds and nothing fails to decrypt.
 	for _, tn := range c.running() {
 		g := tn.node.current().gossip.Load()
-		if g.ml.NumMembers() != 5 {
-			t.Fatalf("%s sees %d gossip members, want 5", tn.name, g.ml.NumMembers())
+		if g.Members() != 5 {
+			t.Fatalf("%s sees %d gossip members, want 5", tn.name, g.Members())
 		}
 	}
 	if f := decryptFailures(c); len(f) > 0 {
@@ -300,7 +300,7 @@ func TestNodeDownThroughRotationsRejoinsGossip(t *testing.T) {
 	waitKeysEverywhere(t, c, rings)
 	eventually(t, 30*time.Second, "gossip whole again", c.gossipWhole)
 	for _, tn := range []*testNode{follower, worker} {
-		if n := tn.node.current().gossip.Load().ml.NumMembers(); n != 4 {
+		if n := tn.node.current().gossip.Load().Members(); n != 4 {
 			t.Fatalf("%s sees %d members, want 4", tn.name, n)
 		}
 	}
@@ -342,13 +342,13 @@ func TestGossipRefusesAWrongKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rogue.Shutdown()
-	if n, err := rogue.Join([]string{g.advertise}); err == nil || n != 0 {
+	if n, err := rogue.Join([]string{g.Addr()}); err == nil || n != 0 {
 		t.Fatalf("a node with a wrong gossip key joined (%d, %v)", n, err)
 	}
-	eventually(t, 10*time.Second, "the refusal counted", func() bool { return g.decryptFailures.Load() > 0 })
+	eventually(t, 10*time.Second, "the refusal counted", func() bool { return g.DecryptFailures() > 0 })
 	for _, tn := range c.running() {
-		for _, mem := range tn.node.current().gossip.Load().ml.Members() {
-			if mem.Name == "intruder" {
+		for _, name := range tn.node.current().gossip.Load().MemberNames() {
+			if name == "intruder" {
 				t.Fatalf("%s lists the intruder as a member", tn.name)
 			}
 		}

@@ -90,7 +90,7 @@ type incarnation struct {
 	// memberlist once started. Both live as long as the incarnation,
 	// across role changes.
 	keys      *keyBox
-	gossip    atomic.Pointer[gossip]
+	gossip    atomic.Pointer[transport.Gossip]
 	caViews   chan *api.CAView // the latest CA view, for caSyncLoop
 	peerTrust peerTrustCache   // node API callers' chains checked against the current roots
 }
@@ -372,7 +372,7 @@ func (n *Node) stop(graceful bool) {
 		rn.shutdown(graceful, n.logger)
 	}
 	if g := inc.gossip.Load(); g != nil {
-		g.shutdown(graceful)
+		g.Shutdown(graceful)
 	}
 	inc.shutdownServers()
 	n.setCurrent(nil)

@@ -113,9 +113,15 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		store.Close()
 		return nil, fmt.Errorf("advertise address %s: %w", info.AdvertiseAddr, err)
 	}
+	// RPCs name the server they are for, and reach it or nobody: the
+	// last replication to a removed manager must not install a stale
+	// snapshot on a new manager that took its address (the chaos soak
+	// saw it leave that manager with a configuration without itself).
+	book := transport.NewRaftAddressBook()
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  transport.NewStreamLayer(inc.mux, adv, inc.tcfg),
-		MaxPool: 4,
+		Stream:                transport.NewStreamLayer(inc.mux, adv, inc.tcfg),
+		ServerAddressProvider: book,
+		MaxPool:               4,
 		// No pipelined replication: hashicorp/raft v1.7's pipeline can
 		// deadlock when a follower answers Success=false (pipelineDecode
 		// returns, nobody drains its responses, the next send blocks for
@@ -153,6 +159,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	rn.r = r
+	book.SetConfiguration(func() []raft.Server { return r.GetConfiguration().Configuration().Servers })
 	rn.obsCh = make(chan raft.Observation, 64)
 	rn.obs = raft.NewObserver(rn.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -35,9 +37,71 @@ func NewStreamLayer(m *Mux, advertise net.Addr, cfg Config) raft.StreamLayer {
 	return &streamLayer{Listener: m.Listener(ProtoRaft), advertise: advertise, cfg: cfg}
 }
 
-// Dial connects to a raft peer; timeout bounds the dial and handshake.
+// Dial connects to a raft peer; timeout bounds the dial and handshake. An
+// address from a RaftAddressBook ("ID@HOST:PORT") also requires the peer's
+// certificate to name node ID.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return asNetConn(dialProto(context.Background(), s.cfg, string(address), ProtoRaft, timeout))
+	want, addr, named := strings.Cut(string(address), "@")
+	if !named {
+		addr = want
+	}
+	c, err := dialProto(context.Background(), s.cfg, addr, ProtoRaft, timeout)
+	if err != nil || !named {
+		return asNetConn(c, err)
+	}
+	cs := c.ConnectionState()
+	if id, ok := PeerIdentity(&cs); !ok || id.NodeID != want {
+		c.Close()
+		return nil, fmt.Errorf("dial raft %s: %w: the node there is %s, not %s", addr, ErrWrongPeer, id.NodeID, want)
+	}
+	return c, nil
+}
+
+// ErrWrongPeer is a raft dial that reached another node than the one the
+// RPC is for: the server it was for has gone, and another took its address.
+var ErrWrongPeer = errors.New("wrong raft peer")
+
+// RaftAddressBook is a raft.ServerAddressProvider (NetworkTransportConfig.
+// ServerAddressProvider) whose addresses name the server an RPC is for, so
+// the stream layer reaches that server or none. Without it raft may deliver
+// an RPC meant for a server it has just removed to a new server at the same
+// address: its last replication to the removed server installed a stale
+// snapshot, and the stale configuration in it, on the new one.
+type RaftAddressBook struct {
+	mu     sync.Mutex
+	known  map[raft.ServerID]raft.ServerAddress
+	latest func() []raft.Server
+}
+
+// NewRaftAddressBook returns an empty book; SetConfiguration connects it to
+// raft.
+func NewRaftAddressBook() *RaftAddressBook {
+	return &RaftAddressBook{known: map[raft.ServerID]raft.ServerAddress{}}
+}
+
+// SetConfiguration gives the book raft's latest configuration. Servers it
+// has seen stay in the book after they leave the configuration, so RPCs to
+// them still name them.
+func (b *RaftAddressBook) SetConfiguration(latest func() []raft.Server) {
+	b.mu.Lock()
+	b.latest = latest
+	b.mu.Unlock()
+}
+
+// ServerAddr implements raft.ServerAddressProvider.
+func (b *RaftAddressBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.latest != nil {
+		for _, s := range b.latest() {
+			b.known[s.ID] = s.Address
+		}
+	}
+	addr, ok := b.known[id]
+	if !ok {
+		return "", fmt.Errorf("no address known for raft server %s", id)
+	}
+	return raft.ServerAddress(string(id) + "@" + string(addr)), nil
 }
 
 // asNetConn keeps a nil *tls.Conn from becoming a non-nil net.Conn.

@@ -40,4 +40,12 @@
 // the client certificate, so a client the server refuses sees the error on its
 // first read rather than from Dial. The server never hands such a connection
 // to a listener.
+//
+// Gossip (StartGossip) is the node's memberlist on its own address, UDP
+// and TCP: encrypted with the cluster's gossip keyring (AES-GCM), labelled
+// with the cluster ID (authenticated data, so another cluster's gossip is
+// refused even with our key), refusing unencrypted messages, and telling
+// which nodes are alive. The caller keeps its keyring equal to the
+// cluster's with SetKeys (it adds new keys before it moves the primary and
+// drops old ones last), and calls JoinMissing with the peers it knows.
 package transport

@@ -185,3 +185,49 @@ func TestRaftClusterOverMux(t *testing.T) {
 		}
 	}
 }
+
+// A raft RPC for a server that has left reaches nobody, even when another
+// manager now listens at its address: the address book names the server,
+// and the stream layer checks the certificate of whoever answers.
+func TestRaftAddressBookNamesTheServer(t *testing.T) {
+	c := newCluster(t)
+	n1, n2, gone := c.node(t, ca.RoleManager), c.node(t, ca.RoleManager), c.node(t, ca.RoleManager)
+	srv2 := startServer(t, n2, nil)
+	accepted := acceptAll(t, srv2.mux.Listener(ProtoRaft))
+	book := NewRaftAddressBook()
+	config := []raft.Server{
+		{ID: raft.ServerID(n2.ID.NodeID), Address: raft.ServerAddress(srv2.addr())},
+		{ID: raft.ServerID(gone.ID.NodeID), Address: raft.ServerAddress(srv2.addr())},
+	}
+	book.SetConfiguration(func() []raft.Server { return config })
+	if _, err := book.ServerAddr("nobody"); err == nil {
+		t.Fatal("an unknown server has an address")
+	}
+	// The departed server leaves the configuration; the book remembers it.
+	goneAddr, _ := book.ServerAddr(raft.ServerID(gone.ID.NodeID))
+	config = config[:1]
+	if again, err := book.ServerAddr(raft.ServerID(gone.ID.NodeID)); err != nil || again != goneAddr {
+		t.Fatalf("the book forgot a server that left: %q, %v", again, err)
+	}
+
+	stream := NewStreamLayer(startServer(t, n1, nil).mux, nil, clientCfg(n1))
+	addr, err := book.ServerAddr(raft.ServerID(n2.ID.NodeID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := stream.Dial(addr, waitLimit)
+	if err != nil {
+		t.Fatalf("dial the server named: %v", err)
+	}
+	roundTrip(t, conn, accepted, "append")
+	conn.Close()
+	if _, err := stream.Dial(goneAddr, waitLimit); !errors.Is(err, ErrWrongPeer) {
+		t.Fatalf("dial a departed server at an address another now holds: %v; want ErrWrongPeer", err)
+	}
+	// Plain addresses (no book) still dial whoever is there.
+	if conn, err := stream.Dial(raft.ServerAddress(srv2.addr()), waitLimit); err != nil {
+		t.Fatalf("plain dial: %v", err)
+	} else {
+		conn.Close()
+	}
+}
