@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -39,24 +38,11 @@ func TestCARotateProgressOnTerminal(t *testing.T) {
 	if !strings.Contains(stdout.String(), "CA rotation r1 done") {
 		t.Errorf("stdout %q", stdout.String())
 	}
-	const marker = "END-OF-TEST"
-	if _, err := tty.Write([]byte(marker + "\n")); err != nil {
-		t.Fatal(err)
-	}
-	var shown bytes.Buffer
-	buf := make([]byte, 256)
-	for !bytes.Contains(shown.Bytes(), []byte(marker)) {
-		n, err := master.Read(buf)
-		if err != nil {
-			t.Fatalf("read the terminal: %v (so far %q)", err, shown.String())
-		}
-		shown.Write(buf[:n])
-	}
-	got := shown.String()
+	got := terminalOutput(t, tty, master)
 	for _, want := range []string{
 		"\r\033[K[#####...............] 1/4 nodes on the new root; waiting for: n2 (10.0.0.2:4242) — unreachable",
 		"\r\033[K[###############.....] 3/4 nodes on the new root; waiting for: n2 (10.0.0.2:4242) — unreachable",
-		"\r\033[K" + marker,
+		"\r\033[K" + terminalMarker,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the terminal showed %q; want it to contain %q", got, want)

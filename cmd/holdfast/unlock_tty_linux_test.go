@@ -94,20 +94,30 @@ func TestUnlockFromTerminal(t *testing.T) {
 
 	// What the terminal showed: everything the master reads up to a
 	// marker written after unlock finished. The key must not be in it.
-	const marker = "END-OF-TEST"
-	if _, err := tty.Write([]byte(marker + "\n")); err != nil {
+	shown := terminalOutput(t, tty, master)
+	if strings.Contains(shown, "typedatthekeyboard") {
+		t.Errorf("the terminal echoed the key: %q", shown)
+	}
+}
+
+// terminalMarker ends what terminalOutput reads.
+const terminalMarker = "END-OF-TEST"
+
+// terminalOutput returns what the terminal showed: everything the master
+// reads up to a marker written to the tty after the command finished.
+func terminalOutput(t *testing.T, tty, master *os.File) string {
+	t.Helper()
+	if _, err := tty.Write([]byte(terminalMarker + "\n")); err != nil {
 		t.Fatal(err)
 	}
 	var shown bytes.Buffer
 	buf := make([]byte, 256)
-	for !bytes.Contains(shown.Bytes(), []byte(marker)) {
+	for !bytes.Contains(shown.Bytes(), []byte(terminalMarker)) {
 		n, err := master.Read(buf)
 		if err != nil {
 			t.Fatalf("read the terminal: %v (so far %q)", err, shown.String())
 		}
 		shown.Write(buf[:n])
 	}
-	if strings.Contains(shown.String(), "typedatthekeyboard") {
-		t.Errorf("the terminal echoed the key: %q", shown.String())
-	}
+	return shown.String()
 }
