@@ -134,7 +134,7 @@ func TestClientReturnsServerErrors(t *testing.T) {
 // type: decoding never panics, and what decodes re-encodes to JSON that
 // decodes to the same value.
 func FuzzDecodeRequests(f *testing.F) {
-	for _, s := range []string{`{}`, `{"token":"HFTKN-1-a-b","addr":"h:1"}`, `{"autolock":true,"cert_expiry":"90m"}`, `{"force":true}`, `{"cert_expiry":null}`, `{"name":"db","data":"aGk=","labels":{"a":"b"},"grants":["n1"]}`, `{"labels":{}}`, `{"key":"HFKEY-1-x"}`, `{"ca_cert_pem":"x","ca_key_pem":"y"}`, `{"cert_pem":"eA==","csr":"eA=="}`} {
+	for _, s := range []string{`{}`, `{"token":"HFTKN-1-a-b","addr":"h:1"}`, `{"autolock":true,"cert_expiry":"90m"}`, `{"force":true}`, `{"cert_expiry":null}`, `{"name":"db","data":"aGk=","labels":{"a":"b"},"grants":["n1"]}`, `{"labels":{}}`, `{"key":"HFKEY-1-x"}`, `{"ca_cert_pem":"x","ca_key_pem":"y"}`, `{"cert_pem":"eA==","csr":"eA=="}`, `{"addr":"10.0.0.1:4243"}`, `{"passphrase":"correct horse battery"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -145,6 +145,7 @@ func FuzzDecodeRequests(f *testing.F) {
 			func() any { return new(SecretCreateRequest) }, func() any { return new(SecretLabelsRequest) },
 			func() any { return new(UnlockRequest) }, func() any { return new(RotateUnlockKeyRequest) },
 			func() any { return new(CARotateRequest) }, func() any { return new(RecoverRequest) },
+			func() any { return new(GossipAddrRequest) }, func() any { return new(SnapshotRequest) },
 		} {
 			v := mk()
 			if err := DecodeBody(bytes.NewReader(body), v); err != nil {

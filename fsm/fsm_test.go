@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/overlaykeys"
 )
 
 var t0 = time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
@@ -215,7 +217,9 @@ func (*memSink) Cancel() error { return nil }
 func (*memSink) Close() error  { return nil }
 
 func FuzzDecode(f *testing.F) {
-	for _, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "a", Role: RoleWorker}}, &TokenRotate{Role: RoleManager, Token: "t"}} {
+	rot, _ := overlaykeys.NewRotation(overlaykeys.IPsec, nil, t0, nil)
+	for _, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "a", Role: RoleWorker}}, &TokenRotate{Role: RoleManager, Token: "t"},
+		&KeysRotate{rot}, &NodeUpdate{ID: "a", GossipAddr: "10.0.0.1:4243"}} {
 		b, _ := Encode(c)
 		f.Add(b)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,13 +91,44 @@ func keyViewOf(s *fsm.State, self string) *keyView {
 	return v
 }
 
+// matches reports, without allocating, whether v is still the view of s
+// for node self: the same keyrings and the same gossip addresses. Most
+// applied entries (secrets) change neither.
+func (v *keyView) matches(s *fsm.State, self string) bool {
+	if v == nil {
+		return false
+	}
+	for _, sub := range overlaykeys.Subsystems {
+		if !v.rings.Ring(sub).Equal(s.Keys.Ring(sub)) {
+			return false
+		}
+	}
+	peers := 0
+	for id, node := range s.Nodes {
+		switch {
+		case id == self:
+			if node.GossipAddr != v.selfGossip {
+				return false
+			}
+		case node.GossipAddr != "":
+			peers++
+			i, ok := slices.BinarySearchFunc(v.peers, id, func(p api.PeerAddr, id string) int { return strings.Compare(p.NodeID, id) })
+			if !ok || v.peers[i].Addr != node.GossipAddr {
+				return false
+			}
+		}
+	}
+	return peers == len(v.peers)
+}
+
 // keysFromFSM keeps a manager's key view in step with its state.
 func (n *Node) keysFromFSM(ctx context.Context, inc *incarnation, rn *raftNode) {
 	for {
 		ch := rn.fsm.Changed()
 		var v *keyView
+		current, _, _ := inc.keys.get()
 		rn.fsm.Read(func(s *fsm.State, _ uint64) {
-			if s.Cluster != nil {
+			if s.Cluster != nil && !current.matches(s, inc.info.NodeID) {
 				v = keyViewOf(s, inc.info.NodeID)
 			}
 		})

@@ -226,6 +226,21 @@ func TestDataPlaneKeysRotateWithoutSplittingGossip(t *testing.T) {
 	if f := decryptFailures(c); len(f) > 0 {
 		t.Fatalf("gossip messages failed to decrypt: %v", f)
 	}
+	// Data-plane keys live in the sealed log and in memory: no byte of any
+	// key the cluster ever held is in any file of any data dir.
+	var cs []canary
+	for _, s := range overlaykeys.Subsystems {
+		for _, k := range rings.Ring(s).Keys {
+			cs = append(cs, canary{fmt.Sprintf("%s key %d", s, k.Lamport), k.Material})
+		}
+	}
+	var dirs []string
+	for _, tn := range c.all() {
+		dirs = append(dirs, tn.dir)
+	}
+	for _, hit := range scanFiles(t, dirs, needlesOf(cs)) {
+		t.Errorf("the %s (%s) is in %s at offset %d", hit.canary, hit.enc, hit.file, hit.off)
+	}
 	sort.Slice(reach, func(i, j int) bool { return reach[i] < reach[j] })
 	t.Logf("a rotation reached all 5 nodes (memberlist keyring and ipsec view) in: median %v, max %v", reach[len(reach)/2], reach[len(reach)-1])
 }
