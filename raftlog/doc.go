@@ -1,5 +1,6 @@
 // Package raftlog is holdfast's encrypted raft storage: a raft.LogStore
-// and raft.StableStore (Store) over a raft-boltdb file, a raft.SnapshotStore
+// and raft.StableStore (Store) over a raft-boltdb file and a write-ahead
+// file that makes each batch durable with one fdatasync, a raft.SnapshotStore
 // (SnapshotStore), the DEK keyring and key file, and DEK rotation
 // (Rotator). The byte formats are specified in FORMAT.md.
 //
@@ -16,7 +17,8 @@
 // Without autolock the key file holds the DEK unwrapped (mode 0600):
 // encryption at rest then protects copies of the raft files, not a stolen
 // disk. Compaction rewrites the bolt file so no free page keeps old
-// ciphertext, but the filesystem may still hold the old file's blocks.
+// ciphertext (and zeroes the WAL's records), but the filesystem may still
+// hold the old file's blocks.
 //
 // # Caller's duties
 //

@@ -17,8 +17,8 @@ var ErrInUse = errors.New("the raft log is in use by a running holdfast daemon")
 // lockWait is how long OpenReadOnly waits for the bolt file's lock.
 const lockWait = 200 * time.Millisecond
 
-// OpenReadOnly opens <dir>/raft.db for reading only, for offline tools:
-// it creates and changes nothing. A daemon holds the file's exclusive lock
+// OpenReadOnly opens <dir>/raft.db and <dir>/raft.wal for reading only,
+// for offline tools: it creates and changes nothing. A daemon holds the file's exclusive lock
 // while it runs, so opening a running node's log fails with ErrInUse.
 // The returned Store refuses writes (bolt's read-only mode).
 func OpenReadOnly(dir string, opts Options) (*Store, error) {
@@ -36,7 +36,13 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", path, err)
 	}
-	return &Store{path: path, clusterID: opts.ClusterID, keys: opts.Keys, log: opts.logger(), threshold: DefaultRotationThreshold, inner: inner}, nil
+	// Entries still in the WAL are read from it, leaving it as it is.
+	pending, err := readWALFile(filepath.Join(dir, WALFile))
+	if err != nil {
+		_ = inner.Close()
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	return &Store{path: path, clusterID: opts.ClusterID, keys: opts.Keys, log: opts.logger(), threshold: DefaultRotationThreshold, inner: inner, pending: pending}, nil
 }
 
 // OpenSnapshotsReadOnly returns a snapshot store over <dir>/snapshots for

@@ -160,6 +160,12 @@ func (s *Store) reencryptBatch(lo, hi uint64) (int, error) {
 	if s.inner == nil {
 		return 0, ErrClosed
 	}
+	// Re-seal in bolt only: no older copy may stay in the WAL to be replayed.
+	if s.w != nil {
+		if err := s.drain(); err != nil {
+			return 0, err
+		}
+	}
 	k := s.keys.Current()
 	var out []*raft.Log
 	for idx := lo; idx <= hi; idx++ {
@@ -197,14 +203,23 @@ func (s *Store) reencryptBatch(lo, hi uint64) (int, error) {
 
 // Compact rewrites the bolt file with only its live data (bbolt.Compact
 // into <file>.compact, fsync, rename over the original, fsync the
-// directory), so no free page keeps old ciphertext. Raft's calls wait
-// until it is done. If the store cannot be reopened afterwards it is
-// closed and every call returns ErrClosed.
+// directory), so no free page keeps old ciphertext, and zeroes the WAL's
+// records for the same reason. Raft's calls wait until it is done. If the
+// store cannot be reopened afterwards it is closed and every call returns
+// ErrClosed.
 func (s *Store) Compact() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inner == nil {
 		return ErrClosed
+	}
+	if s.w != nil {
+		if err := s.drain(); err != nil {
+			return fmt.Errorf("compact %s: %w", s.path, err)
+		}
+		if err := s.w.wipe(); err != nil {
+			return fmt.Errorf("compact %s: %w", s.path, err)
+		}
 	}
 	if err := s.inner.Close(); err != nil {
 		s.inner = nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -33,6 +34,9 @@ type Options struct {
 	// RotationThreshold is how many records the current key may seal
 	// before NeedsRotation reports true; 0 means DefaultRotationThreshold.
 	RotationThreshold uint64
+	// WALSize is the write-ahead file's capacity in bytes; 0 means
+	// DefaultWALSize.
+	WALSize int64
 	// Logger may be nil.
 	Logger *slog.Logger
 }
@@ -59,9 +63,13 @@ func (o Options) logger() *slog.Logger {
 }
 
 // Store is an encrypted raft.LogStore and raft.StableStore over a
-// raft-boltdb file. It seals each entry's Data and Extensions; StableStore
-// values are stored as raft-boltdb stores them. It is safe for concurrent
-// use.
+// raft-boltdb file and a write-ahead file (wal.go). It seals each entry's
+// Data and Extensions; StableStore values are stored as raft-boltdb stores
+// them. It is safe for concurrent use.
+//
+// StoreLogs makes a batch durable in the WAL and keeps it in pending until
+// the flusher has stored it in bolt; reads look in pending first. Locks
+// are taken in this order: mu, flushMu, walMu, pmu.
 type Store struct {
 	path      string
 	clusterID string
@@ -74,6 +82,26 @@ type Store struct {
 	// hold it exclusively, as does the switch to a new current key.
 	mu    sync.RWMutex
 	inner *raftboltdb.BoltStore
+
+	// flushMu serializes moving pending entries into bolt.
+	flushMu sync.Mutex
+	// walMu guards w; appends hold it, and so does whatever resets the WAL.
+	walMu sync.Mutex
+	w     *wal // nil for a read-only store
+	// pmu guards pending: sealed entries with consecutive indexes that are
+	// durable in the WAL and maybe not yet in bolt.
+	pmu          sync.Mutex
+	pending      []*raft.Log
+	pendingBytes int
+	pendingSince time.Time
+	flushAfter   time.Duration // how long an entry may wait for the flusher
+	// flushErr is the background flusher's last error, nil once it succeeds.
+	flushErr error
+
+	kick     chan struct{} // wakes the flusher
+	stop     chan struct{} // closed by Close
+	stopOnce sync.Once
+	done chan struct{} // closed when the flusher has returned
 
 	count sealCounter
 }
@@ -114,6 +142,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = inner.Close()
 		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
 	}
+	if err := s.openWAL(filepath.Join(dir, WALFile), opts.WALSize); err != nil {
+		_ = inner.Close()
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	s.flushAfter = flushDelay
+	s.kick, s.stop, s.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go s.flushLoop()
 	return s, nil
 }
 
@@ -124,16 +159,30 @@ func (s *Store) Path() string { return s.path }
 // rotation, previous), for rewriting the key file as it is.
 func (s *Store) KeyFile() KeyFile { return s.keys.KeyFile() }
 
-// Close closes the bolt file.
+// Close moves every entry into the bolt file, and closes it and the WAL.
 func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stopOnce.Do(func() { close(s.stop) })
+		<-s.done
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inner == nil {
 		return nil
 	}
-	err := s.inner.Close()
+	var errs []error
+	if s.w != nil {
+		if err := s.drain(); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, s.w.close())
+		s.w = nil
+	}
+	if err := s.inner.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	s.inner = nil
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close raft log: %w", err)
 	}
 	return nil
@@ -156,7 +205,16 @@ func (s *Store) FirstIndex() (uint64, error) {
 	if s.inner == nil {
 		return 0, ErrClosed
 	}
-	return s.inner.FirstIndex()
+	first, err := s.inner.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if len(s.pending) > 0 && (first == 0 || s.pending[0].Index < first) {
+		first = s.pending[0].Index
+	}
+	return first, nil
 }
 
 // LastIndex implements raft.LogStore.
@@ -166,7 +224,16 @@ func (s *Store) LastIndex() (uint64, error) {
 	if s.inner == nil {
 		return 0, ErrClosed
 	}
-	return s.inner.LastIndex()
+	last, err := s.inner.LastIndex()
+	if err != nil {
+		return 0, err
+	}
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if n := len(s.pending); n > 0 {
+		last = max(last, s.pending[n-1].Index)
+	}
+	return last, nil
 }
 
 // GetLog implements raft.LogStore. An entry that fails authentication or
@@ -188,8 +255,13 @@ func (s *Store) GetLog(idx uint64, l *raft.Log) error {
 	return nil
 }
 
-// getRaw reads the stored, still sealed log at idx. s.mu must be held.
+// getRaw reads the stored, still sealed log at idx, from pending or bolt.
+// s.mu must be held.
 func (s *Store) getRaw(idx uint64, raw *raft.Log) error {
+	if l := s.pendingLog(idx); l != nil {
+		*raw = *l
+		return nil
+	}
 	err := s.inner.GetLog(idx, raw)
 	switch {
 	case err == nil:
@@ -240,7 +312,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	} else {
 		sealRange(0, len(logs))
 	}
-	if err := s.inner.StoreLogs(sealed); err != nil {
+	if err := s.appendSealed(sealed); err != nil {
 		return fmt.Errorf("store logs: %w", err)
 	}
 	return nil
@@ -252,6 +324,18 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	defer s.mu.RUnlock()
 	if s.inner == nil {
 		return ErrClosed
+	}
+	if s.w != nil {
+		// Everything in the WAL goes to bolt first, and the WAL starts
+		// over, so no record of a deleted entry is replayed after a crash.
+		// Appends wait meanwhile.
+		s.flushMu.Lock()
+		defer s.flushMu.Unlock()
+		s.walMu.Lock()
+		defer s.walMu.Unlock()
+		if err := s.drainLocked(); err != nil {
+			return fmt.Errorf("delete logs: %w", err)
+		}
 	}
 	return s.inner.DeleteRange(min, max)
 }

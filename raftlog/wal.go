@@ -1,0 +1,329 @@
+package raftlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The write-ahead file. A bolt commit costs two fdatasyncs (pages, then
+// the meta page) and several writes; raft waits for one on the leader and
+// one on a follower in series for every write. So StoreLogs appends the
+// sealed batch to raft.wal with one write and one fdatasync, and a
+// background flusher moves entries into raft.db in large batches, after
+// which the WAL is reset. Only sealed records ever reach either file.
+// Format: FORMAT.md, section 1.1.
+
+// WALFile is the name of the write-ahead file next to DBFile.
+const WALFile = "raft.wal"
+
+const (
+	walMagic = "HFWAL\x00\x01\n"
+	// walHeaderSize is magic || uint64(generation) || crc32c.
+	walHeaderSize = len(walMagic) + 8 + 4
+	// walDataStart is where records start: the header has a block of its own.
+	walDataStart = 4096
+	// walRecordHeaderSize is mark || uint64(generation) || uint32(len) || crc32c.
+	walRecordHeaderSize = 1 + 8 + 4 + 4
+	walMark             = 0xa7
+	// walEntryFixed is index || term || type || appended_at (12).
+	walEntryFixed = 8 + 8 + 1 + 12
+	// walMaxRecord bounds one record's payload when reading.
+	walMaxRecord = 64 << 20
+	// walGrowStep is how much zero-filled space the file grows by, so that
+	// an append overwrites allocated blocks and fdatasync need not commit
+	// a new file size.
+	walGrowStep = 1 << 20
+	// DefaultWALSize is the WAL's capacity: an append that would pass it
+	// first moves everything into raft.db and starts the WAL over.
+	DefaultWALSize = 32 << 20
+)
+
+var walCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// wal is an open write-ahead file. It is not safe for concurrent use; the
+// Store guards it with walMu.
+type wal struct {
+	f        *os.File
+	path     string
+	gen      uint64 // generation of the records being appended
+	off      int64  // where the next record goes
+	size     int64  // bytes of the file known to be allocated
+	capacity int64
+	buf      []byte
+	// dirty means a write or reset failed, so what follows off is in
+	// doubt: the WAL must start over before anything is appended.
+	dirty bool
+}
+
+// walHeader encodes the file header of generation gen.
+func walHeader(gen uint64) []byte {
+	h := make([]byte, 0, walHeaderSize)
+	h = append(h, walMagic...)
+	h = binary.BigEndian.AppendUint64(h, gen)
+	return binary.BigEndian.AppendUint32(h, crc32.Checksum(h, walCRC))
+}
+
+// parseWALHeader returns the generation in a file's first bytes.
+func parseWALHeader(b []byte) (uint64, error) {
+	if len(b) < walHeaderSize || string(b[:len(walMagic)]) != walMagic {
+		return 0, fmt.Errorf("%w: not a holdfast WAL header", ErrTampered)
+	}
+	body := b[:walHeaderSize-4]
+	if crc32.Checksum(body, walCRC) != binary.BigEndian.Uint32(b[walHeaderSize-4:]) {
+		return 0, fmt.Errorf("%w: WAL header checksum mismatch", ErrTampered)
+	}
+	return binary.BigEndian.Uint64(b[len(walMagic):]), nil
+}
+
+// appendWALRecord appends the record of sealed log l, of generation gen.
+func appendWALRecord(b []byte, gen uint64, l *raft.Log) []byte {
+	start := len(b)
+	b = append(b, walMark)
+	b = binary.BigEndian.AppendUint64(b, gen)
+	b = binary.BigEndian.AppendUint32(b, uint32(walEntryFixed+len(l.Data)))
+	b = append(b, 0, 0, 0, 0) // crc, below
+	b = binary.BigEndian.AppendUint64(b, l.Index)
+	b = binary.BigEndian.AppendUint64(b, l.Term)
+	b = append(b, byte(l.Type))
+	b = appendTime(b, l.AppendedAt)
+	b = append(b, l.Data...)
+	crc := crc32.Update(crc32.Checksum(b[start+1:start+13], walCRC), walCRC, b[start+walRecordHeaderSize:])
+	binary.BigEndian.PutUint32(b[start+13:start+17], crc)
+	return b
+}
+
+// walRecordAt parses the record at b[off:] if it is a whole, intact
+// record of generation gen. ok is false at the end of the generation's
+// records: another mark or generation, or no room for a record. A record
+// of this generation whose length or checksum is wrong gives errBadRecord.
+func walRecordAt(b []byte, off int, gen uint64) (l *raft.Log, next int, ok bool, err error) {
+	if len(b)-off < walRecordHeaderSize || b[off] != walMark || binary.BigEndian.Uint64(b[off+1:]) != gen {
+		return nil, 0, false, nil
+	}
+	n := int(binary.BigEndian.Uint32(b[off+9:]))
+	end := off + walRecordHeaderSize + n
+	if n < walEntryFixed || n > walMaxRecord || end > len(b) {
+		return nil, 0, false, errBadRecord
+	}
+	payload := b[off+walRecordHeaderSize : end]
+	crc := crc32.Update(crc32.Checksum(b[off+1:off+13], walCRC), walCRC, payload)
+	if crc != binary.BigEndian.Uint32(b[off+13:]) {
+		return nil, 0, false, errBadRecord
+	}
+	l = &raft.Log{
+		Index: binary.BigEndian.Uint64(payload),
+		Term:  binary.BigEndian.Uint64(payload[8:]),
+		Type:  raft.LogType(payload[16]),
+	}
+	sec, nsec := int64(binary.BigEndian.Uint64(payload[17:])), binary.BigEndian.Uint32(payload[25:])
+	if sec != 0 || nsec != 0 {
+		l.AppendedAt = time.Unix(sec, int64(nsec))
+	}
+	l.Data = append([]byte(nil), payload[walEntryFixed:]...)
+	return l, end, true, nil
+}
+
+var errBadRecord = errors.New("bad WAL record")
+
+// readWAL parses a WAL file's bytes: its generation and the intact records
+// of that generation, in order. A bad record is taken for a write torn by
+// a crash, and ends the records, unless an intact record of the same
+// generation follows it: then it was damaged after it was written, and
+// readWAL fails with ErrTampered. Indexes must follow one another.
+func readWAL(b []byte) (uint64, []*raft.Log, error) {
+	gen, err := parseWALHeader(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	var logs []*raft.Log
+	off := walDataStart
+	for {
+		l, next, ok, err := walRecordAt(b, off, gen)
+		if err != nil {
+			if walIntactAfter(b, off, gen) {
+				return 0, nil, fmt.Errorf("%w: WAL record at offset %d is damaged but later records are intact", ErrTampered, off)
+			}
+			return gen, logs, nil // torn tail
+		}
+		if !ok {
+			return gen, logs, nil
+		}
+		if len(logs) > 0 && l.Index != logs[len(logs)-1].Index+1 {
+			return 0, nil, fmt.Errorf("%w: WAL record at offset %d holds entry %d after entry %d", ErrTampered, off, l.Index, logs[len(logs)-1].Index)
+		}
+		logs = append(logs, l)
+		off = next
+	}
+}
+
+// walIntactAfter reports whether an intact record of generation gen
+// follows the damaged record at off, reading its length as written.
+func walIntactAfter(b []byte, off int, gen uint64) bool {
+	n := int(binary.BigEndian.Uint32(b[off+9:]))
+	if n < walEntryFixed || n > walMaxRecord {
+		return false
+	}
+	_, _, ok, err := walRecordAt(b, off+walRecordHeaderSize+n, gen)
+	return ok && err == nil
+}
+
+// openWAL opens path, creating it with an empty generation if it does not
+// exist, and returns it with the records it holds.
+func openWAL(path string, capacity int64) (*wal, []*raft.Log, error) {
+	if capacity <= 0 {
+		capacity = DefaultWALSize
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open WAL: %w", err)
+	}
+	w := &wal{f: f, path: path, capacity: capacity}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("open WAL: %w", err)
+	}
+	if fi.Size() == 0 {
+		// New: the header, then zeroed space for the first records.
+		w.gen = 1
+		if err := w.writeHeader(); err != nil {
+			_ = f.Close()
+			return nil, nil, err
+		}
+		w.off = walDataStart
+		return w, nil, nil
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, fi.Size()))
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("read WAL %s: %w", path, err)
+	}
+	gen, logs, err := readWAL(b)
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, &RecordError{Path: path, Err: err}
+	}
+	w.gen, w.size, w.off = gen, fi.Size(), walDataStart
+	return w, logs, nil
+}
+
+// readWALFile reads the records of the WAL at path without changing it;
+// a missing file holds none.
+func readWALFile(path string) ([]*raft.Log, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read WAL: %w", err)
+	}
+	_, logs, err := readWAL(b)
+	if err != nil {
+		return nil, &RecordError{Path: path, Err: err}
+	}
+	return logs, nil
+}
+
+// writeHeader writes the header of w.gen and syncs it, growing the file
+// to hold it if needed.
+func (w *wal) writeHeader() error {
+	if err := w.grow(walDataStart); err != nil {
+		return err
+	}
+	if _, err := w.f.WriteAt(walHeader(w.gen), 0); err != nil {
+		return fmt.Errorf("write WAL header: %w", err)
+	}
+	if err := fdatasync(w.f); err != nil {
+		return fmt.Errorf("sync WAL: %w", err)
+	}
+	return nil
+}
+
+// grow zero-fills the file up to at least end, in walGrowStep steps; the
+// caller syncs.
+func (w *wal) grow(end int64) error {
+	for w.size < end {
+		n := min(walGrowStep-w.size%walGrowStep, walGrowStep)
+		if _, err := w.f.WriteAt(make([]byte, n), w.size); err != nil {
+			return fmt.Errorf("grow WAL: %w", err)
+		}
+		w.size += n
+	}
+	return nil
+}
+
+// fits reports whether a batch of n encoded bytes goes after the records
+// already appended without passing the capacity. An empty WAL takes any
+// batch.
+func (w *wal) fits(n int) bool {
+	return w.off == walDataStart || w.off+int64(n) <= w.capacity
+}
+
+// encode returns the records of logs, in a buffer reused by the next call.
+func (w *wal) encode(logs []*raft.Log) []byte {
+	b := w.buf[:0]
+	for _, l := range logs {
+		b = appendWALRecord(b, w.gen, l)
+	}
+	w.buf = b
+	if cap(w.buf) > 4<<20 {
+		w.buf = nil // do not keep a huge batch's buffer
+	}
+	return b
+}
+
+// write appends encoded records with one write and one fdatasync.
+func (w *wal) write(b []byte) error {
+	end := w.off + int64(len(b))
+	if err := w.grow(end); err != nil {
+		return err
+	}
+	if _, err := w.f.WriteAt(b, w.off); err != nil {
+		return fmt.Errorf("append to WAL: %w", err)
+	}
+	if err := fdatasync(w.f); err != nil {
+		return fmt.Errorf("sync WAL: %w", err)
+	}
+	w.off = end
+	return nil
+}
+
+// reset starts a new generation: the records written so far are no longer
+// read. The caller has made sure raft.db holds all of them.
+func (w *wal) reset() error {
+	w.gen++
+	if err := w.writeHeader(); err != nil {
+		return err
+	}
+	w.off = walDataStart
+	return nil
+}
+
+// wipe zeroes everything after the header and syncs, so no old record's
+// ciphertext stays in the file. The WAL must be empty (just reset).
+func (w *wal) wipe() error {
+	zero := make([]byte, walGrowStep)
+	for off := int64(walDataStart); off < w.size; off += int64(len(zero)) {
+		if _, err := w.f.WriteAt(zero[:min(int64(len(zero)), w.size-off)], off); err != nil {
+			return fmt.Errorf("wipe WAL: %w", err)
+		}
+	}
+	if err := fdatasync(w.f); err != nil {
+		return fmt.Errorf("sync WAL: %w", err)
+	}
+	return nil
+}
+
+func (w *wal) close() error {
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("close WAL: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package raftlog
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// When the flusher moves pending entries into bolt: once this many are
+// pending, or this many bytes, or the oldest has waited this long.
+const (
+	flushEntries = 2048
+	flushBytes   = 1 << 20
+	flushDelay   = 50 * time.Millisecond
+	// flushRetryMax bounds the wait between attempts after a failed flush.
+	flushRetryMax = 5 * time.Second
+)
+
+// openWAL opens the WAL at path, stores whatever it holds in bolt, and
+// starts it over. s.inner must be open.
+func (s *Store) openWAL(path string, capacity int64) error {
+	w, logs, err := openWAL(path, capacity)
+	if err != nil {
+		return err
+	}
+	if len(logs) > 0 {
+		if err := s.inner.StoreLogs(logs); err != nil {
+			_ = w.close()
+			return fmt.Errorf("replay WAL %s: %w", path, err)
+		}
+		s.log.Info("raft log entries moved from the WAL", "entries", len(logs), "first", logs[0].Index, "last", logs[len(logs)-1].Index)
+	}
+	if err := w.reset(); err != nil {
+		_ = w.close()
+		return err
+	}
+	s.w = w
+	return nil
+}
+
+// pendingLog returns the pending entry at idx, or nil.
+func (s *Store) pendingLog(idx uint64) *raft.Log {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if len(s.pending) == 0 {
+		return nil
+	}
+	first := s.pending[0].Index
+	if idx < first || idx-first >= uint64(len(s.pending)) {
+		return nil
+	}
+	return s.pending[idx-first]
+}
+
+func consecutive(logs []*raft.Log) bool {
+	for i, l := range logs {
+		if l.Index != logs[0].Index+uint64(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// appendSealed makes sealed entries durable: in the WAL, or, for a batch
+// raft would not send (indexes not consecutive), in bolt. s.mu is held.
+func (s *Store) appendSealed(sealed []*raft.Log) error {
+	if len(sealed) == 0 {
+		return nil
+	}
+	if s.w == nil {
+		return s.inner.StoreLogs(sealed) // read-only: bolt refuses
+	}
+	if !consecutive(sealed) {
+		s.flushMu.Lock()
+		defer s.flushMu.Unlock()
+		s.walMu.Lock()
+		defer s.walMu.Unlock()
+		if err := s.drainLocked(); err != nil {
+			return err
+		}
+		return s.inner.StoreLogs(sealed)
+	}
+	for {
+		done, err := s.tryAppend(sealed)
+		if done {
+			return err
+		}
+		// The batch does not follow the pending entries, the WAL is full,
+		// or a failed write left it in doubt: move everything into bolt
+		// and start the WAL over. Then it takes the batch.
+		if err := s.drain(); err != nil {
+			return err
+		}
+	}
+}
+
+// tryAppend writes sealed to the WAL if it follows the pending entries
+// and fits; done is false if it did not try.
+func (s *Store) tryAppend(sealed []*raft.Log) (done bool, err error) {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	s.pmu.Lock()
+	n := len(s.pending)
+	follows := n == 0 || s.pending[n-1].Index+1 == sealed[0].Index
+	s.pmu.Unlock()
+	if !follows || s.w.dirty {
+		return false, nil
+	}
+	b := s.w.encode(sealed)
+	if !s.w.fits(len(b)) {
+		return false, nil
+	}
+	if err := s.w.write(b); err != nil {
+		// Part of the batch may be in the file: never append after it.
+		s.w.dirty = true
+		return true, err
+	}
+	s.pmu.Lock()
+	if len(s.pending) == 0 {
+		s.pendingSince = time.Now()
+	}
+	s.pending = append(s.pending, sealed...)
+	for _, l := range sealed {
+		s.pendingBytes += len(l.Data)
+	}
+	s.pmu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return true, nil
+}
+
+// drain moves every pending entry into bolt and starts the WAL over.
+// s.mu is held.
+func (s *Store) drain() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	return s.drainLocked()
+}
+
+// drainLocked is drain with flushMu and walMu held.
+func (s *Store) drainLocked() error {
+	s.pmu.Lock()
+	batch := s.pending
+	s.pmu.Unlock()
+	if len(batch) > 0 {
+		if err := s.inner.StoreLogs(batch); err != nil {
+			return fmt.Errorf("move entries from the WAL: %w", err)
+		}
+		s.pmu.Lock()
+		s.pending, s.pendingBytes = nil, 0
+		s.pmu.Unlock()
+	}
+	if s.w.off == walDataStart && !s.w.dirty {
+		return nil
+	}
+	if err := s.w.reset(); err != nil {
+		s.w.dirty = true
+		return err
+	}
+	s.w.dirty = false
+	return nil
+}
+
+// flushPending moves the entries pending now into bolt without holding
+// up appends, and starts the WAL over if nothing was appended meanwhile.
+func (s *Store) flushPending() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.inner == nil || s.w == nil {
+		return ErrClosed
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.pmu.Lock()
+	batch := s.pending[:len(s.pending):len(s.pending)]
+	s.pmu.Unlock()
+	if len(batch) > 0 {
+		if err := s.inner.StoreLogs(batch); err != nil {
+			return fmt.Errorf("move entries from the WAL: %w", err)
+		}
+		// Only appends changed pending meanwhile (a drain needs flushMu).
+		s.pmu.Lock()
+		rest := append([]*raft.Log(nil), s.pending[len(batch):]...)
+		s.pending, s.pendingBytes = rest, 0
+		for _, l := range rest {
+			s.pendingBytes += len(l.Data)
+		}
+		if len(rest) > 0 {
+			s.pendingSince = time.Now()
+		}
+		s.pmu.Unlock()
+	}
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	s.pmu.Lock()
+	empty := len(s.pending) == 0
+	s.pmu.Unlock()
+	if !empty || (s.w.off == walDataStart && !s.w.dirty) {
+		return nil
+	}
+	if err := s.w.reset(); err != nil {
+		s.w.dirty = true
+		return err
+	}
+	s.w.dirty = false
+	return nil
+}
+
+// flushLoop runs until Close, moving pending entries into bolt in large
+// batches.
+func (s *Store) flushLoop() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var retry time.Duration
+	for {
+		s.pmu.Lock()
+		n, size, since, after := len(s.pending), s.pendingBytes, s.pendingSince, s.flushAfter
+		s.pmu.Unlock()
+		var wait <-chan time.Time
+		if n > 0 {
+			due := since.Add(max(after, retry))
+			if retry == 0 && (n >= flushEntries || size >= flushBytes) || !time.Now().Before(due) {
+				if err := s.flushPending(); err != nil {
+					if retry == 0 {
+						s.log.Error("cannot move raft log entries from the WAL into the bolt file; they are safe in the WAL, retrying", "err", err)
+					}
+					retry = min(max(2*retry, flushDelay), flushRetryMax)
+					s.pmu.Lock()
+					s.pendingSince = time.Now()
+					s.pmu.Unlock()
+				} else if retry != 0 {
+					s.log.Info("raft log entries moved from the WAL again")
+					retry = 0
+				}
+				continue
+			}
+			timer.Reset(time.Until(due))
+			wait = timer.C
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-wait:
+		}
+	}
+}
