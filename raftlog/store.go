@@ -101,7 +101,7 @@ type Store struct {
 	kick     chan struct{} // wakes the flusher
 	stop     chan struct{} // closed by Close
 	stopOnce sync.Once
-	done chan struct{} // closed when the flusher has returned
+	done     chan struct{} // closed when the flusher has returned
 
 	count sealCounter
 }
