@@ -31,7 +31,10 @@ const (
 	walDataStart = 4096
 	// walRecordHeaderSize is mark || uint64(generation) || uint32(len) || crc32c.
 	walRecordHeaderSize = 1 + 8 + 4 + 4
-	walMark             = 0xa7
+	// walMark starts a record; walMarkLast starts the last record of a
+	// batch (one write, one fdatasync).
+	walMark     = 0xa7
+	walMarkLast = 0xa8
 	// walEntryFixed is index || term || type || appended_at (12).
 	walEntryFixed = 8 + 8 + 1 + 12
 	// walMaxRecord bounds one record's payload when reading.
@@ -82,10 +85,15 @@ func parseWALHeader(b []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(b[len(walMagic):]), nil
 }
 
-// appendWALRecord appends the record of sealed log l, of generation gen.
-func appendWALRecord(b []byte, gen uint64, l *raft.Log) []byte {
+// appendWALRecord appends the record of sealed log l, of generation gen;
+// last marks the last record of a batch.
+func appendWALRecord(b []byte, gen uint64, l *raft.Log, last bool) []byte {
 	start := len(b)
-	b = append(b, walMark)
+	mark := byte(walMark)
+	if last {
+		mark = walMarkLast
+	}
+	b = append(b, mark)
 	b = binary.BigEndian.AppendUint64(b, gen)
 	b = binary.BigEndian.AppendUint32(b, uint32(walEntryFixed+len(l.Data)))
 	b = append(b, 0, 0, 0, 0) // crc, below
@@ -94,7 +102,7 @@ func appendWALRecord(b []byte, gen uint64, l *raft.Log) []byte {
 	b = append(b, byte(l.Type))
 	b = appendTime(b, l.AppendedAt)
 	b = append(b, l.Data...)
-	crc := crc32.Update(crc32.Checksum(b[start+1:start+13], walCRC), walCRC, b[start+walRecordHeaderSize:])
+	crc := crc32.Update(crc32.Checksum(b[start:start+13], walCRC), walCRC, b[start+walRecordHeaderSize:])
 	binary.BigEndian.PutUint32(b[start+13:start+17], crc)
 	return b
 }
@@ -104,7 +112,7 @@ func appendWALRecord(b []byte, gen uint64, l *raft.Log) []byte {
 // records: another mark or generation, or no room for a record. A record
 // of this generation whose length or checksum is wrong gives errBadRecord.
 func walRecordAt(b []byte, off int, gen uint64) (l *raft.Log, next int, ok bool, err error) {
-	if len(b)-off < walRecordHeaderSize || b[off] != walMark || binary.BigEndian.Uint64(b[off+1:]) != gen {
+	if !walRecordStarts(b, off, gen) {
 		return nil, 0, false, nil
 	}
 	n := int(binary.BigEndian.Uint32(b[off+9:]))
@@ -113,7 +121,7 @@ func walRecordAt(b []byte, off int, gen uint64) (l *raft.Log, next int, ok bool,
 		return nil, 0, false, errBadRecord
 	}
 	payload := b[off+walRecordHeaderSize : end]
-	crc := crc32.Update(crc32.Checksum(b[off+1:off+13], walCRC), walCRC, payload)
+	crc := crc32.Update(crc32.Checksum(b[off:off+13], walCRC), walCRC, payload)
 	if crc != binary.BigEndian.Uint32(b[off+13:]) {
 		return nil, 0, false, errBadRecord
 	}
@@ -132,11 +140,18 @@ func walRecordAt(b []byte, off int, gen uint64) (l *raft.Log, next int, ok bool,
 
 var errBadRecord = errors.New("bad WAL record")
 
+// walRecordStarts reports whether a record of generation gen starts at off.
+func walRecordStarts(b []byte, off int, gen uint64) bool {
+	return off >= 0 && len(b)-off >= walRecordHeaderSize && (b[off] == walMark || b[off] == walMarkLast) &&
+		binary.BigEndian.Uint64(b[off+1:]) == gen
+}
+
 // readWAL parses a WAL file's bytes: its generation and the intact records
 // of that generation, in order. A bad record is taken for a write torn by
-// a crash, and ends the records, unless an intact record of the same
-// generation follows it: then it was damaged after it was written, and
-// readWAL fails with ErrTampered. Indexes must follow one another.
+// a crash, and ends the records — unless a whole batch was written after
+// the bad record's batch (which was then synced before, so a crash cannot
+// have torn it): then it was damaged afterwards, and readWAL fails with
+// ErrTampered. Indexes must follow one another.
 func readWAL(b []byte) (uint64, []*raft.Log, error) {
 	gen, err := parseWALHeader(b)
 	if err != nil {
@@ -147,8 +162,8 @@ func readWAL(b []byte) (uint64, []*raft.Log, error) {
 	for {
 		l, next, ok, err := walRecordAt(b, off, gen)
 		if err != nil {
-			if walIntactAfter(b, off, gen) {
-				return 0, nil, fmt.Errorf("%w: WAL record at offset %d is damaged but later records are intact", ErrTampered, off)
+			if walLaterBatch(b, off, gen) {
+				return 0, nil, fmt.Errorf("%w: WAL record at offset %d is damaged but a later batch is intact", ErrTampered, off)
 			}
 			return gen, logs, nil // torn tail
 		}
@@ -163,15 +178,26 @@ func readWAL(b []byte) (uint64, []*raft.Log, error) {
 	}
 }
 
-// walIntactAfter reports whether an intact record of generation gen
-// follows the damaged record at off, reading its length as written.
-func walIntactAfter(b []byte, off int, gen uint64) bool {
+// walLaterBatch reports whether, after the damaged record at off (as far
+// as the records' own lengths lead), a batch ends and an intact record of
+// generation gen follows: a batch written after the damaged one.
+func walLaterBatch(b []byte, off int, gen uint64) bool {
+	ended := b[off] == walMarkLast // the damaged record ends its batch
 	n := int(binary.BigEndian.Uint32(b[off+9:]))
 	if n < walEntryFixed || n > walMaxRecord {
 		return false
 	}
-	_, _, ok, err := walRecordAt(b, off+walRecordHeaderSize+n, gen)
-	return ok && err == nil
+	for off += walRecordHeaderSize + n; ; {
+		_, next, ok, err := walRecordAt(b, off, gen)
+		if !ok || err != nil {
+			return false
+		}
+		if ended {
+			return true
+		}
+		ended = b[off] == walMarkLast
+		off = next
+	}
 }
 
 // openWAL opens path, creating it with an empty generation if it does not
@@ -269,8 +295,8 @@ func (w *wal) fits(n int) bool {
 // encode returns the records of logs, in a buffer reused by the next call.
 func (w *wal) encode(logs []*raft.Log) []byte {
 	b := w.buf[:0]
-	for _, l := range logs {
-		b = appendWALRecord(b, w.gen, l)
+	for i, l := range logs {
+		b = appendWALRecord(b, w.gen, l, i == len(logs)-1)
 	}
 	w.buf = b
 	if cap(w.buf) > 4<<20 {
