@@ -196,6 +196,26 @@ func (c *Client) ApplyForwarded(ctx context.Context, cmd []byte) error {
 	return c.Do(ctx, "POST", "/internal/v1/apply", cmd, nil)
 }
 
+// ApplyBatchForwarded forwards commands in one request and returns each
+// one's result: nil, or the *Error it would have had forwarded alone. The
+// error is for the whole batch (then no result is known).
+func (c *Client) ApplyBatchForwarded(ctx context.Context, cmds [][]byte) ([]error, error) {
+	var out ApplyBatchResponse
+	if err := c.Do(ctx, "POST", "/internal/v1/apply-batch", AppendApplyBatch(nil, cmds), &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(cmds) {
+		return nil, fmt.Errorf("%w: %d results for %d commands", ErrUnreachable, len(out.Results), len(cmds))
+	}
+	errs := make([]error, len(cmds))
+	for i, r := range out.Results {
+		if r.Status != http.StatusOK {
+			errs[i] = &Error{Status: r.Status, Message: r.Error}
+		}
+	}
+	return errs, nil
+}
+
 func (c *Client) ReadIndex(ctx context.Context) (*ReadIndex, error) {
 	var out ReadIndex
 	return &out, c.Do(ctx, "GET", "/internal/v1/read-index", nil, &out)

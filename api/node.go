@@ -21,6 +21,10 @@ type PeerFunc func(r *http.Request) (Peer, bool)
 type NodeBackend interface {
 	// Manager-only routes: a follower forwards operator requests here.
 	ApplyForwarded(ctx context.Context, from Peer, cmd []byte) error
+	// ApplyBatchForwarded applies commands forwarded together, returning
+	// each one's result (nil or what ApplyForwarded would have returned),
+	// or one error for the whole batch when none was carried out.
+	ApplyBatchForwarded(ctx context.Context, from Peer, cmds [][]byte) ([]error, error)
 	ReadIndex(ctx context.Context, from Peer) (*ReadIndex, error)
 	JoinForwarded(ctx context.Context, from Peer, req JoinGrantRequest) (*JoinGrant, error)
 	AddVoter(ctx context.Context, from Peer, req AddVoterRequest) error
@@ -76,6 +80,34 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 			return
 		}
 		replyEmpty(w, b.ApplyForwarded(r.Context(), p, cmd))
+	})
+	handle("POST /internal/v1/apply-batch", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, MaxApplyBatchBody+1))
+		if err != nil {
+			writeError(w, Errorf(http.StatusBadRequest, "read commands: %v", err))
+			return
+		}
+		cmds, err := ParseApplyBatch(body)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		errs, err := b.ApplyBatchForwarded(r.Context(), p, cmds)
+		if err == nil && len(errs) != len(cmds) {
+			err = Errorf(http.StatusInternalServerError, "%d results for %d commands", len(errs), len(cmds))
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		out := ApplyBatchResponse{Results: make([]ApplyResult, len(errs))}
+		for i, e := range errs {
+			out.Results[i] = ApplyResult{Status: http.StatusOK}
+			if e != nil {
+				out.Results[i] = ApplyResult{Status: StatusOf(e), Error: e.Error()}
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 	handle("GET /internal/v1/read-index", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.ReadIndex(r.Context(), p)))

@@ -241,3 +241,16 @@ type RotateUnlockKeyRequest struct {
 	Shares    int `json:"shares,omitempty"`
 	Threshold int `json:"threshold,omitempty"`
 }
+
+// ApplyBatchResponse answers POST /internal/v1/apply-batch: one result per
+// command, in order.
+type ApplyBatchResponse struct {
+	Results []ApplyResult `json:"results"`
+}
+
+// ApplyResult is one forwarded command's outcome: Status 200, or the HTTP
+// status and message its error would have had had it been forwarded alone.
+type ApplyResult struct {
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+}

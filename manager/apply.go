@@ -41,9 +41,11 @@ func (n *Node) apply(ctx context.Context, cmd fsm.Command) error {
 	if err != nil {
 		return api.Wrap(http.StatusBadRequest, err)
 	}
-	return n.onLeader(ctx,
+	return n.onLeaderAt(ctx,
 		func(ctx context.Context, rn *raftNode) error { return n.applyLocal(ctx, rn, b) },
-		func(ctx context.Context, c *api.Client) error { return c.ApplyForwarded(ctx, b) })
+		func(ctx context.Context, inc *incarnation, addr string) error {
+			return inc.forwarderFor(addr, n.cfg.ForwardTimeout).apply(ctx, n.peerClient(inc, addr), b)
+		})
 }
 
 // applyLocal applies encoded command b on this node, which must lead.
@@ -99,6 +101,14 @@ func fsmError(err error) error {
 // leader unreachable before the request was sent, or a former leader that
 // answered "not the leader".
 func (n *Node) onLeader(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *api.Client) error) error {
+	return n.onLeaderAt(ctx, local, func(ctx context.Context, inc *incarnation, addr string) error {
+		return remote(ctx, n.peerClient(inc, addr))
+	})
+}
+
+// onLeaderAt is onLeader for a remote half that needs the incarnation and
+// the leader's address rather than a client.
+func (n *Node) onLeaderAt(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *incarnation, string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	defer cancel()
 	wait := 10 * time.Millisecond
@@ -112,7 +122,7 @@ func (n *Node) onLeader(ctx context.Context, local func(context.Context, *raftNo
 			err = local(ctx, rn)
 			retry = errors.Is(err, errMisdirected) || errors.Is(err, errNotReady)
 		} else if _, addr := rn.leaderInfo(); addr != "" {
-			err = remote(ctx, n.peerClient(inc, addr))
+			err = remote(ctx, inc, addr)
 			retry = isRetryable(err)
 			var ae *api.Error
 			if err != nil && !retry && !errors.As(err, &ae) {

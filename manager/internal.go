@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -35,6 +36,22 @@ func (n *Node) ApplyForwarded(ctx context.Context, from api.Peer, cmd []byte) er
 		return err
 	}
 	return n.applyLocal(ctx, rn, cmd)
+}
+
+// ApplyBatchForwarded proposes forwarded commands together, so raft
+// stores them in one batch, and waits for each.
+func (n *Node) ApplyBatchForwarded(ctx context.Context, from api.Peer, cmds [][]byte) ([]error, error) {
+	rn, err := n.leaderRaft()
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		wg.Go(func() { errs[i] = n.applyLocal(ctx, rn, cmd) })
+	}
+	wg.Wait()
+	return errs, nil
 }
 
 func (n *Node) ReadIndex(ctx context.Context, from api.Peer) (*api.ReadIndex, error) {

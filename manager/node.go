@@ -93,6 +93,9 @@ type incarnation struct {
 	gossip    atomic.Pointer[transport.Gossip]
 	caViews   chan *api.CAView // the latest CA view, for caSyncLoop
 	peerTrust peerTrustCache   // node API callers' chains checked against the current roots
+	// forwarders batch the writes this node forwards, by leader address.
+	fwdMu      sync.Mutex
+	forwarders map[string]*forwarder
 }
 
 // New checks cfg and returns a node that has not started yet.
