@@ -9,10 +9,11 @@ import (
 )
 
 // Command envelope: one format byte, the command type (uint16, big endian),
-// the command's version (one byte), then the payload as JSON.
+// the command's version (one byte), then the payload: JSON, or for a
+// command with a binaryPayload encoding at its current version, that.
 //
 //	+--------+-----------+---------+----------------+
-//	| 0x01   | type (2)  | ver (1) | JSON payload   |
+//	| 0x01   | type (2)  | ver (1) | payload        |
 //	+--------+-----------+---------+----------------+
 const (
 	envelopeFormat = 0x01
@@ -89,8 +90,17 @@ type Command interface {
 	Version() uint8
 }
 
+// binaryPayload is a command whose current version has its own payload
+// encoding (a bulk field as raw bytes rather than base64 in JSON); its
+// older versions are JSON.
+type binaryPayload interface {
+	appendPayload(b []byte) ([]byte, error)
+	decodePayload(p []byte) error
+}
+
 // registry maps a type to its current version and a constructor of an empty
-// payload.
+// payload. Only the current version decodes, unless oldestVersion names an
+// older one that still does.
 var registry = map[Type]struct {
 	version uint8
 	new     func() Command
@@ -103,7 +113,7 @@ var registry = map[Type]struct {
 	TypeSettingsUpdate: {1, func() Command { return new(SettingsUpdate) }},
 	TypeNodeUpdate:     {1, func() Command { return new(NodeUpdate) }},
 	TypeLeaderReady:    {1, func() Command { return new(LeaderReady) }},
-	TypeSecretCreate:   {1, func() Command { return new(SecretCreate) }},
+	TypeSecretCreate:   {2, func() Command { return new(SecretCreate) }},
 	TypeSecretRemove:   {1, func() Command { return new(SecretRemove) }},
 	TypeSecretLabels:   {1, func() Command { return new(SecretLabels) }},
 	TypeSecretGrant:    {1, func() Command { return new(SecretGrant) }},
@@ -115,20 +125,33 @@ var registry = map[Type]struct {
 	TypeCARotateFinish: {1, func() Command { return new(CARotateFinish) }},
 }
 
+// oldestVersion is, for a type whose older versions still decode, the
+// oldest that does: the log may hold entries written before an upgrade.
+var oldestVersion = map[Type]uint8{
+	TypeSecretCreate: 1, // version 1: data in base64 in the JSON
+}
+
 // Encode turns a command into log data.
 func Encode(c Command) ([]byte, error) {
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", c.Type(), err)
+	header := []byte{envelopeFormat, 0, 0, c.Version()}
+	binary.BigEndian.PutUint16(header[1:3], uint16(c.Type()))
+	var b []byte
+	if bp, ok := c.(binaryPayload); ok {
+		var err error
+		if b, err = bp.appendPayload(header); err != nil {
+			return nil, fmt.Errorf("encode %s: %w", c.Type(), err)
+		}
+	} else {
+		payload, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", c.Type(), err)
+		}
+		b = append(header, payload...)
 	}
-	if headerLen+len(payload) > MaxCommandSize {
-		return nil, fmt.Errorf("encode %s: %w (%d bytes, limit %d)", c.Type(), ErrCommandTooLarge, headerLen+len(payload), MaxCommandSize)
+	if len(b) > MaxCommandSize {
+		return nil, fmt.Errorf("encode %s: %w (%d bytes, limit %d)", c.Type(), ErrCommandTooLarge, len(b), MaxCommandSize)
 	}
-	b := make([]byte, headerLen, headerLen+len(payload))
-	b[0] = envelopeFormat
-	binary.BigEndian.PutUint16(b[1:3], uint16(c.Type()))
-	b[3] = c.Version()
-	return append(b, payload...), nil
+	return b, nil
 }
 
 // Decode parses log data into a command. It never panics: anything it cannot
@@ -148,10 +171,20 @@ func Decode(b []byte) (Command, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, uint16(t))
 	}
-	if b[3] != reg.version {
-		return nil, fmt.Errorf("%w: %s version %d (this build knows version %d)", ErrUnsupportedVersion, t, b[3], reg.version)
+	oldest, ok := oldestVersion[t]
+	if !ok {
+		oldest = reg.version
+	}
+	if b[3] < oldest || b[3] > reg.version {
+		return nil, fmt.Errorf("%w: %s version %d (this build knows versions %d to %d)", ErrUnsupportedVersion, t, b[3], oldest, reg.version)
 	}
 	c := reg.new()
+	if bp, ok := c.(binaryPayload); ok && b[3] == reg.version {
+		if err := bp.decodePayload(b[headerLen:]); err != nil {
+			return nil, fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
+		}
+		return c, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(b[headerLen:]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {

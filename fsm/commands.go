@@ -100,8 +100,8 @@ func (*KeysRotate) Type() Type     { return TypeKeysRotate }
 func (*KeysRotate) Version() uint8 { return 1 }
 
 // Secret commands wrap package secrets' payloads; that package owns their
-// rules. SecretCreate's JSON carries the data (the raft log is sealed);
-// printing it never does.
+// rules. SecretCreate carries the data (the raft log is sealed); printing
+// it never does.
 type (
 	SecretCreate struct{ secrets.CreateCmd }
 	SecretRemove struct{ secrets.RemoveCmd }
@@ -115,7 +115,7 @@ func (*SecretRemove) Type() Type     { return TypeSecretRemove }
 func (*SecretLabels) Type() Type     { return TypeSecretLabels }
 func (*SecretGrant) Type() Type      { return TypeSecretGrant }
 func (*SecretRevoke) Type() Type     { return TypeSecretRevoke }
-func (*SecretCreate) Version() uint8 { return 1 }
+func (*SecretCreate) Version() uint8 { return 2 }
 func (*SecretRemove) Version() uint8 { return 1 }
 func (*SecretLabels) Version() uint8 { return 1 }
 func (*SecretGrant) Version() uint8  { return 1 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/holdfast/holdfast/overlaykeys"
+	"github.com/holdfast/holdfast/secrets"
 )
 
 var t0 = time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
@@ -219,7 +220,8 @@ func (*memSink) Close() error  { return nil }
 func FuzzDecode(f *testing.F) {
 	rot, _ := overlaykeys.NewRotation(overlaykeys.IPsec, nil, t0, nil)
 	for _, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "a", Role: RoleWorker}}, &TokenRotate{Role: RoleManager, Token: "t"},
-		&KeysRotate{rot}, &NodeUpdate{ID: "a", GossipAddr: "10.0.0.1:4243"}} {
+		&KeysRotate{rot}, &NodeUpdate{ID: "a", GossipAddr: "10.0.0.1:4243"},
+		&SecretCreate{secrets.CreateCmd{ID: "s1", Name: "n", Data: []byte{0, 1, 2}, Labels: map[string]string{"a": "b"}, CreatedAt: t0}}} {
 		b, _ := Encode(c)
 		f.Add(b)
 	}
