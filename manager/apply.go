@@ -117,6 +117,10 @@ func (n *Node) onLeaderAt(ctx context.Context, local func(context.Context, *raft
 		if err != nil {
 			return err
 		}
+		// Taken before looking at the leader, so a change in between is
+		// not missed: a write waiting for a leader goes on as soon as
+		// raft has one, not at the next tick of the backoff.
+		changed := rn.leaderChanged()
 		var retry bool
 		if rn.isLeader() {
 			err = local(ctx, rn)
@@ -140,6 +144,7 @@ func (n *Node) onLeaderAt(ctx context.Context, local func(context.Context, *raft
 				return errNoLeader
 			}
 			return err
+		case <-changed:
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 200*time.Millisecond)

@@ -35,6 +35,11 @@ type raftNode struct {
 	obs      *raft.Observer
 	obsCh    chan raft.Observation
 
+	// leaderCh is closed (and forgotten) when raft's leader changes, so
+	// that writes waiting for a leader go on at once.
+	leaderMu sync.Mutex
+	leaderCh chan struct{}
+
 	// readyTerm is the term in which this node, as leader, has applied its
 	// leader.ready command; linearizable reads on the leader wait for it.
 	readyTerm atomic.Uint64
@@ -265,6 +270,7 @@ func (n *Node) watchRaft(ctx context.Context, rn *raftNode, nodeID string) {
 		case o := <-rn.obsCh:
 			switch d := o.Data.(type) {
 			case raft.LeaderObservation:
+				rn.noteLeaderChange()
 				if string(d.LeaderID) == nodeID {
 					rn.reachMu.Lock()
 					clear(rn.unreachable)
@@ -291,6 +297,25 @@ func (n *Node) watchRaft(ctx context.Context, rn *raftNode, nodeID string) {
 				poke()
 			}
 		}
+	}
+}
+
+// leaderChanged returns a channel closed at the next change of leader.
+func (rn *raftNode) leaderChanged() <-chan struct{} {
+	rn.leaderMu.Lock()
+	defer rn.leaderMu.Unlock()
+	if rn.leaderCh == nil {
+		rn.leaderCh = make(chan struct{})
+	}
+	return rn.leaderCh
+}
+
+func (rn *raftNode) noteLeaderChange() {
+	rn.leaderMu.Lock()
+	defer rn.leaderMu.Unlock()
+	if rn.leaderCh != nil {
+		close(rn.leaderCh)
+		rn.leaderCh = nil
 	}
 }
 
