@@ -153,25 +153,31 @@ func walRecordStarts(b []byte, off int, gen uint64) bool {
 // have torn it): then it was damaged afterwards, and readWAL fails with
 // ErrTampered. Indexes must follow one another.
 func readWAL(b []byte) (uint64, []*raft.Log, error) {
-	gen, err := parseWALHeader(b)
+	gen, logs, _, err := readWALRecords(b)
+	return gen, logs, err
+}
+
+// readWALRecords is readWAL that also says where a torn record was found
+// (-1 if none).
+func readWALRecords(b []byte) (gen uint64, logs []*raft.Log, torn int, err error) {
+	gen, err = parseWALHeader(b)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, -1, err
 	}
-	var logs []*raft.Log
 	off := walDataStart
 	for {
 		l, next, ok, err := walRecordAt(b, off, gen)
 		if err != nil {
 			if walLaterBatch(b, off, gen) {
-				return 0, nil, fmt.Errorf("%w: WAL record at offset %d is damaged but a later batch is intact", ErrTampered, off)
+				return 0, nil, -1, fmt.Errorf("%w: WAL record at offset %d is damaged but a later batch is intact", ErrTampered, off)
 			}
-			return gen, logs, nil // torn tail
+			return gen, logs, off, nil // torn tail
 		}
 		if !ok {
-			return gen, logs, nil
+			return gen, logs, -1, nil
 		}
 		if len(logs) > 0 && l.Index != logs[len(logs)-1].Index+1 {
-			return 0, nil, fmt.Errorf("%w: WAL record at offset %d holds entry %d after entry %d", ErrTampered, off, l.Index, logs[len(logs)-1].Index)
+			return 0, nil, -1, fmt.Errorf("%w: WAL record at offset %d holds entry %d after entry %d", ErrTampered, off, l.Index, logs[len(logs)-1].Index)
 		}
 		logs = append(logs, l)
 		off = next
@@ -201,43 +207,44 @@ func walLaterBatch(b []byte, off int, gen uint64) bool {
 }
 
 // openWAL opens path, creating it with an empty generation if it does not
-// exist, and returns it with the records it holds.
-func openWAL(path string, capacity int64) (*wal, []*raft.Log, error) {
+// exist, and returns it with the records it holds and where a torn record
+// ended them (-1 if none).
+func openWAL(path string, capacity int64) (*wal, []*raft.Log, int, error) {
 	if capacity <= 0 {
 		capacity = DefaultWALSize
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open WAL: %w", err)
+		return nil, nil, -1, fmt.Errorf("open WAL: %w", err)
 	}
 	w := &wal{f: f, path: path, capacity: capacity}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, nil, fmt.Errorf("open WAL: %w", err)
+		return nil, nil, -1, fmt.Errorf("open WAL: %w", err)
 	}
 	if fi.Size() == 0 {
 		// New: the header, then zeroed space for the first records.
 		w.gen = 1
 		if err := w.writeHeader(); err != nil {
 			_ = f.Close()
-			return nil, nil, err
+			return nil, nil, -1, err
 		}
 		w.off = walDataStart
-		return w, nil, nil
+		return w, nil, -1, nil
 	}
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, fi.Size()))
 	if err != nil {
 		_ = f.Close()
-		return nil, nil, fmt.Errorf("read WAL %s: %w", path, err)
+		return nil, nil, -1, fmt.Errorf("read WAL %s: %w", path, err)
 	}
-	gen, logs, err := readWAL(b)
+	gen, logs, torn, err := readWALRecords(b)
 	if err != nil {
 		_ = f.Close()
-		return nil, nil, &RecordError{Path: path, Err: err}
+		return nil, nil, -1, &RecordError{Path: path, Err: err}
 	}
 	w.gen, w.size, w.off = gen, fi.Size(), walDataStart
-	return w, logs, nil
+	return w, logs, torn, nil
 }
 
 // readWALFile reads the records of the WAL at path without changing it;

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,8 +147,14 @@ func TestWALTornTail(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c := openStore(t, crashed, testOpts(t, keys))
+			var logBuf bytes.Buffer
+			opts := testOpts(t, keys)
+			opts.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+			c := openStore(t, crashed, opts)
 			wantEntries(t, c, 1, 5, "a")
+			if !strings.Contains(logBuf.String(), "torn record") {
+				t.Errorf("no warning about the torn record in the log:\n%s", logBuf.String())
+			}
 		})
 	}
 }
@@ -316,4 +324,42 @@ func TestRotationWipesWAL(t *testing.T) {
 		t.Fatal("a record sealed under the retired key is still in the WAL")
 	}
 	wantEntries(t, s, 1, 30, "a")
+}
+
+// TestWALForgedRecordRefused: the crc only finds torn writes; an entry
+// changed in the WAL with its crc fixed up is still refused when read,
+// because the entry itself is sealed.
+func TestWALForgedRecordRefused(t *testing.T) {
+	keys, _ := newKeyring()
+	dir := t.TempDir()
+	s := openStore(t, dir, testOpts(t, keys))
+	holdFlusher(t, s)
+	storeN(t, s, 1, 3, "a")
+	crashed := crashCopy(t, dir)
+	p := filepath.Join(crashed, WALFile)
+	b, _ := os.ReadFile(p)
+	_, logs, err := readWAL(b)
+	if err != nil || len(logs) != 3 {
+		t.Fatalf("setup: %d records, %v", len(logs), err)
+	}
+	// Re-encode entry 2 with one ciphertext byte changed and a valid crc.
+	off := walDataStart + walRecordHeaderSize + walEntryFixed + len(logs[0].Data)
+	gen, _ := parseWALHeader(b)
+	forged := *logs[1]
+	forged.Data = bytes.Clone(forged.Data)
+	forged.Data[len(forged.Data)-20] ^= 1
+	rec := appendWALRecord(nil, gen, &forged, true)
+	copy(b[off:], rec)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := openStore(t, crashed, testOpts(t, keys))
+	var l raft.Log
+	if err := c.GetLog(1, &l); err != nil {
+		t.Fatalf("entry 1: %v", err)
+	}
+	var re *RecordError
+	if err := c.GetLog(2, &l); !errors.Is(err, ErrTampered) || !errors.As(err, &re) || re.Index != 2 {
+		t.Fatalf("forged entry 2: %v, want a RecordError for entry 2 wrapping ErrTampered", err)
+	}
 }

@@ -20,9 +20,14 @@ const (
 // openWAL opens the WAL at path, stores whatever it holds in bolt, and
 // starts it over. s.inner must be open.
 func (s *Store) openWAL(path string, capacity int64) error {
-	w, logs, err := openWAL(path, capacity)
+	w, logs, torn, err := openWAL(path, capacity)
 	if err != nil {
 		return err
+	}
+	if torn >= 0 {
+		// Only the last batch, whose write a crash cut short, can end like
+		// this; it was never acknowledged.
+		s.log.Warn("raft WAL ends in a torn record, from a write cut short by a crash; the entries before it are kept", "path", path, "offset", torn, "entries", len(logs))
 	}
 	if len(logs) > 0 {
 		if err := s.inner.StoreLogs(logs); err != nil {
