@@ -42,7 +42,9 @@ type Config struct {
 	Logger      *slog.Logger
 
 	// Raft timing. Defaults are tuned for a LAN: a dead leader is noticed
-	// within HeartbeatTimeout..2×HeartbeatTimeout.
+	// within HeartbeatTimeout..2×HeartbeatTimeout. A follower refuses to
+	// vote while it still knows a leader, so a failover waits for the later
+	// of the surviving followers to notice (docs/PERFORMANCE.md).
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -80,9 +82,9 @@ func DefaultConfig(dataDir string) Config {
 		SecretsDir:         "/run/holdfast/secrets",
 		ListenAddr:         "0.0.0.0:4242",
 		GossipAddr:         "0.0.0.0:4243",
-		HeartbeatTimeout:   400 * time.Millisecond,
-		ElectionTimeout:    400 * time.Millisecond,
-		LeaderLeaseTimeout: 300 * time.Millisecond,
+		HeartbeatTimeout:   300 * time.Millisecond,
+		ElectionTimeout:    300 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   10 * time.Second,
