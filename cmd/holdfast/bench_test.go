@@ -310,7 +310,7 @@ func TestPrintBench(t *testing.T) {
 		{"failover p50", "0.900 s", "≤ 1.0 s", "yes"},
 		{"failover p99", "2.100 s", "≤ 2.0 s", "no"},
 		{"unlock to first write p50 (10 trials)", "0.200 s", "≤ 0.5 s", "yes"},
-		{"sealed / plain log throughput", "0.976 (40.0 / 41.0 MB/s)", "≥ 0.95", "yes"},
+		{"sealed log store / plain raft-boltdb", "0.976 (40.0 / 41.0 MB/s)", "≥ 0.95", "yes"},
 		{"manager memory (10,000 secrets of 1 KiB)", "160.2 MiB max RSS", "≤ 150 MiB", "no"},
 		{"data-plane key rotation to all 3 managers p50 (3 rotations)", "0.013 s"},
 		{"Test CPU, 2 CPUs, GOMAXPROCS 2, go1.26 linux/amd64; 2026-01-02T03:04:05Z"},
