@@ -95,8 +95,6 @@ type Store struct {
 	pendingBytes int
 	pendingSince time.Time
 	flushAfter   time.Duration // how long an entry may wait for the flusher
-	// flushErr is the background flusher's last error, nil once it succeeds.
-	flushErr error
 
 	kick     chan struct{} // wakes the flusher
 	stop     chan struct{} // closed by Close
@@ -205,14 +203,15 @@ func (s *Store) FirstIndex() (uint64, error) {
 	if s.inner == nil {
 		return 0, ErrClosed
 	}
+	// Pending first: the flusher moves entries into bolt before it drops
+	// them from pending, so reading in this order never misses one.
+	p := s.pendingFirst()
 	first, err := s.inner.FirstIndex()
 	if err != nil {
 		return 0, err
 	}
-	s.pmu.Lock()
-	defer s.pmu.Unlock()
-	if len(s.pending) > 0 && (first == 0 || s.pending[0].Index < first) {
-		first = s.pending[0].Index
+	if p != 0 && (first == 0 || p < first) {
+		first = p
 	}
 	return first, nil
 }
@@ -224,16 +223,12 @@ func (s *Store) LastIndex() (uint64, error) {
 	if s.inner == nil {
 		return 0, ErrClosed
 	}
+	p := s.pendingLast() // before bolt, as in FirstIndex
 	last, err := s.inner.LastIndex()
 	if err != nil {
 		return 0, err
 	}
-	s.pmu.Lock()
-	defer s.pmu.Unlock()
-	if n := len(s.pending); n > 0 {
-		last = max(last, s.pending[n-1].Index)
-	}
-	return last, nil
+	return max(last, p), nil
 }
 
 // GetLog implements raft.LogStore. An entry that fails authentication or

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,5 +362,44 @@ func TestWALForgedRecordRefused(t *testing.T) {
 	var re *RecordError
 	if err := c.GetLog(2, &l); !errors.Is(err, ErrTampered) || !errors.As(err, &re) || re.Index != 2 {
 		t.Fatalf("forged entry 2: %v, want a RecordError for entry 2 wrapping ErrTampered", err)
+	}
+}
+
+// TestWALIndexesWhileFlushing: while the flusher moves entries into bolt
+// as fast as it can, FirstIndex and LastIndex never miss an entry that
+// StoreLogs has acknowledged.
+func TestWALIndexesWhileFlushing(t *testing.T) {
+	keys, _ := newKeyring()
+	s := openStore(t, t.TempDir(), testOpts(t, keys))
+	s.pmu.Lock()
+	s.flushAfter = 0
+	s.pmu.Unlock()
+	var acked atomic.Uint64
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			want := acked.Load()
+			last, err := s.LastIndex()
+			first, ferr := s.FirstIndex()
+			if err != nil || ferr != nil || last < want || (want > 0 && first != 1) {
+				errs <- fmt.Errorf("acknowledged up to %d, then first %d (%v) last %d (%v)", want, first, ferr, last, err)
+				return
+			}
+		}
+	}()
+	for i := uint64(1); i <= 1000; i++ {
+		storeN(t, s, i, i, "a")
+		acked.Store(i)
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -58,6 +58,25 @@ func (s *Store) pendingLog(idx uint64) *raft.Log {
 	return s.pending[idx-first]
 }
 
+// pendingFirst and pendingLast return the first and last pending index, or 0.
+func (s *Store) pendingFirst() uint64 {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if len(s.pending) == 0 {
+		return 0
+	}
+	return s.pending[0].Index
+}
+
+func (s *Store) pendingLast() uint64 {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if len(s.pending) == 0 {
+		return 0
+	}
+	return s.pending[len(s.pending)-1].Index
+}
+
 func consecutive(logs []*raft.Log) bool {
 	for i, l := range logs {
 		if l.Index != logs[0].Index+uint64(i) {
