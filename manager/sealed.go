@@ -89,8 +89,23 @@ func (n *Node) openSealedLog(clusterID, nodeID string) (*raftlog.Store, *raftlog
 
 // verifySealedLog opens every stored entry and every snapshot, and checks
 // that the log's first entry follows a snapshot (a compacted log whose
-// snapshot is gone cannot rebuild the state).
+// snapshot is gone cannot rebuild the state) and that no entry after the
+// newest snapshot is missing. Entries the newest snapshot covers may have
+// gaps: a follower that installs a snapshot past its log keeps raft's
+// trailing entries from before it, and the entries after the snapshot
+// then start further on.
 func (n *Node) verifySealedLog(store *raftlog.Store, snaps *raftlog.SnapshotStore) error {
+	if err := snaps.Verify(); err != nil {
+		return fmt.Errorf("snapshot check failed: %w", err)
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	var covered uint64 // the newest snapshot's last index
+	if len(metas) > 0 {
+		covered = metas[0].Index
+	}
 	first, err := store.FirstIndex()
 	if err != nil {
 		return fmt.Errorf("read raft log: %w", err)
@@ -101,16 +116,13 @@ func (n *Node) verifySealedLog(store *raftlog.Store, snaps *raftlog.SnapshotStor
 	}
 	var l raft.Log
 	for i := first; i != 0 && i <= last; i++ {
-		if err := store.GetLog(i, &l); err != nil {
-			return fmt.Errorf("raft log check failed: %w", err)
+		err := store.GetLog(i, &l)
+		if errors.Is(err, raft.ErrLogNotFound) && i <= covered {
+			continue
 		}
-	}
-	if err := snaps.Verify(); err != nil {
-		return fmt.Errorf("snapshot check failed: %w", err)
-	}
-	metas, err := snaps.List()
-	if err != nil {
-		return fmt.Errorf("list snapshots: %w", err)
+		if err != nil {
+			return fmt.Errorf("raft log check failed: entry %d: %w", i, err)
+		}
 	}
 	if first > 1 && (len(metas) == 0 || metas[0].Index+1 < first) {
 		return fmt.Errorf("%s starts at entry %d but no snapshot in %s covers the entries before it: a snapshot is missing; restore this node from its peers (stop it, wipe %s, and join again) or from a backup",
