@@ -71,3 +71,32 @@ func TestDemotedUnderAutolockRestartsUnlocked(t *testing.T) {
 		t.Errorf("after restart: got role %s state %s; want a ready worker", st.Role, st.State)
 	}
 }
+
+// A manager demoted while it was down may never receive the role change
+// (the demotion also removes it from raft, so the leader stops replicating
+// to it); on its return it must still find out and become a worker rather
+// than campaign for ever. Whether raft's last replication attempt reaches
+// it depends on timing; askOwnRole covers the case where it does not,
+// which TestDemotedManagerCertificateIsRefused hit about one run in ten.
+func TestManagerDemotedWhileDownBecomesWorker(t *testing.T) {
+	c := newCluster(t, 3, 0)
+	l := c.leader()
+	victim := c.followers(l)[0]
+	vid := victim.status().NodeID
+	victim.halt()
+	if err := l.client.Demote(ctxT(t), vid); err != nil {
+		t.Fatal(err)
+	}
+	victim.start()
+	eventually(t, 30*time.Second, "the manager demoted while down to become a worker", func() bool {
+		st, err := victim.client.Status(context.Background())
+		return err == nil && st.Role == "worker"
+	})
+	for _, m := range c.managers {
+		if m != victim {
+			if st := m.status(); len(st.Managers) != 2 {
+				t.Errorf("%s lists %d managers, want 2", m.name, len(st.Managers))
+			}
+		}
+	}
+}

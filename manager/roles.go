@@ -37,7 +37,8 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 			go func() { defer inc.loops.Done(); n.watchDEK(ctx, inc.info.NodeID, rn) }()
 		}
 		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
-		inc.loops.Add(1)
+		inc.loops.Add(2)
+		go func() { defer inc.loops.Done(); n.askOwnRole(ctx, inc, rn) }()
 		go func() { defer inc.loops.Done(); n.fillOwnAddr(ctx, inc, rn) }()
 		n.startCALoops(ctx, inc, rn)
 		return
@@ -85,6 +86,61 @@ func (n *Node) watchOwnRole(ctx context.Context, inc *incarnation, rn *raftNode)
 		case <-ctx.Done():
 			return
 		case <-ch:
+		}
+	}
+}
+
+// leaderlessRoleCheck is how long a manager goes without a leader before
+// it asks the other managers whether it is still one.
+const leaderlessRoleCheck = 3 * time.Second
+
+// askOwnRole covers what watchOwnRole cannot see. A demotion commits the
+// role change and then removes the manager from raft; a manager that was
+// down or behind gets neither entry, and no leader contacts it again, so
+// its own state never says it was demoted: it campaigns for ever and its
+// peers refuse it. When it has had no leader for leaderlessRoleCheck, it
+// asks the other managers for its record (the node API's self route, which
+// its old manager certificate may still call, as the worker it now is),
+// and takes a worker role from there. The record is committed state, so
+// it never demotes a manager that was not demoted; a later promotion is
+// settled by roleChange, which takes the role the renewal answers with.
+func (n *Node) askOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var leaderless time.Time // since when no leader is known; zero while one is
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, addr := rn.leaderInfo(); addr != "" || rn.isLeader() {
+			leaderless = time.Time{}
+			continue
+		}
+		if leaderless.IsZero() {
+			leaderless = time.Now()
+		}
+		if time.Since(leaderless) < leaderlessRoleCheck {
+			continue
+		}
+		for _, m := range inc.managers() {
+			if m.NodeID == inc.info.NodeID {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			view, err := n.peerClient(inc, m.Addr).Self(cctx, 0)
+			cancel()
+			if err != nil || view.Node == nil {
+				continue
+			}
+			if view.Node.Role == roleWorker {
+				n.logger.Info("the cluster demoted this manager while it could not hear of it; becoming a worker", "told_by", m.NodeID)
+				inc.wantRole.Store(roleWorker)
+				n.requestRoleChange()
+				return
+			}
+			break // a manager says this node still is one
 		}
 	}
 }
