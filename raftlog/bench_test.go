@@ -9,7 +9,8 @@ import (
 )
 
 // BenchmarkStoreLogs stores batches of 64 entries of 1 KiB, sealed through
-// Store and plain through raft-boltdb, both with fsync.
+// Store (its write-ahead file, bolt behind it) and plain through
+// raft-boltdb, both with fsync.
 func BenchmarkStoreLogs(b *testing.B) {
 	const batch, size = 64, 1 << 10
 	data := make([]byte, size)
