@@ -320,19 +320,16 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	if s.inner == nil {
 		return ErrClosed
 	}
-	if s.w != nil {
-		// Everything in the WAL goes to bolt first, and the WAL starts
-		// over, so no record of a deleted entry is replayed after a crash.
-		// Appends wait meanwhile.
-		s.flushMu.Lock()
-		defer s.flushMu.Unlock()
-		s.walMu.Lock()
-		defer s.walMu.Unlock()
-		if err := s.drainLocked(); err != nil {
-			return fmt.Errorf("delete logs: %w", err)
-		}
+	if s.w == nil {
+		return s.inner.DeleteRange(min, max)
 	}
-	return s.inner.DeleteRange(min, max)
+	// Everything in the WAL goes to bolt first, and the WAL starts over,
+	// so no record of a deleted entry is replayed after a crash. Appends
+	// wait meanwhile.
+	if err := s.drainThen(func() error { return s.inner.DeleteRange(min, max) }); err != nil {
+		return fmt.Errorf("delete logs: %w", err)
+	}
+	return nil
 }
 
 // Set implements raft.StableStore.

@@ -153,34 +153,59 @@ func walRecordStarts(b []byte, off int, gen uint64) bool {
 // have torn it): then it was damaged afterwards, and readWAL fails with
 // ErrTampered. Indexes must follow one another.
 func readWAL(b []byte) (uint64, []*raft.Log, error) {
-	gen, logs, _, err := readWALRecords(b)
+	gen, logs, _, _, err := readWALRecords(b)
 	return gen, logs, err
 }
 
 // readWALRecords is readWAL that also says where a torn record was found
-// (-1 if none).
-func readWALRecords(b []byte) (gen uint64, logs []*raft.Log, torn int, err error) {
+// (-1 if none) and the offset where reading stopped.
+func readWALRecords(b []byte) (gen uint64, logs []*raft.Log, torn, stop int, err error) {
 	gen, err = parseWALHeader(b)
 	if err != nil {
-		return 0, nil, -1, err
+		return 0, nil, -1, 0, err
 	}
 	off := walDataStart
 	for {
 		l, next, ok, err := walRecordAt(b, off, gen)
 		if err != nil {
 			if walLaterBatch(b, off, gen) {
-				return 0, nil, -1, fmt.Errorf("%w: WAL record at offset %d is damaged but a later batch is intact", ErrTampered, off)
+				return 0, nil, -1, off, fmt.Errorf("%w: WAL record at offset %d is damaged but a later batch is intact", ErrTampered, off)
 			}
-			return gen, logs, off, nil // torn tail
+			return gen, logs, off, off, nil // torn tail
 		}
 		if !ok {
-			return gen, logs, -1, nil
+			return gen, logs, -1, off, nil
 		}
 		if len(logs) > 0 && l.Index != logs[len(logs)-1].Index+1 {
-			return 0, nil, -1, fmt.Errorf("%w: WAL record at offset %d holds entry %d after entry %d", ErrTampered, off, l.Index, logs[len(logs)-1].Index)
+			return 0, nil, -1, off, fmt.Errorf("%w: WAL record at offset %d holds entry %d after entry %d", ErrTampered, off, l.Index, logs[len(logs)-1].Index)
 		}
 		logs = append(logs, l)
 		off = next
+	}
+}
+
+// walFirstRead is how much of the WAL loadWAL reads first. The file keeps
+// the size its busiest generation needed, but the current generation's
+// records are usually a small prefix of it.
+const walFirstRead = 1 << 20
+
+// loadWAL reads the records of the WAL in f (size bytes) and where a torn
+// record ended them (-1 if none). It reads a prefix, and twice as much
+// again while the records may go on past it (they reach its end, or end
+// in what looks torn or damaged only because the prefix cut it), so
+// opening a large WAL after a clean stop reads one small prefix.
+func loadWAL(f io.ReaderAt, size int64) (uint64, []*raft.Log, int, error) {
+	n := min(size, walFirstRead)
+	for {
+		b := make([]byte, n)
+		if _, err := f.ReadAt(b, 0); err != nil {
+			return 0, nil, -1, fmt.Errorf("read WAL: %w", err)
+		}
+		gen, logs, torn, stop, err := readWALRecords(b)
+		if n == size || (torn < 0 && err == nil && int64(stop)+walRecordHeaderSize <= n) {
+			return gen, logs, torn, err
+		}
+		n = min(2*n, size)
 	}
 }
 
@@ -233,12 +258,7 @@ func openWAL(path string, capacity int64) (*wal, []*raft.Log, int, error) {
 		w.off = walDataStart
 		return w, nil, -1, nil
 	}
-	b, err := io.ReadAll(io.NewSectionReader(f, 0, fi.Size()))
-	if err != nil {
-		_ = f.Close()
-		return nil, nil, -1, fmt.Errorf("read WAL %s: %w", path, err)
-	}
-	gen, logs, torn, err := readWALRecords(b)
+	gen, logs, torn, err := loadWAL(f, fi.Size())
 	if err != nil {
 		_ = f.Close()
 		return nil, nil, -1, &RecordError{Path: path, Err: err}
@@ -250,14 +270,19 @@ func openWAL(path string, capacity int64) (*wal, []*raft.Log, int, error) {
 // readWALFile reads the records of the WAL at path without changing it;
 // a missing file holds none.
 func readWALFile(path string) ([]*raft.Log, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read WAL: %w", err)
 	}
-	_, logs, err := readWAL(b)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read WAL: %w", err)
+	}
+	_, logs, _, err := loadWAL(f, fi.Size())
 	if err != nil {
 		return nil, &RecordError{Path: path, Err: err}
 	}
@@ -336,6 +361,21 @@ func (w *wal) reset() error {
 		return err
 	}
 	w.off = walDataStart
+	return nil
+}
+
+// restart starts a new generation if anything was appended since the
+// last one, or a failed write or reset left the file in doubt. The caller
+// has made sure raft.db holds every record.
+func (w *wal) restart() error {
+	if w.off == walDataStart && !w.dirty {
+		return nil
+	}
+	if err := w.reset(); err != nil {
+		w.dirty = true
+		return err
+	}
+	w.dirty = false
 	return nil
 }
 

@@ -34,6 +34,32 @@ func holdFlusher(t *testing.T, s *Store) (release func()) {
 	return release
 }
 
+// walStore opens a store in a new directory; with hold, its flusher is
+// held (holdFlusher), so what StoreLogs writes stays in the WAL only.
+func walStore(t *testing.T, hold bool) (*Store, string, *Keyring) {
+	t.Helper()
+	keys, _ := newKeyring()
+	dir := t.TempDir()
+	s := openStore(t, dir, testOpts(t, keys))
+	if hold {
+		holdFlusher(t, s)
+	}
+	return s, dir, keys
+}
+
+// editFile rewrites the file at p after edit has changed its bytes.
+func editFile(t *testing.T, p string, edit func(b []byte)) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(b)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // crashCopy copies the store's files as they are on disk now into a new
 // directory: what a node would find after a crash at this point.
 func crashCopy(t *testing.T, dir string) string {
@@ -126,10 +152,7 @@ func TestWALHoldsEntriesUntilFlushed(t *testing.T) {
 // batch's write, so a damaged record followed by intact records of its
 // own batch is torn, not tampered with.
 func TestWALTornTail(t *testing.T) {
-	keys, _ := newKeyring()
-	dir := t.TempDir()
-	s := openStore(t, dir, testOpts(t, keys))
-	holdFlusher(t, s)
+	s, dir, keys := walStore(t, true)
 	storeN(t, s, 1, 5, "a")
 	s.walMu.Lock()
 	end := s.w.off
@@ -143,11 +166,7 @@ func TestWALTornTail(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			crashed := crashCopy(t, dir)
 			p := filepath.Join(crashed, WALFile)
-			b, _ := os.ReadFile(p)
-			damage(b)
-			if err := os.WriteFile(p, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			editFile(t, p, damage)
 			var logBuf bytes.Buffer
 			opts := testOpts(t, keys)
 			opts.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
@@ -163,19 +182,12 @@ func TestWALTornTail(t *testing.T) {
 // TestWALDamageBeforeIntactRecordsRefused: a damaged record followed by
 // intact ones was not torn by a crash; opening fails closed.
 func TestWALDamageBeforeIntactRecordsRefused(t *testing.T) {
-	keys, _ := newKeyring()
-	dir := t.TempDir()
-	s := openStore(t, dir, testOpts(t, keys))
-	holdFlusher(t, s)
+	s, dir, keys := walStore(t, true)
 	storeN(t, s, 1, 1, "a")
 	storeN(t, s, 2, 3, "a")
 	crashed := crashCopy(t, dir)
 	p := filepath.Join(crashed, WALFile)
-	b, _ := os.ReadFile(p)
-	b[walDataStart+walRecordHeaderSize+walEntryFixed+5] ^= 0x40 // inside entry 1's record
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editFile(t, p, func(b []byte) { b[walDataStart+walRecordHeaderSize+walEntryFixed+5] ^= 0x40 }) // inside entry 1's record
 	before := dirFiles(t, crashed)
 	_, err := Open(crashed, testOpts(t, keys))
 	var re *RecordError
@@ -254,10 +266,7 @@ func TestWALFullMovesEntriesIntoBolt(t *testing.T) {
 // TestWALReadOnly: offline tools see the entries still in the WAL and
 // change no file.
 func TestWALReadOnly(t *testing.T) {
-	keys, _ := newKeyring()
-	dir := t.TempDir()
-	s := openStore(t, dir, testOpts(t, keys))
-	holdFlusher(t, s)
+	s, dir, keys := walStore(t, true)
 	storeN(t, s, 1, 9, "a")
 	crashed := crashCopy(t, dir)
 	before := dirFiles(t, crashed)
@@ -279,10 +288,7 @@ func TestWALReadOnly(t *testing.T) {
 
 // TestWALHoldsNoPlaintext: what reaches the WAL is sealed.
 func TestWALHoldsNoPlaintext(t *testing.T) {
-	keys, _ := newKeyring()
-	dir := t.TempDir()
-	s := openStore(t, dir, testOpts(t, keys))
-	holdFlusher(t, s)
+	s, dir, _ := walStore(t, true)
 	marker := "wal-plaintext-canary"
 	if err := s.StoreLogs([]*raft.Log{{Index: 1, Term: 1, Type: raft.LogCommand, Data: []byte(marker), Extensions: []byte(marker + "-ext")}}); err != nil {
 		t.Fatal(err)
@@ -331,10 +337,7 @@ func TestRotationWipesWAL(t *testing.T) {
 // changed in the WAL with its crc fixed up is still refused when read,
 // because the entry itself is sealed.
 func TestWALForgedRecordRefused(t *testing.T) {
-	keys, _ := newKeyring()
-	dir := t.TempDir()
-	s := openStore(t, dir, testOpts(t, keys))
-	holdFlusher(t, s)
+	s, dir, keys := walStore(t, true)
 	storeN(t, s, 1, 3, "a")
 	crashed := crashCopy(t, dir)
 	p := filepath.Join(crashed, WALFile)
@@ -402,4 +405,42 @@ func TestWALIndexesWhileFlushing(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWALLargerThanFirstRead: records that run past the prefix loadWAL
+// reads first are all found after a crash, and a torn record far into a
+// large file still only ends the records.
+func TestWALLargerThanFirstRead(t *testing.T) {
+	s, dir, keys := walStore(t, true)
+	big := bytes.Repeat([]byte{0x5a}, 100<<10)
+	var n uint64
+	for range 3 * walFirstRead / len(big) {
+		n++
+		if err := s.StoreLogs([]*raft.Log{{Index: n, Term: 1, Type: raft.LogCommand, Data: big}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.walMu.Lock()
+	end := s.w.off
+	s.walMu.Unlock()
+	if end < 2*walFirstRead {
+		t.Fatalf("test setup: the WAL's records end at %d, not past twice the first read", end)
+	}
+	check := func(dir string, want uint64) {
+		t.Helper()
+		c := openStore(t, dir, testOpts(t, keys))
+		if last, _ := c.LastIndex(); last != want {
+			t.Fatalf("after the crash the log ends at %d, want %d", last, want)
+		}
+		var l raft.Log
+		for i := uint64(1); i <= want; i++ {
+			if err := c.GetLog(i, &l); err != nil || !bytes.Equal(l.Data, big) {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+		}
+	}
+	check(crashCopy(t, dir), n)
+	torn := crashCopy(t, dir)
+	editFile(t, filepath.Join(torn, WALFile), func(b []byte) { b[end-10] ^= 1 })
+	check(torn, n-1)
 }

@@ -96,14 +96,7 @@ func (s *Store) appendSealed(sealed []*raft.Log) error {
 		return s.inner.StoreLogs(sealed) // read-only: bolt refuses
 	}
 	if !consecutive(sealed) {
-		s.flushMu.Lock()
-		defer s.flushMu.Unlock()
-		s.walMu.Lock()
-		defer s.walMu.Unlock()
-		if err := s.drainLocked(); err != nil {
-			return err
-		}
-		return s.inner.StoreLogs(sealed)
+		return s.drainThen(func() error { return s.inner.StoreLogs(sealed) })
 	}
 	for {
 		done, err := s.tryAppend(sealed)
@@ -158,12 +151,22 @@ func (s *Store) tryAppend(sealed []*raft.Log) (done bool, err error) {
 
 // drain moves every pending entry into bolt and starts the WAL over.
 // s.mu is held.
-func (s *Store) drain() error {
+func (s *Store) drain() error { return s.drainThen(nil) }
+
+// drainThen drains and, unless that fails, runs then (if not nil) before
+// any append can follow. s.mu is held.
+func (s *Store) drainThen(then func() error) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	return s.drainLocked()
+	if err := s.drainLocked(); err != nil {
+		return err
+	}
+	if then == nil {
+		return nil
+	}
+	return then()
 }
 
 // drainLocked is drain with flushMu and walMu held.
@@ -179,15 +182,7 @@ func (s *Store) drainLocked() error {
 		s.pending, s.pendingBytes = nil, 0
 		s.pmu.Unlock()
 	}
-	if s.w.off == walDataStart && !s.w.dirty {
-		return nil
-	}
-	if err := s.w.reset(); err != nil {
-		s.w.dirty = true
-		return err
-	}
-	s.w.dirty = false
-	return nil
+	return s.w.restart()
 }
 
 // flushPending moves the entries pending now into bolt without holding
@@ -224,15 +219,10 @@ func (s *Store) flushPending() error {
 	s.pmu.Lock()
 	empty := len(s.pending) == 0
 	s.pmu.Unlock()
-	if !empty || (s.w.off == walDataStart && !s.w.dirty) {
+	if !empty {
 		return nil
 	}
-	if err := s.w.reset(); err != nil {
-		s.w.dirty = true
-		return err
-	}
-	s.w.dirty = false
-	return nil
+	return s.w.restart()
 }
 
 // flushLoop runs until Close, moving pending entries into bolt in large
