@@ -35,9 +35,9 @@ type forwarder struct {
 	// legacy is set when the leader has no batch route (an older build in
 	// a rolling upgrade): commands then go one by one.
 	legacy bool
-	// batches and commands count what was sent, for tests.
-	batches, commands int
-	// gate, when set by a test, holds every batch until it is closed.
+	// Test hooks: sent, when set, sees each batch as it is formed (under
+	// mu); gate, when set, holds every batch until it is closed.
+	sent func(batch []*forwardReq)
 	gate chan struct{}
 }
 
@@ -103,8 +103,9 @@ func (f *forwarder) pump(ctx context.Context, c *api.Client) {
 		batch := f.queue[:n:n]
 		f.queue = append([]*forwardReq(nil), f.queue[n:]...)
 		f.inFlight++
-		f.batches++
-		f.commands += n
+		if f.sent != nil {
+			f.sent(batch)
+		}
 		gate := f.gate
 		f.mu.Unlock()
 		if gate != nil {
