@@ -1,12 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/holdfast/holdfast/internal/strictjson"
 )
 
 // Backend is what the control API serves. manager.Node implements it.
@@ -170,13 +170,8 @@ func DecodeBody(r io.Reader, v any) error {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Unmarshal(data, v); err != nil {
 		return Errorf(http.StatusBadRequest, "invalid request body: %v", err)
-	}
-	if dec.More() {
-		return Errorf(http.StatusBadRequest, "invalid request body: trailing data after the JSON document")
 	}
 	return nil
 }

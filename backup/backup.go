@@ -14,6 +14,7 @@ import (
 
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/internal/strictjson"
 )
 
 const (
@@ -270,9 +271,7 @@ func ReadHeader(r io.Reader) (*Header, error) {
 	if !ok {
 		return fail("short meta")
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h.Meta); err != nil || dec.More() {
+	if err := strictjson.Unmarshal(js, &h.Meta); err != nil {
 		return fail("meta is not a valid document")
 	}
 	if h.Meta.Size < 0 || h.Meta.ClusterID == "" {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+
+	"github.com/holdfast/holdfast/internal/strictjson"
 )
 
 // secret.create version 2: a secret's data is most of the command, and
@@ -47,13 +49,8 @@ func (c *SecretCreate) decodePayload(p []byte) error {
 		return errors.New("metadata length runs past the end")
 	}
 	var meta secretCreateMeta
-	dec := json.NewDecoder(bytes.NewReader(p[w : w+int(n)]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&meta); err != nil {
+	if err := strictjson.Unmarshal(p[w:w+int(n)], &meta); err != nil {
 		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the metadata")
 	}
 	*c = SecretCreate{}
 	c.ID, c.Name, c.Labels, c.Grants = meta.ID, meta.Name, meta.Labels, meta.Grants

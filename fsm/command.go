@@ -1,11 +1,12 @@
 package fsm
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/holdfast/holdfast/internal/strictjson"
 )
 
 // Command envelope: one format byte, the command type (uint16, big endian),
@@ -185,13 +186,8 @@ func Decode(b []byte) (Command, error) {
 		}
 		return c, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b[headerLen:]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
+	if err := strictjson.Unmarshal(b[headerLen:], c); err != nil {
 		return nil, fmt.Errorf("%w: %s payload: %v", ErrMalformedCommand, t, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: %s payload has trailing data", ErrMalformedCommand, t)
 	}
 	return c, nil
 }
