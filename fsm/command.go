@@ -74,6 +74,7 @@ var typeNames = map[Type]string{
 	TypeCARotateStart:  "ca.rotate_start",
 	TypeCARotateNode:   "ca.rotate_node",
 	TypeCARotateFinish: "ca.rotate_finish",
+	TypeBatch:          "batch",
 }
 
 // Errors from decoding a command.
@@ -124,6 +125,7 @@ var registry = map[Type]struct {
 	TypeCARotateStart:  {1, func() Command { return new(CARotateStart) }},
 	TypeCARotateNode:   {1, func() Command { return new(CARotateNode) }},
 	TypeCARotateFinish: {1, func() Command { return new(CARotateFinish) }},
+	TypeBatch:          {1, func() Command { return new(Batch) }},
 }
 
 // oldestVersion is, for a type whose older versions still decode, the

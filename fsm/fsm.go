@@ -19,7 +19,10 @@ import (
 // Result is what Apply returns for each command (raft's ApplyFuture.Response).
 type Result struct {
 	// Err is why the command changed nothing; nil when it was applied.
+	// For a batch, it is set only when the entry itself could not be read.
 	Err error
+	// Batch is, for a batch (TypeBatch), each command's result in order.
+	Batch []Result
 }
 
 // FSM is the raft.FSM over State. It is safe for concurrent use: raft calls
@@ -78,6 +81,13 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	if err != nil {
 		f.logger.Warn("refusing log entry", "index", l.Index, "err", err)
 		return &Result{Err: err}
+	}
+	if b, ok := c.(*Batch); ok {
+		res := &Result{Batch: make([]Result, len(b.Commands))}
+		for i, c := range b.Commands {
+			res.Batch[i].Err = applyTo(f.state, c)
+		}
+		return res
 	}
 	if err := applyTo(f.state, c); err != nil {
 		return &Result{Err: err}

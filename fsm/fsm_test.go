@@ -225,6 +225,10 @@ func FuzzDecode(f *testing.F) {
 		b, _ := Encode(c)
 		f.Add(b)
 	}
+	sc, _ := Encode(&SecretCreate{secrets.CreateCmd{ID: "s2", Name: "m", Data: []byte{3}, CreatedAt: t0}})
+	nu, _ := Encode(&NodeUpdate{ID: "a", GossipAddr: "10.0.0.1:4243"})
+	batch, _ := EncodeBatch([][]byte{sc, nu})
+	f.Add(batch)
 	f.Add([]byte{1, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Decode(data)

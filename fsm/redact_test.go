@@ -21,6 +21,10 @@ func TestRedactEveryCommand(t *testing.T) {
 		&TokenRotate{Role: RoleWorker, Token: redactCanary},
 		&AutolockSet{Enabled: true, UnlockKey: redactCanary},
 		&SecretCreate{secrets.CreateCmd{ID: "s1", Name: "db", Data: []byte(redactCanary), CreatedAt: time.Unix(1, 0)}},
+		&Batch{Commands: []Command{
+			&NodeUpdate{ID: "n1", GossipAddr: "10.0.0.1:4243"},
+			&SecretCreate{secrets.CreateCmd{ID: "s2", Name: "db2", Data: []byte(redactCanary), CreatedAt: time.Unix(1, 0)}},
+		}},
 	}
 	st := newState()
 	st.Cluster = &cl

@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -44,35 +43,15 @@ func (n *Node) apply(ctx context.Context, cmd fsm.Command) error {
 	return n.onLeaderAt(ctx,
 		func(ctx context.Context, rn *raftNode) error { return n.applyLocal(ctx, rn, b) },
 		func(ctx context.Context, inc *incarnation, addr string) error {
-			return inc.forwarderFor(addr, n.cfg.ForwardTimeout).apply(ctx, n.peerClient(inc, addr), b)
+			return inc.forwarderFor(addr, n.peerClient(inc, addr), n.cfg.ForwardTimeout).apply(ctx, b)
 		})
 }
 
-// applyLocal applies encoded command b on this node, which must lead.
+// applyLocal applies encoded command b on this node, which must lead. It
+// is proposed together with the others that arrive meanwhile (propose.go).
 func (n *Node) applyLocal(ctx context.Context, rn *raftNode, b []byte) (err error) {
 	defer func(start time.Time) { metricApplied(start, err) }(time.Now())
-	timeout := n.cfg.ApplyTimeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl)
-	}
-	f := rn.r.Apply(b, timeout)
-	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader):
-			return errMisdirected
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return api.Errorf(http.StatusServiceUnavailable, "write timed out before it was proposed: %v", err)
-		case errors.Is(err, raft.ErrLeadershipLost):
-			return api.Errorf(http.StatusServiceUnavailable, "leadership lost while writing; the write may or may not have been applied")
-		default:
-			return api.Errorf(http.StatusServiceUnavailable, "write failed: %v", err)
-		}
-	}
-	res, ok := f.Response().(*fsm.Result)
-	if !ok {
-		return fmt.Errorf("unexpected apply response %T", f.Response())
-	}
-	return fsmError(res.Err)
+	return rn.prop.apply([][]byte{b})[0]
 }
 
 // fsmError gives an FSM error its HTTP status.

@@ -28,24 +28,16 @@ func TestForwardedWritesAreBatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, addr := rn.leaderInfo()
-	fw := f.node.current().forwarderFor(addr, f.cfg.ForwardTimeout)
+	inc := f.node.current()
+	fw := inc.forwarderFor(addr, f.node.peerClient(inc, addr), f.cfg.ForwardTimeout)
 	// The node forwards writes of its own too (its gossip address, for
 	// one): count only the secret creations this test makes.
-	ours := func(batch []*forwardReq) (n int) {
-		for _, r := range batch {
-			if cmd, err := fsm.Decode(r.cmd); err == nil {
-				if _, ok := cmd.(*fsm.SecretCreate); ok {
-					n++
-				}
-			}
-		}
-		return n
-	}
+	ours := secretCreates
 	var batches, sent int // batches carrying our writes, and our writes sent
 	gate := make(chan struct{})
 	fw.mu.Lock()
 	fw.gate = gate
-	fw.sent = func(batch []*forwardReq) {
+	fw.sent = func(batch []*batchReq) {
 		if n := ours(batch); n > 0 {
 			batches++
 			sent += n
@@ -105,6 +97,18 @@ func TestForwardedWritesAreBatched(t *testing.T) {
 	}
 }
 
+// secretCreates counts the secret creations among a batch's commands.
+func secretCreates(batch []*batchReq) (n int) {
+	for _, r := range batch {
+		if cmd, err := fsm.Decode(r.cmd); err == nil {
+			if _, ok := cmd.(*fsm.SecretCreate); ok {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // TestForwarderResults: per-command results keep their status and message;
 // a leader without the batch route gets the commands one by one.
 func TestForwarderResults(t *testing.T) {
@@ -141,21 +145,21 @@ func TestForwarderResults(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := api.NewClient(srv.Client(), srv.URL)
-	fw := &forwarder{timeout: 10 * time.Second}
+	fw := newForwarder(c, 10*time.Second)
 	ctx := context.Background()
-	if err := fw.apply(ctx, c, []byte("good")); err != nil {
+	if err := fw.apply(ctx, []byte("good")); err != nil {
 		t.Fatalf("good command: %v", err)
 	}
-	err := fw.apply(ctx, c, []byte("bad-1"))
+	err := fw.apply(ctx, []byte("bad-1"))
 	if apiStatus(err) != http.StatusConflict || err.Error() != "bad-1 conflicts" {
 		t.Fatalf("bad command: %v, want 409 'bad-1 conflicts'", err)
 	}
 
 	batchRoute = false
-	if err := fw.apply(ctx, c, []byte("old-leader")); err != nil {
+	if err := fw.apply(ctx, []byte("old-leader")); err != nil {
 		t.Fatalf("command to a leader without the batch route: %v", err)
 	}
-	if err := fw.apply(ctx, c, []byte("old-leader-2")); err != nil {
+	if err := fw.apply(ctx, []byte("old-leader-2")); err != nil {
 		t.Fatalf("second command to a leader without the batch route: %v", err)
 	}
 	mu.Lock()

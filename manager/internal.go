@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -45,12 +44,11 @@ func (n *Node) ApplyBatchForwarded(ctx context.Context, from api.Peer, cmds [][]
 	if err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(cmds))
-	var wg sync.WaitGroup
-	for i, cmd := range cmds {
-		wg.Go(func() { errs[i] = n.applyLocal(ctx, rn, cmd) })
+	start := time.Now()
+	errs := rn.prop.apply(cmds)
+	for _, err := range errs {
+		metricApplied(start, err)
 	}
-	wg.Wait()
 	return errs, nil
 }
 

@@ -30,6 +30,8 @@ type raftNode struct {
 	store             *raftlog.Store // the same store, sealed; nil with plainLog
 	snaps             *raftlog.SnapshotStore
 	trans             *raft.NetworkTransport
+	// prop batches what this node proposes while it leads.
+	prop *proposer
 	// rotateMu keeps DEK rotations one at a time.
 	rotateMu sync.Mutex
 	obs      *raft.Observer
@@ -164,6 +166,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	rn.r = r
+	rn.prop = newProposer(rn, n.cfg.ApplyTimeout)
 	book.SetConfiguration(func() []raft.Server { return r.GetConfiguration().Configuration().Servers })
 	rn.obsCh = make(chan raft.Observation, 64)
 	rn.obs = raft.NewObserver(rn.obsCh, false, func(o *raft.Observation) bool {

@@ -1,0 +1,104 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
+)
+
+// The leader proposes writes to raft in batches: the writes that arrive
+// while proposeInFlight entries are being committed become one log entry
+// (fsm.TypeBatch), so that raft seals, stores, replicates and applies one
+// entry for them rather than one each. A lone write is proposed at once,
+// as its own entry.
+const (
+	proposeInFlight = 4
+	proposeMaxBatch = 256
+)
+
+// proposer batches what this node proposes while it leads.
+type proposer struct {
+	batcher
+	rn      *raftNode
+	timeout time.Duration // how long a proposal may wait to be enqueued
+}
+
+func newProposer(rn *raftNode, timeout time.Duration) *proposer {
+	p := &proposer{rn: rn, timeout: timeout}
+	// maxBytes leaves room for the batch's own framing (fsm.BatchSize).
+	p.batcher = batcher{limit: proposeInFlight, maxCount: proposeMaxBatch, maxBytes: fsm.MaxCommandSize - fsm.BatchSize(proposeMaxBatch, 0), send: p.send}
+	return p
+}
+
+// apply proposes the encoded commands and returns each one's result once
+// it is applied here, or why it was not.
+func (p *proposer) apply(cmds [][]byte) []error {
+	reqs := p.submit(cmds)
+	errs := make([]error, len(reqs))
+	for i, r := range reqs {
+		errs[i] = <-r.done
+	}
+	return errs
+}
+
+// send proposes one batch as one entry and hands each command its result.
+func (p *proposer) send(batch []*batchReq) {
+	answer := func(err error) {
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+	data := batch[0].cmd
+	if len(batch) > 1 {
+		cmds := make([][]byte, len(batch))
+		for i, r := range batch {
+			cmds[i] = r.cmd
+		}
+		var err error
+		if data, err = fsm.EncodeBatch(cmds); err != nil {
+			answer(api.Wrap(http.StatusBadRequest, err))
+			return
+		}
+	}
+	f := p.rn.r.Apply(data, p.timeout)
+	if err := f.Error(); err != nil {
+		answer(raftApplyError(err))
+		return
+	}
+	res, ok := f.Response().(*fsm.Result)
+	switch {
+	case !ok:
+		answer(fmt.Errorf("unexpected apply response %T", f.Response()))
+	case len(batch) == 1:
+		batch[0].done <- fsmError(res.Err)
+	case res.Err != nil:
+		// The entry itself was refused: nothing in it was applied.
+		answer(fsmError(res.Err))
+	case len(res.Batch) != len(batch):
+		answer(fmt.Errorf("a batch of %d commands has %d results", len(batch), len(res.Batch)))
+	default:
+		for i, r := range batch {
+			r.done <- fsmError(res.Batch[i].Err)
+		}
+	}
+}
+
+// raftApplyError is what a write answers when raft did not apply it.
+func raftApplyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader):
+		return errMisdirected
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return api.Errorf(http.StatusServiceUnavailable, "write timed out before it was proposed: %v", err)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return api.Errorf(http.StatusServiceUnavailable, "leadership lost while writing; the write may or may not have been applied")
+	default:
+		return api.Errorf(http.StatusServiceUnavailable, "write failed: %v", err)
+	}
+}
