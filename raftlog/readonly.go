@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 )
 
@@ -29,7 +28,7 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
-	inner, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: lockWait}})
+	inner, err := openBolt(path, &bbolt.Options{ReadOnly: true, Timeout: lockWait})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w; stop it first", path, ErrInUse)
 	}

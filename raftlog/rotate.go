@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/holdfast/holdfast/internal/seal"
 	"go.etcd.io/bbolt"
 )
@@ -227,7 +226,7 @@ func (s *Store) Compact() error {
 	}
 	s.inner = nil
 	cerr := compactFile(s.path)
-	inner, err := raftboltdb.New(raftboltdb.Options{Path: s.path})
+	inner, err := openBolt(s.path, nil)
 	if err != nil {
 		return fmt.Errorf("compact %s: reopen: %w", s.path, errors.Join(cerr, err))
 	}

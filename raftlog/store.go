@@ -81,7 +81,7 @@ type Store struct {
 	// operations hold it shared; re-encryption batches and compaction
 	// hold it exclusively, as does the switch to a new current key.
 	mu    sync.RWMutex
-	inner *raftboltdb.BoltStore
+	inner *boltLog
 
 	// flushMu serializes moving pending entries into bolt.
 	flushMu sync.Mutex
@@ -131,7 +131,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.Remove(s.path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open raft log: remove stale compaction: %w", err)
 	}
-	inner, err := raftboltdb.New(raftboltdb.Options{Path: s.path})
+	inner, err := openBolt(s.path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
 	}
@@ -391,7 +391,7 @@ type sealCounter struct {
 	reserved uint64
 }
 
-func (c *sealCounter) load(b *raftboltdb.BoltStore, id seal.KeyID) error {
+func (c *sealCounter) load(b *boltLog, id seal.KeyID) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.id, c.n, c.reserved = id, 0, 0
@@ -423,7 +423,7 @@ func (c *sealCounter) value(id seal.KeyID) uint64 {
 
 // reserve counts n more records sealed under id, first persisting a new
 // bound if the count would pass the persisted one.
-func (c *sealCounter) reserve(b *raftboltdb.BoltStore, id seal.KeyID, n, threshold uint64) error {
+func (c *sealCounter) reserve(b *boltLog, id seal.KeyID, n, threshold uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.id != id {
