@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/x509"
-	"io"
 	"net/http"
 )
 
@@ -74,17 +73,17 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		})
 	}
 	handle("POST /internal/v1/apply", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
-		cmd, err := io.ReadAll(io.LimitReader(r.Body, 2*maxBody))
+		cmd, err := readBody(r, 2*maxBody-1)
 		if err != nil {
-			writeError(w, Errorf(http.StatusBadRequest, "read command: %v", err))
+			writeError(w, err)
 			return
 		}
 		replyEmpty(w, b.ApplyForwarded(r.Context(), p, cmd))
 	})
 	handle("POST /internal/v1/apply-batch", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, MaxApplyBatchBody+1))
+		body, err := readBody(r, MaxApplyBatchBody)
 		if err != nil {
-			writeError(w, Errorf(http.StatusBadRequest, "read commands: %v", err))
+			writeError(w, err)
 			return
 		}
 		cmds, err := ParseApplyBatch(body)

@@ -150,11 +150,33 @@ func replyEmpty(w http.ResponseWriter, err error) {
 // decode reads a JSON body strictly into v; on failure it answers 400 (413
 // for an oversize body) and returns false.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := DecodeBody(io.LimitReader(r.Body, maxBody+1), v); err != nil {
+	data, err := readBody(r, maxBody)
+	if err == nil {
+		err = decodeBytes(data, v)
+	}
+	if err != nil {
 		writeError(w, err)
 		return false
 	}
 	return true
+}
+
+// readBody reads r's body, and one byte more than limit if the body is
+// longer. A body that says its length is read into space of that size,
+// not into a buffer grown from nothing (most writes carry a secret).
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength <= 0 || r.ContentLength > limit {
+		data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			return nil, Errorf(http.StatusBadRequest, "read request body: %v", err)
+		}
+		return data, nil
+	}
+	data := make([]byte, r.ContentLength, r.ContentLength+1)
+	if _, err := io.ReadFull(r.Body, data); err != nil {
+		return nil, Errorf(http.StatusBadRequest, "read request body: %v", err)
+	}
+	return data, nil
 }
 
 // DecodeBody decodes one JSON document into v, refusing unknown fields,
@@ -164,6 +186,10 @@ func DecodeBody(r io.Reader, v any) error {
 	if err != nil {
 		return Errorf(http.StatusBadRequest, "read request body: %v", err)
 	}
+	return decodeBytes(data, v)
+}
+
+func decodeBytes(data []byte, v any) error {
 	if len(data) > maxBody {
 		return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
 	}
