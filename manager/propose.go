@@ -18,7 +18,7 @@ import (
 // entry for them rather than one each. A lone write is proposed at once,
 // as its own entry.
 const (
-	proposeInFlight = 4
+	proposeInFlight = 2
 	proposeMaxBatch = 256
 )
 
