@@ -16,10 +16,14 @@ import (
 // while proposeInFlight entries are being committed become one log entry
 // (fsm.TypeBatch), so that raft seals, stores, replicates and applies one
 // entry for them rather than one each. A lone write is proposed at once,
-// as its own entry.
+// as its own entry. A batch stays well under fsm.MaxCommandSize
+// (proposeMaxBytes plus its framing, fsm.BatchSize).
 const (
 	proposeInFlight = 2
 	proposeMaxBatch = 256
+	// proposeMaxBytes bounds a batch entry's commands; a larger command
+	// (a secret of up to 500 KiB) is proposed alone.
+	proposeMaxBytes = 256 << 10
 )
 
 // proposer batches what this node proposes while it leads.
@@ -31,8 +35,7 @@ type proposer struct {
 
 func newProposer(rn *raftNode, timeout time.Duration) *proposer {
 	p := &proposer{rn: rn, timeout: timeout}
-	// maxBytes leaves room for the batch's own framing (fsm.BatchSize).
-	p.batcher = batcher{limit: proposeInFlight, maxCount: proposeMaxBatch, maxBytes: fsm.MaxCommandSize - fsm.BatchSize(proposeMaxBatch, 0), send: p.send}
+	p.batcher = batcher{limit: proposeInFlight, maxCount: proposeMaxBatch, maxBytes: proposeMaxBytes, send: p.send}
 	return p
 }
 

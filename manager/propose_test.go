@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
 )
 
 // TestLeaderProposesWritesInBatches: writes that reach the leader together
@@ -90,5 +91,13 @@ func TestLeaderProposesWritesInBatches(t *testing.T) {
 			list, err := f.client.Secrets(ctxT(t))
 			return err == nil && len(list) == unique+1
 		})
+	}
+}
+
+// TestProposerBatchesFitInOneCommand: the fullest batch the proposer
+// makes is a command the FSM accepts.
+func TestProposerBatchesFitInOneCommand(t *testing.T) {
+	if n := fsm.BatchSize(proposeMaxBatch, proposeMaxBytes); n > fsm.MaxCommandSize {
+		t.Fatalf("a full batch is up to %d bytes; commands are at most %d", n, fsm.MaxCommandSize)
 	}
 }

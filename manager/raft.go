@@ -79,7 +79,12 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 	conf.SnapshotInterval = n.cfg.SnapshotInterval
 	conf.TrailingLogs = n.cfg.TrailingLogs
 	conf.BatchApplyCh = true
-	conf.MaxAppendEntries = 256
+	// An entry can be a batch of writes (propose.go) of up to
+	// proposeMaxBytes, or one secret of up to 500 KiB: 64 entries bound
+	// what one AppendEntries to a follower catching up carries (and holds
+	// in memory on both sides) to tens of MiB. Under load entries are
+	// proposed a few at a time, so this does not limit batching.
+	conf.MaxAppendEntries = 64
 	conf.Logger = hlog
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, fmt.Errorf("raft config: %w", err)
