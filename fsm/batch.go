@@ -52,7 +52,7 @@ func EncodeBatch(cmds [][]byte) ([]byte, error) {
 	binary.BigEndian.PutUint16(b[1:3], uint16(TypeBatch))
 	b[3] = (*Batch).Version(nil)
 	for _, c := range cmds {
-		if len(c) >= headerLen && Type(binary.BigEndian.Uint16(c[1:3])) == TypeBatch {
+		if IsBatch(c) {
 			return nil, ErrNestedBatch
 		}
 		b = binary.AppendUvarint(b, uint64(len(c)))
@@ -62,6 +62,11 @@ func EncodeBatch(cmds [][]byte) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// IsBatch reports whether encoded command b is a batch.
+func IsBatch(b []byte) bool {
+	return len(b) >= headerLen && Type(binary.BigEndian.Uint16(b[1:3])) == TypeBatch
 }
 
 // BatchSize is the size of the entry EncodeBatch makes of commands whose
@@ -99,7 +104,7 @@ func (b *Batch) decodePayload(p []byte) error {
 			return fmt.Errorf("command %d: length is not minimally encoded", len(b.Commands)+1)
 		}
 		sub := p[w : w+int(n)]
-		if len(sub) >= headerLen && Type(binary.BigEndian.Uint16(sub[1:3])) == TypeBatch {
+		if IsBatch(sub) {
 			return ErrNestedBatch
 		}
 		c, err := Decode(sub)

@@ -40,12 +40,25 @@ func newProposer(rn *raftNode, timeout time.Duration) *proposer {
 }
 
 // apply proposes the encoded commands and returns each one's result once
-// it is applied here, or why it was not.
+// it is applied here, or why it was not. Batches are the proposer's to
+// make: a batch among cmds (only a peer could send one) is refused on its
+// own, so it cannot spoil the batch it would have joined.
 func (p *proposer) apply(cmds [][]byte) []error {
-	reqs := p.submit(cmds)
-	errs := make([]error, len(reqs))
-	for i, r := range reqs {
-		errs[i] = <-r.done
+	errs := make([]error, len(cmds))
+	var queued [][]byte
+	var at []int
+	for i, c := range cmds {
+		if fsm.IsBatch(c) {
+			errs[i] = api.Errorf(http.StatusBadRequest, "a %s command is made by the leader, not sent to it", fsm.TypeBatch)
+			continue
+		}
+		queued, at = append(queued, c), append(at, i)
+	}
+	if len(queued) == 0 {
+		return errs
+	}
+	for i, r := range p.submit(queued) {
+		errs[at[i]] = <-r.done
 	}
 	return errs
 }

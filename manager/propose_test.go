@@ -9,6 +9,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/secrets"
 )
 
 // TestLeaderProposesWritesInBatches: writes that reach the leader together
@@ -99,5 +100,42 @@ func TestLeaderProposesWritesInBatches(t *testing.T) {
 func TestProposerBatchesFitInOneCommand(t *testing.T) {
 	if n := fsm.BatchSize(proposeMaxBatch, proposeMaxBytes); n > fsm.MaxCommandSize {
 		t.Fatalf("a full batch is up to %d bytes; commands are at most %d", n, fsm.MaxCommandSize)
+	}
+}
+
+// TestProposerRefusesBatchesFromPeers: a batch command sent to the leader
+// (only the leader makes them) is refused on its own, and the commands
+// sent with it are applied.
+func TestProposerRefusesBatchesFromPeers(t *testing.T) {
+	c := newCluster(t, 1, 0)
+	l := c.leader()
+	enc := func(name string) []byte {
+		b, err := fsm.Encode(&fsm.SecretCreate{CreateCmd: secrets.CreateCmd{ID: "id-" + name, Name: name, Data: []byte("v"), CreatedAt: time.Now().UTC()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	batch, err := fsm.EncodeBatch([][]byte{enc("inner-1"), enc("inner-2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := l.node.ApplyBatchForwarded(ctxT(t), api.Peer{NodeID: "peer", Role: "manager"}, [][]byte{enc("before"), batch, enc("after")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || errs[2] != nil || apiStatus(errs[1]) != http.StatusBadRequest {
+		t.Fatalf("results %v; want ok, 400, ok", errs)
+	}
+	list, err := l.client.Secrets(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range list {
+		names = append(names, s.Name)
+	}
+	if fmt.Sprint(names) != "[after before]" {
+		t.Errorf("secrets %v; want after and before only", names)
 	}
 }
