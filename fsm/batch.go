@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/holdfast/holdfast/internal/lenprefix"
 )
 
 // TypeBatch is several commands proposed as one log entry. The leader
@@ -43,23 +45,16 @@ func EncodeBatch(cmds [][]byte) ([]byte, error) {
 	if len(cmds) == 0 {
 		return nil, fmt.Errorf("%w: an empty batch", ErrMalformedCommand)
 	}
-	size := headerLen
-	for _, c := range cmds {
-		size += binary.MaxVarintLen32 + len(c)
-	}
-	b := make([]byte, headerLen, min(size, MaxCommandSize+binary.MaxVarintLen32))
-	b[0] = envelopeFormat
-	binary.BigEndian.PutUint16(b[1:3], uint16(TypeBatch))
-	b[3] = (*Batch).Version(nil)
+	sizes := 0
 	for _, c := range cmds {
 		if IsBatch(c) {
 			return nil, ErrNestedBatch
 		}
-		b = binary.AppendUvarint(b, uint64(len(c)))
-		b = append(b, c...)
-		if len(b) > MaxCommandSize {
-			return nil, fmt.Errorf("encode %s: %w (over %d bytes)", TypeBatch, ErrCommandTooLarge, MaxCommandSize)
-		}
+		sizes += len(c)
+	}
+	b := lenprefix.Append(envelopeHeader(TypeBatch, (*Batch).Version(nil), BatchSize(len(cmds), sizes)), cmds)
+	if len(b) > MaxCommandSize {
+		return nil, fmt.Errorf("encode %s: %w (%d bytes, limit %d)", TypeBatch, ErrCommandTooLarge, len(b), MaxCommandSize)
 	}
 	return b, nil
 }
@@ -69,59 +64,47 @@ func IsBatch(b []byte) bool {
 	return len(b) >= headerLen && Type(binary.BigEndian.Uint16(b[1:3])) == TypeBatch
 }
 
-// BatchSize is the size of the entry EncodeBatch makes of commands whose
-// encodings are sizes bytes long in all, n of them.
+// BatchSize bounds the size of the entry EncodeBatch makes of n commands
+// whose encodings are sizes bytes long in all.
 func BatchSize(n, sizes int) int {
-	return headerLen + n*binary.MaxVarintLen32 + sizes
+	return headerLen + lenprefix.Size(n, sizes)
 }
 
 func (b *Batch) appendPayload(h []byte) ([]byte, error) {
-	for _, c := range b.Commands {
-		if _, ok := c.(*Batch); ok {
-			return nil, ErrNestedBatch
-		}
-		enc, err := Encode(c)
-		if err != nil {
-			return nil, err
-		}
-		h = binary.AppendUvarint(h, uint64(len(enc)))
-		h = append(h, enc...)
-	}
 	if len(b.Commands) == 0 {
 		return nil, errors.New("an empty batch")
 	}
-	return h, nil
+	encs := make([][]byte, len(b.Commands))
+	for i, c := range b.Commands {
+		if _, ok := c.(*Batch); ok {
+			return nil, ErrNestedBatch
+		}
+		var err error
+		if encs[i], err = Encode(c); err != nil {
+			return nil, err
+		}
+	}
+	return lenprefix.Append(h, encs), nil
 }
 
 func (b *Batch) decodePayload(p []byte) error {
-	b.Commands = nil
-	for len(p) > 0 {
-		n, w := binary.Uvarint(p)
-		if w <= 0 || n > uint64(len(p)-w) {
-			return fmt.Errorf("command %d: length runs past the end", len(b.Commands)+1)
-		}
-		if w != uvarintLen(n) {
-			return fmt.Errorf("command %d: length is not minimally encoded", len(b.Commands)+1)
-		}
-		sub := p[w : w+int(n)]
+	parts, err := lenprefix.Split(p, 0)
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return errors.New("an empty batch")
+	}
+	b.Commands = make([]Command, len(parts))
+	for i, sub := range parts {
 		if IsBatch(sub) {
 			return ErrNestedBatch
 		}
-		c, err := Decode(sub)
-		if err != nil {
-			return fmt.Errorf("command %d: %w", len(b.Commands)+1, err)
+		if b.Commands[i], err = Decode(sub); err != nil {
+			return fmt.Errorf("command %d: %w", i+1, err)
 		}
-		b.Commands = append(b.Commands, c)
-		p = p[w+int(n):]
-	}
-	if len(b.Commands) == 0 {
-		return errors.New("an empty batch")
 	}
 	return nil
-}
-
-func uvarintLen(n uint64) int {
-	return len(binary.AppendUvarint(nil, n))
 }
 
 // MarshalJSON is how tools show a batch: each command's type and body.

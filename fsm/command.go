@@ -136,8 +136,7 @@ var oldestVersion = map[Type]uint8{
 
 // Encode turns a command into log data.
 func Encode(c Command) ([]byte, error) {
-	header := []byte{envelopeFormat, 0, 0, c.Version()}
-	binary.BigEndian.PutUint16(header[1:3], uint16(c.Type()))
+	header := envelopeHeader(c.Type(), c.Version(), 0)
 	var b []byte
 	if bp, ok := c.(binaryPayload); ok {
 		var err error
@@ -155,6 +154,15 @@ func Encode(c Command) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s: %w (%d bytes, limit %d)", c.Type(), ErrCommandTooLarge, len(b), MaxCommandSize)
 	}
 	return b, nil
+}
+
+// envelopeHeader returns a command's header, in a slice with room for
+// capacity bytes in all.
+func envelopeHeader(t Type, version uint8, capacity int) []byte {
+	h := make([]byte, headerLen, max(headerLen, capacity))
+	h[0], h[3] = envelopeFormat, version
+	binary.BigEndian.PutUint16(h[1:3], uint16(t))
+	return h
 }
 
 // Decode parses log data into a command. It never panics: anything it cannot
