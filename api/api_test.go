@@ -106,7 +106,7 @@ func TestDecodeBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var req JoinRequest
-			err := DecodeBody(strings.NewReader(tt.body), &req)
+			err := decodeBody([]byte(tt.body), &req)
 			if got := StatusOf(err); (err == nil && tt.status != 0) || (err != nil && got != tt.status) {
 				t.Errorf("got %v (status %d); want status %d", err, got, tt.status)
 			}
@@ -148,7 +148,7 @@ func FuzzDecodeRequests(f *testing.F) {
 			func() any { return new(GossipAddrRequest) }, func() any { return new(SnapshotRequest) },
 		} {
 			v := mk()
-			if err := DecodeBody(bytes.NewReader(body), v); err != nil {
+			if err := decodeBody(body, v); err != nil {
 				if s := StatusOf(err); s != 400 && s != 413 {
 					t.Fatalf("decode error with status %d: %v", s, err)
 				}
@@ -159,7 +159,7 @@ func FuzzDecodeRequests(f *testing.F) {
 				t.Fatal(err)
 			}
 			w := mk()
-			if err := DecodeBody(bytes.NewReader(b), w); err != nil {
+			if err := decodeBody(b, w); err != nil {
 				t.Fatalf("re-decode of %s: %v", b, err)
 			}
 			if b2, _ := json.Marshal(w); !bytes.Equal(b, b2) {
@@ -171,7 +171,7 @@ func FuzzDecodeRequests(f *testing.F) {
 
 // TestReadBody: a body read by its declared length, by reading to the
 // end when it declares none, and one over the limit either way is cut one
-// byte past the limit (which decodeBytes answers with 413); a body shorter
+// byte past the limit (which decodeBody answers with 413); a body shorter
 // than it declares is a 400.
 func TestReadBody(t *testing.T) {
 	req := func(body string, length int64) *http.Request {

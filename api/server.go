@@ -152,7 +152,7 @@ func replyEmpty(w http.ResponseWriter, err error) {
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	data, err := readBody(r, maxBody)
 	if err == nil {
-		err = decodeBytes(data, v)
+		err = decodeBody(data, v)
 	}
 	if err != nil {
 		writeError(w, err)
@@ -179,17 +179,10 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// DecodeBody decodes one JSON document into v, refusing unknown fields,
-// trailing data and bodies over the limit, with a 400 or 413 *Error.
-func DecodeBody(r io.Reader, v any) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return Errorf(http.StatusBadRequest, "read request body: %v", err)
-	}
-	return decodeBytes(data, v)
-}
-
-func decodeBytes(data []byte, v any) error {
+// decodeBody decodes the one JSON document in a request body into v,
+// refusing unknown fields, trailing data and bodies over the limit, with a
+// 400 or 413 *Error.
+func decodeBody(data []byte, v any) error {
 	if len(data) > maxBody {
 		return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
 	}

@@ -30,22 +30,35 @@ func TestForwardedWritesAreBatched(t *testing.T) {
 	_, addr := rn.leaderInfo()
 	inc := f.node.current()
 	fw := inc.forwarderFor(addr, f.node.peerClient(inc, addr), f.cfg.ForwardTimeout)
-	// The node forwards writes of its own too (its gossip address, for
-	// one): count only the secret creations this test makes.
-	ours := secretCreates
+	const unique = 50
+	writeTogether(t, &fw.batcher, f.client, unique, 10, forwardInFlight+1)
+	list, err := l.client.Secrets(ctxT(t))
+	if err != nil || len(list) != unique+1 {
+		t.Fatalf("leader lists %d secrets (%v), want %d", len(list), err, unique+1)
+	}
+}
+
+// writeTogether makes unique+dups secret creations at once through c (the
+// last dups all of one name), with every batch b sends held until all of
+// them are queued or held, then checks that each writer got its own
+// result (one write of the duplicate name succeeds, the others are 409)
+// and that they went in at most maxBatches batches. The node's own writes
+// (its gossip address, for one) may share the batcher: only the secret
+// creations are counted.
+func writeTogether(t *testing.T, b *batcher, c *api.Client, unique, dups, maxBatches int) {
+	t.Helper()
 	var batches, sent int // batches carrying our writes, and our writes sent
 	gate := make(chan struct{})
-	fw.mu.Lock()
-	fw.gate = gate
-	fw.sent = func(batch []*batchReq) {
-		if n := ours(batch); n > 0 {
+	b.mu.Lock()
+	b.gate = gate
+	b.sent = func(batch []*batchReq) {
+		if n := secretCreates(batch); n > 0 {
 			batches++
 			sent += n
 		}
 	}
-	fw.mu.Unlock()
+	b.mu.Unlock()
 
-	const unique, dups = 50, 10
 	total := unique + dups
 	errs := make([]error, total)
 	var wg sync.WaitGroup
@@ -55,18 +68,18 @@ func TestForwardedWritesAreBatched(t *testing.T) {
 			name = "dup"
 		}
 		wg.Go(func() {
-			_, errs[i] = f.client.CreateSecret(ctxT(t), api.SecretCreateRequest{Name: name, Data: []byte("v")})
+			_, errs[i] = c.CreateSecret(ctxT(t), api.SecretCreateRequest{Name: name, Data: []byte("v")})
 		})
 	}
-	// forwardInFlight batches are held at the gate; everything else queues.
+	// b.limit batches are held at the gate; everything else queues.
 	eventually(t, 10*time.Second, "every write queued or held", func() bool {
-		fw.mu.Lock()
-		defer fw.mu.Unlock()
-		return sent+ours(fw.queue) == total
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return sent+secretCreates(b.queue) == total
 	})
-	fw.mu.Lock()
-	fw.gate = nil
-	fw.mu.Unlock()
+	b.mu.Lock()
+	b.gate = nil
+	b.mu.Unlock()
 	close(gate)
 	wg.Wait()
 
@@ -84,16 +97,11 @@ func TestForwardedWritesAreBatched(t *testing.T) {
 	if okDup != 1 {
 		t.Errorf("%d of the writes of one name succeeded, want 1", okDup)
 	}
-	fw.mu.Lock()
-	fw.sent = nil
-	commands := sent
-	fw.mu.Unlock()
-	if commands != total || batches > forwardInFlight+1 {
-		t.Fatalf("%d commands in %d batches; want %d in at most %d", commands, batches, total, forwardInFlight+1)
-	}
-	list, err := l.client.Secrets(ctxT(t))
-	if err != nil || len(list) != unique+1 {
-		t.Fatalf("leader lists %d secrets (%v), want %d", len(list), err, unique+1)
+	b.mu.Lock()
+	b.sent = nil
+	b.mu.Unlock()
+	if sent != total || batches > maxBatches {
+		t.Fatalf("%d writes sent in %d batches; want %d in at most %d", sent, batches, total, maxBatches)
 	}
 }
 

@@ -3,7 +3,6 @@ package manager
 import (
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,69 +22,13 @@ func TestLeaderProposesWritesInBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := rn.prop
-	var batches, sent int // batches carrying our writes, and our writes sent
-	gate := make(chan struct{})
-	p.mu.Lock()
-	p.gate = gate
-	p.sent = func(batch []*batchReq) {
-		if n := secretCreates(batch); n > 0 {
-			batches++
-			sent += n
-		}
-	}
-	p.mu.Unlock()
 	before := rn.r.LastIndex()
-
 	const unique, dups = 50, 10
-	total := unique + dups
-	errs := make([]error, total)
-	var wg sync.WaitGroup
-	for i := range total {
-		name := fmt.Sprintf("s-%d", i)
-		if i >= unique {
-			name = "dup"
-		}
-		wg.Go(func() {
-			_, errs[i] = l.client.CreateSecret(ctxT(t), api.SecretCreateRequest{Name: name, Data: []byte("v")})
-		})
-	}
-	// proposeInFlight batches are held at the gate; everything else queues.
-	eventually(t, 10*time.Second, "every write queued or held", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return sent+secretCreates(p.queue) == total
-	})
-	p.mu.Lock()
-	p.gate = nil
-	p.mu.Unlock()
-	close(gate)
-	wg.Wait()
-
-	okDup := 0
-	for i, err := range errs {
-		switch {
-		case i < unique && err != nil:
-			t.Errorf("write %d: %v", i, err)
-		case i >= unique && err == nil:
-			okDup++
-		case i >= unique && apiStatus(err) != http.StatusConflict:
-			t.Errorf("duplicate write %d: %v, want 409", i, err)
-		}
-	}
-	if okDup != 1 {
-		t.Errorf("%d of the writes of one name succeeded, want 1", okDup)
-	}
-	p.mu.Lock()
-	p.sent = nil
-	p.mu.Unlock()
-	if sent != total || batches > proposeInFlight+1 {
-		t.Fatalf("%d writes proposed in %d entries; want %d in at most %d", sent, batches, total, proposeInFlight+1)
-	}
+	writeTogether(t, &rn.prop.batcher, l.client, unique, dups, proposeInFlight+1)
 	// The log grew by the batches (and whatever the node wrote of its
 	// own), not by a write each.
-	if grew := rn.r.LastIndex() - before; grew >= uint64(total) {
-		t.Errorf("the log grew by %d entries for %d writes", grew, total)
+	if grew := rn.r.LastIndex() - before; grew >= unique+dups {
+		t.Errorf("the log grew by %d entries for %d writes", grew, unique+dups)
 	}
 	for _, f := range c.followers(l) {
 		eventually(t, 10*time.Second, "the follower applies every batch", func() bool {

@@ -101,10 +101,19 @@ func (b *boltLog) GetLog(idx uint64, l *raft.Log) error {
 		if v == nil {
 			return raft.ErrLogNotFound
 		}
-		// The decoder copies what it keeps: v is bolt's memory map, gone
-		// when the transaction ends.
-		return codec.NewDecoderBytes(v, decodeHandle).Decode(l)
+		return decodeLogValue(v, l)
 	})
+}
+
+// decodeLogValue decodes a stored value into l. The decoder copies what it
+// keeps: v is bolt's memory map, gone when the transaction ends. A value
+// that does not decode wraps ErrTampered: only damage to the file makes one.
+func decodeLogValue(v []byte, l *raft.Log) error {
+	*l = raft.Log{}
+	if err := codec.NewDecoderBytes(v, decodeHandle).Decode(l); err != nil {
+		return fmt.Errorf("%w: a stored log entry does not decode: %v", ErrTampered, err)
+	}
+	return nil
 }
 
 // StoreLogs stores logs in one transaction.
