@@ -80,7 +80,9 @@ func TestJoinClient(t *testing.T) {
 		_, _ = io.WriteString(w, "welcome "+string(b))
 	}))
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(srv.mux.Listener(ProtoJoin)) }()
+	// Open before any client dials: a protocol without a listener is refused.
+	ln := srv.mux.Listener(ProtoJoin)
+	go func() { served <- hs.Serve(ln) }()
 	t.Cleanup(func() {
 		hs.Close()
 		<-served

@@ -166,7 +166,9 @@ func TestAPI(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(id)
 	}))
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(srv.mux.Listener(ProtoAPI)) }()
+	// Open before any client dials: a protocol without a listener is refused.
+	ln := srv.mux.Listener(ProtoAPI)
+	go func() { served <- hs.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
