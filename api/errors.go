@@ -36,9 +36,19 @@ var (
 	ErrLocked = &Error{Status: http.StatusLocked, Message: "this node is locked; run 'holdfast unlock'"}
 	// ErrNotManager is what manager-only routes answer on a worker.
 	ErrNotManager = &Error{Status: http.StatusServiceUnavailable, Message: "this node is not a manager; run the command on a manager"}
+	// ErrRemoved is what the node API answers a node the cluster removed,
+	// on every route: it is served nothing, but learns why.
+	ErrRemoved = &Error{Status: http.StatusForbidden, Message: "this node was removed from the cluster; run 'holdfast leave' on it, then join it again with a new token"}
 	// ErrUninitialized is what cluster routes answer before init or join.
 	ErrUninitialized = &Error{Status: http.StatusServiceUnavailable, Message: "this node is not part of a cluster; run 'holdfast init' or 'holdfast join'"}
 )
+
+// IsRemoved reports whether err is ErrRemoved, also after it crossed the
+// wire.
+func IsRemoved(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == ErrRemoved.Status && e.Message == ErrRemoved.Message
+}
 
 // StatusOf returns the HTTP status for err: its own if it has one, else 500.
 func StatusOf(err error) int {

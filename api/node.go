@@ -9,8 +9,12 @@ import (
 // Peer is the authenticated caller of the node API, from its certificate.
 type Peer struct {
 	NodeID string
-	Role   string // "manager" or "worker"
+	Role   string // "manager", "worker", or RoleRemoved
 }
+
+// RoleRemoved is the role of a peer the cluster removed: every route
+// answers it ErrRemoved.
+const RoleRemoved = "removed"
 
 // PeerFunc returns the caller's identity; false when there is none (which the
 // transport never lets through, but the handler does not assume it).
@@ -63,6 +67,10 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 			p, ok := peer(r)
 			if !ok {
 				writeError(w, errNotAuthorized)
+				return
+			}
+			if p.Role == RoleRemoved {
+				writeError(w, ErrRemoved)
 				return
 			}
 			if managerOnly && p.Role != "manager" {

@@ -13,6 +13,11 @@ import (
 	"time"
 )
 
+// LeafBackdate is how far before its issue a node certificate's NotBefore
+// is set, for clocks that run behind: a certificate was issued at
+// NotBefore + LeafBackdate.
+const LeafBackdate = leafBackdate
+
 const (
 	// RootCommonName is the CN of every root created by NewRoot.
 	RootCommonName = "holdfast root CA"

@@ -107,13 +107,13 @@ var registry = map[Type]struct {
 	version uint8
 	new     func() Command
 }{
-	TypeClusterInit:    {1, func() Command { return new(ClusterInit) }},
-	TypeNodeAdd:        {1, func() Command { return new(NodeAdd) }},
+	TypeClusterInit:    {2, func() Command { return new(ClusterInit) }},
+	TypeNodeAdd:        {2, func() Command { return new(NodeAdd) }},
 	TypeNodeSetRole:    {1, func() Command { return new(NodeSetRole) }},
 	TypeNodeRemove:     {1, func() Command { return new(NodeRemove) }},
 	TypeTokenRotate:    {1, func() Command { return new(TokenRotate) }},
 	TypeSettingsUpdate: {1, func() Command { return new(SettingsUpdate) }},
-	TypeNodeUpdate:     {1, func() Command { return new(NodeUpdate) }},
+	TypeNodeUpdate:     {2, func() Command { return new(NodeUpdate) }},
 	TypeLeaderReady:    {1, func() Command { return new(LeaderReady) }},
 	TypeSecretCreate:   {2, func() Command { return new(SecretCreate) }},
 	TypeSecretRemove:   {1, func() Command { return new(SecretRemove) }},
@@ -132,6 +132,11 @@ var registry = map[Type]struct {
 // oldest that does: the log may hold entries written before an upgrade.
 var oldestVersion = map[Type]uint8{
 	TypeSecretCreate: 1, // version 1: data in base64 in the JSON
+	// Version 1: node records without the certificate's serial and key
+	// hash; version 2 adds them.
+	TypeClusterInit: 1,
+	TypeNodeAdd:     1,
+	TypeNodeUpdate:  1,
 }
 
 // Encode turns a command into log data.

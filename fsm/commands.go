@@ -42,6 +42,10 @@ type NodeUpdate struct {
 	Addr          string    `json:"addr,omitempty"`
 	CertExpiresAt time.Time `json:"cert_expires_at,omitzero"`
 	GossipAddr    string    `json:"gossip_addr,omitempty"`
+	// CertSerial and CertKeySHA256 record the certificate just issued
+	// (version 2); set together with CertExpiresAt.
+	CertSerial    string `json:"cert_serial,omitempty"`
+	CertKeySHA256 string `json:"cert_key_sha256,omitempty"`
 }
 
 // TokenRotate replaces one role's join token.
@@ -63,11 +67,11 @@ func (*NodeUpdate) Type() Type     { return TypeNodeUpdate }
 func (*TokenRotate) Type() Type    { return TypeTokenRotate }
 func (*SettingsUpdate) Type() Type { return TypeSettingsUpdate }
 
-func (*ClusterInit) Version() uint8    { return 1 }
-func (*NodeAdd) Version() uint8        { return 1 }
+func (c *ClusterInit) Version() uint8  { return certVersion(c.First.CertSerial, c.First.CertKeySHA256) }
+func (c *NodeAdd) Version() uint8      { return certVersion(c.Node.CertSerial, c.Node.CertKeySHA256) }
 func (*NodeSetRole) Version() uint8    { return 1 }
 func (*NodeRemove) Version() uint8     { return 1 }
-func (*NodeUpdate) Version() uint8     { return 1 }
+func (c *NodeUpdate) Version() uint8   { return certVersion(c.CertSerial, c.CertKeySHA256) }
 func (*TokenRotate) Version() uint8    { return 1 }
 func (*SettingsUpdate) Version() uint8 { return 1 }
 
@@ -204,6 +208,9 @@ func applyTo(s *State, c Command) error {
 		}
 		if !c.CertExpiresAt.IsZero() {
 			n.CertExpiresAt = c.CertExpiresAt
+			// A renewal that does not say which certificate it issued
+			// (an older leader's) leaves no stale record behind.
+			n.CertSerial, n.CertKeySHA256 = c.CertSerial, c.CertKeySHA256
 		}
 		if c.GossipAddr != "" {
 			n.GossipAddr = c.GossipAddr
@@ -272,3 +279,14 @@ type wrapped struct {
 
 func (w *wrapped) Error() string { return w.msg }
 func (w *wrapped) Unwrap() error { return w.err }
+
+// certVersion is the version of a node command (node.add, node.update,
+// cluster.init's first node): 2 when it records a certificate's serial and
+// key hash, else 1, so a command without them is encoded exactly as
+// before they were kept and every build reads it.
+func certVersion(serial, keyHash string) uint8 {
+	if serial != "" || keyHash != "" {
+		return 2
+	}
+	return 1
+}

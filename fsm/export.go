@@ -59,8 +59,8 @@ func EncodeSnapshot(s *State, index uint64) ([]byte, error) {
 const Redacted = "<redacted>"
 
 // secretFields are the JSON field names whose values are secret in any
-// command or in the state: secret data, the CA key, join tokens and the
-// unlock key. A field added to a command or the state that holds a secret
+// command or in the state: secret data, the CA key, join tokens, the
+// unlock key and data-plane key material. A field added to a command or the state that holds a secret
 // must be named here (TestRedactEveryCommand checks the known ones).
 var secretFields = map[string]bool{
 	"data":          true,
@@ -69,6 +69,7 @@ var secretFields = map[string]bool{
 	"manager_token": true,
 	"token":         true,
 	"unlock_key":    true,
+	"material":      true, // overlaykeys.Key: gossip and IPsec keys
 }
 
 // RedactJSON returns the JSON document b with the value of every secret

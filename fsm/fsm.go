@@ -34,6 +34,10 @@ type FSM struct {
 	state   *State
 	index   uint64
 	changed chan struct{}
+	// access counts applied commands that change who may do what
+	// (accessChanging); appendedAt is the newest AppendedAt applied.
+	access     uint64
+	appendedAt time.Time
 }
 
 var (
@@ -74,6 +78,9 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	if l.Index > f.index {
 		f.index = l.Index
 	}
+	if l.AppendedAt.After(f.appendedAt) {
+		f.appendedAt = l.AppendedAt
+	}
 	if l.Type != raft.LogCommand {
 		return &Result{}
 	}
@@ -86,9 +93,11 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 		res := &Result{Batch: make([]Result, len(b.Commands))}
 		for i, c := range b.Commands {
 			res.Batch[i].Err = applyTo(f.state, c)
+			f.noteAccess(c)
 		}
 		return res
 	}
+	f.noteAccess(c)
 	if err := applyTo(f.state, c); err != nil {
 		return &Result{Err: err}
 	}
@@ -187,6 +196,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.state = st
+	f.access++
 	f.index = index
 	f.notifyLocked()
 	return nil

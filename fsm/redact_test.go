@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/base64"
+	"github.com/holdfast/holdfast/overlaykeys"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func TestRedactEveryCommand(t *testing.T) {
 		&ClusterInit{Cluster: cl, First: Node{ID: "n1", Role: RoleManager}},
 		&TokenRotate{Role: RoleWorker, Token: redactCanary},
 		&AutolockSet{Enabled: true, UnlockKey: redactCanary},
+		&KeysRotate{Rotation: overlaykeys.Rotation{Subsystem: overlaykeys.IPsec, Keys: []overlaykeys.Key{{ID: "k1", Material: []byte(redactCanary), Lamport: 1}}}},
 		&SecretCreate{secrets.CreateCmd{ID: "s1", Name: "db", Data: []byte(redactCanary), CreatedAt: time.Unix(1, 0)}},
 		&Batch{Commands: []Command{
 			&NodeUpdate{ID: "n1", GossipAddr: "10.0.0.1:4243"},
@@ -28,6 +30,7 @@ func TestRedactEveryCommand(t *testing.T) {
 	}
 	st := newState()
 	st.Cluster = &cl
+	st.Keys = overlaykeys.Keyrings{overlaykeys.Gossip: {Keys: []overlaykeys.Key{{ID: "g1", Material: []byte(redactCanary), Lamport: 1}}}}
 	doc, err := EncodeSnapshot(st, 7)
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,11 @@ type Node struct {
 	// GossipAddr is where the node's memberlist listens, once it has
 	// started gossiping.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// CertSerial and CertKeySHA256 identify the latest certificate issued
+	// to the node (ca.Record): only that one may be recovered once it has
+	// expired. Empty in records written before they were kept.
+	CertSerial    string `json:"cert_serial,omitempty"`
+	CertKeySHA256 string `json:"cert_key_sha256,omitempty"`
 }
 
 func newState() *State {

@@ -505,7 +505,7 @@ func (n *Node) refreshTrust(inc *incarnation, v *api.CAView) error {
 	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: v.TrustPEM, CertPEM: certPEM, KeyPEM: files.KeyPEM}); err != nil {
 		return err
 	}
-	inc.creds.Store(creds)
+	inc.setCreds(creds)
 	inc.nodeHTTP.CloseIdleConnections()
 	n.logger.Info("trusted roots changed", "roots", len(bytes.Split(bytes.TrimSpace(v.TrustPEM), []byte("-----END CERTIFICATE-----")))-1, "rotation", v.RotationID)
 	return nil

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -187,11 +188,17 @@ func TestCARotationWaitsForDownNode(t *testing.T) {
 	oldRoot := clusterRoot(t, l)
 	m1ID := c.managers[1].node.current().info.NodeID
 	oldPEM, oldKey := issueFor(t, oldRoot, ca.Identity{NodeID: m1ID, Role: ca.RoleWorker, ClusterID: oldRoot.ClusterID()}, time.Now(), time.Hour)
-	held := newHeldClient(t, oldPEM, oldKey, append(oldRoot.CertPEM(), clusterRotation(t, l).New.CertPEM()...))
+	rootsPEM := append(oldRoot.CertPEM(), clusterRotation(t, l).New.CertPEM()...)
+	held := newHeldClient(t, oldPEM, oldKey, rootsPEM)
 	heldAddr := c.managers[1].status().Addr
 	if reused, err := held.status(heldAddr); err != nil || reused {
 		t.Fatalf("old-root certificate during the rotation: %v (reused %v); want accepted on a new connection", err, reused)
 	}
+	oldCreds, err := transport.LoadCredentials(oldPEM, oldKey, rootsPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldRaw := holdAPIConn(t, oldCreds, heldAddr)
 
 	// The leader goes away; the rotation's stage is replicated state.
 	l.halt()
@@ -222,8 +229,11 @@ func TestCARotationWaitsForDownNode(t *testing.T) {
 		creds := c.managers[1].node.current().creds.Load()
 		return len(creds.Cert.Certificate) == 2 // leaf + new root: the credentials after the rotation
 	})
-	if reused, err := held.status(heldAddr); err == nil || !reused {
-		t.Fatalf("old-root certificate after the rotation, on the connection opened before: %v (reused %v); want refused on the same connection", err, reused)
+	if err := heldRaw.closedWithin(time.Second); err != nil {
+		t.Fatalf("old-root certificate's connection opened before the rotation ended: %v; want closed within 1s of it", err)
+	}
+	if _, err := held.status(heldAddr); err == nil {
+		t.Fatal("old-root certificate served after the rotation")
 	}
 	for _, tn := range []*testNode{down, l} {
 		if tn == l {
@@ -357,9 +367,11 @@ func raftHandshake(addr string, creds *transport.Credentials) error {
 	return err
 }
 
-// expireCert replaces a stopped node's certificate with one for the same
-// key and identity that expired 25 minutes ago.
-func expireCert(t *testing.T, tn *testNode, root *ca.Root, id ca.Identity) {
+// expireCert replaces a node's certificate with one for the same key and
+// identity that expired 25 minutes ago, and has the cluster record it as
+// the node's latest, through by (a running manager), as if the cluster
+// had issued it: only the latest certificate may be recovered.
+func expireCert(t *testing.T, tn *testNode, root *ca.Root, id ca.Identity, by *testNode) {
 	t.Helper()
 	keyPEM, err := os.ReadFile(filepath.Join(tn.dir, "certs", "node.key"))
 	if err != nil {
@@ -374,8 +386,22 @@ func expireCert(t *testing.T, tn *testNode, root *ca.Root, id ca.Identity) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	recordCert(t, by, id.NodeID, certPEM)
 	if err := os.WriteFile(filepath.Join(tn.dir, "certs", "node.pem"), certPEM, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recordCert has the cluster record certPEM as node id's latest
+// certificate, through the running manager by.
+func recordCert(t *testing.T, by *testNode, id string, certPEM []byte) {
+	t.Helper()
+	rec, err := ca.RecordOfPEM(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := by.node.apply(ctxT(t), certUpdate(id, rec)); err != nil {
+		t.Fatalf("record the certificate: %v", err)
 	}
 }
 
@@ -385,8 +411,8 @@ func TestExpiredManagerComesBack(t *testing.T) {
 		m2 := c.managers[2]
 		root := clusterRoot(t, c.managers[0])
 		id := ca.Identity{NodeID: m2.node.current().info.NodeID, Role: ca.RoleManager, ClusterID: root.ClusterID()}
+		expireCert(t, m2, root, id, c.managers[0])
 		m2.stop()
-		expireCert(t, m2, root, id)
 		m2.start()
 		eventually(t, 20*time.Second, "m2 back with a valid certificate, in raft", func() bool {
 			inc := m2.node.current()
@@ -406,8 +432,8 @@ func TestExpiredManagerComesBack(t *testing.T) {
 		root := clusterRoot(t, c.managers[0])
 		w0 := c.workers[0]
 		id := ca.Identity{NodeID: w0.node.current().info.NodeID, Role: ca.RoleWorker, ClusterID: root.ClusterID()}
+		expireCert(t, w0, root, id, c.managers[0])
 		w0.stop()
-		expireCert(t, w0, root, id)
 		w0.start()
 		leaf := w0.node.current().creds.Load().Cert.Leaf
 		if !time.Now().Before(leaf.NotAfter) {
@@ -422,10 +448,10 @@ func TestExpiredManagerComesBack(t *testing.T) {
 		root := clusterRoot(t, c.managers[0])
 		m2 := c.managers[2]
 		id := ca.Identity{NodeID: m2.node.current().info.NodeID, Role: ca.RoleManager, ClusterID: root.ClusterID()}
+		expireCert(t, m2, root, id, c.managers[0])
 		for _, m := range c.managers {
 			m.stop()
 		}
-		expireCert(t, m2, root, id)
 		m2.start() // nobody to ask: it waits, and refuses what would wipe its state
 		if m2.node.current() != nil {
 			t.Fatal("a manager with an expired certificate started without renewing it")
@@ -445,8 +471,8 @@ func TestExpiredManagerComesBack(t *testing.T) {
 		m0 := c.managers[0]
 		root := clusterRoot(t, m0)
 		id := ca.Identity{NodeID: m0.node.current().info.NodeID, Role: ca.RoleManager, ClusterID: root.ClusterID()}
+		expireCert(t, m0, root, id, m0)
 		m0.stop()
-		expireCert(t, m0, root, id)
 		m0.start() // stays up, waiting for force-new-cluster
 		if m0.node.current() != nil {
 			t.Fatal("a manager with an expired certificate started without renewing it")
@@ -484,6 +510,8 @@ func TestRecoverRefuses(t *testing.T) {
 		return certPEM, csr
 	}
 	good, goodCSR := expired(root, id)
+	older, olderCSR := expired(root, id) // an earlier certificate of the same node
+	recordCert(t, m0, w0, good)
 	otherKey, _ := ca.NewKey()
 	otherCSR, _ := ca.NewCSR(otherKey)
 	foreign, _ := ca.NewRoot(root.ClusterID(), past.Add(-time.Hour))
@@ -502,6 +530,7 @@ func TestRecoverRefuses(t *testing.T) {
 		{"another CA", api.RecoverRequest{CertPEM: foreignCert, CSR: foreignCSR}, http.StatusForbidden},
 		{"not expired", api.RecoverRequest{CertPEM: valid, CSR: validCSR}, http.StatusBadRequest},
 		{"not a member", api.RecoverRequest{CertPEM: stranger, CSR: strangerCSR}, http.StatusForbidden},
+		{"not the latest certificate", api.RecoverRequest{CertPEM: older, CSR: olderCSR}, http.StatusForbidden},
 		{"garbage", api.RecoverRequest{CertPEM: []byte("x"), CSR: goodCSR}, http.StatusBadRequest},
 	}
 	for _, tc := range tests {
@@ -606,4 +635,90 @@ func (h *heldClient) status(addr string) (reused bool, err error) {
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
 	_, err = api.NewClient(h.hc, "https://"+addr).ClusterStatus(ctx)
 	return reused, err
+}
+
+// TestRecoveryRole: the decision of what an expired certificate may be
+// renewed into, alone.
+func TestRecoveryRole(t *testing.T) {
+	root, err := ca.NewRoot(ca.NewID(), time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	nid := ca.NewID()
+	cert := func(role string) (*x509.Certificate, ca.Identity) {
+		id := ca.Identity{NodeID: nid, Role: role, ClusterID: root.ClusterID()}
+		p, _ := issueFor(t, root, id, now.Add(-2*time.Hour), time.Hour)
+		c, _ := ca.ParseCertPEM(p)
+		return c[0], id
+	}
+	mgrCert, mgrID := cert(ca.RoleManager)
+	wrkCert, wrkID := cert(ca.RoleWorker)
+	record := func(c *x509.Certificate, role string) *fsm.Node {
+		r := ca.RecordOf(c)
+		return &fsm.Node{ID: nid, Role: role, CertExpiresAt: r.NotAfter, CertSerial: r.Serial, CertKeySHA256: r.KeySHA256}
+	}
+	legacy := func(c *x509.Certificate, role string) *fsm.Node {
+		return &fsm.Node{ID: nid, Role: role, CertExpiresAt: c.NotAfter}
+	}
+	tests := []struct {
+		name   string
+		rec    *fsm.Node
+		leaf   *x509.Certificate
+		id     ca.Identity
+		window time.Duration
+		want   string // role, or "" for refused
+	}{
+		{"latest manager certificate", record(mgrCert, fsm.RoleManager), mgrCert, mgrID, 24 * time.Hour, fsm.RoleManager},
+		{"latest worker certificate", record(wrkCert, fsm.RoleWorker), wrkCert, wrkID, 24 * time.Hour, fsm.RoleWorker},
+		{"not the latest", record(mgrCert, fsm.RoleManager), wrkCert, wrkID, 24 * time.Hour, ""},
+		{"expired too long ago", record(mgrCert, fsm.RoleManager), mgrCert, mgrID, 30 * time.Minute, ""},
+		{"never above the certificate's role", record(wrkCert, fsm.RoleManager), wrkCert, wrkID, 24 * time.Hour, fsm.RoleWorker},
+		{"demoted since", record(mgrCert, fsm.RoleWorker), mgrCert, mgrID, 24 * time.Hour, fsm.RoleWorker},
+		{"legacy record, same expiry", legacy(mgrCert, fsm.RoleManager), mgrCert, mgrID, 24 * time.Hour, fsm.RoleManager},
+		{"legacy record, other expiry", &fsm.Node{ID: nid, Role: fsm.RoleManager, CertExpiresAt: mgrCert.NotAfter.Add(time.Hour)}, mgrCert, mgrID, 24 * time.Hour, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := recoveryRole(tc.rec, tc.leaf, tc.id, tc.window, now)
+			if got != tc.want || (tc.want == "") != (err != nil) {
+				t.Fatalf("recoveryRole = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRecoverRefusesReplacedKey: a worker's key, kept by an attacker after
+// the worker was promoted (and so got a new key and a manager
+// certificate), recovers nothing — before, it came back as a manager.
+func TestRecoverRefusesReplacedKey(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	m0, w0 := c.managers[0], c.workers[0]
+	root := clusterRoot(t, m0)
+	wid := w0.node.current().info.NodeID
+	oldKeyPEM, err := os.ReadFile(filepath.Join(w0.dir, "certs", "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey, _ := ca.ParseKey(oldKeyPEM)
+	if err := m0.client.Promote(ctxT(t), wid); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "w0 to run as a manager", func() bool {
+		inc := w0.node.current()
+		return inc != nil && inc.rn() != nil && inc.creds.Load().ID.Role == ca.RoleManager
+	})
+	// The attacker's copy of the worker certificate has since expired.
+	csr, _ := ca.NewCSR(oldKey)
+	stale, err := root.Issue(csr, ca.Identity{NodeID: wid, Role: ca.RoleWorker, ClusterID: root.ClusterID()}, 30*time.Minute, time.Now().Add(-55*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := m0.node.Recover(ctxT(t), api.RecoverRequest{CertPEM: stale, CSR: csr})
+	if err == nil {
+		t.Fatalf("the replaced worker key recovered a %s certificate", resp.Role)
+	}
+	if apiStatus(err) != http.StatusForbidden || !strings.Contains(err.Error(), "not the latest") {
+		t.Fatalf("Recover with a replaced key: %v; want 403, not the latest certificate", err)
+	}
 }

@@ -40,6 +40,11 @@ type Config struct {
 	// over plain HTTP; port 0 picks a free port (see Node.MetricsAddr).
 	MetricsAddr string
 	Logger      *slog.Logger
+	// CertRecoveryWindow is how long after its expiry a node's latest
+	// certificate may still be renewed through /join/recover (a node that
+	// was down when it expired). Zero means DefaultRecoveryFactor times
+	// the cluster's certificate expiry.
+	CertRecoveryWindow time.Duration
 
 	// Raft timing. Defaults are tuned for a LAN: a dead leader is noticed
 	// within HeartbeatTimeout..2×HeartbeatTimeout. A follower refuses to
@@ -110,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
 		errs = append(errs, fmt.Errorf("gossip address %q: %w", c.GossipAddr, err))
+	}
+	if c.CertRecoveryWindow < 0 {
+		errs = append(errs, fmt.Errorf("certificate recovery window %v is negative", c.CertRecoveryWindow))
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

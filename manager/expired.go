@@ -26,6 +26,36 @@ import (
 // from the CA in its own state during 'init --force-new-cluster'.
 // docs/DESIGN-NOTES.md gives the reasoning.
 
+// DefaultRecoveryFactor times the cluster's certificate expiry is how long
+// after its expiry a certificate may be recovered, unless
+// Config.CertRecoveryWindow says otherwise.
+const DefaultRecoveryFactor = 2
+
+// recoveryRole decides whether the expired certificate leaf (identity id)
+// may be renewed now, and with which role. The certificate must be the
+// latest the cluster issued the node (rec's serial and key hash, or, in a
+// record from before they were kept, its expiry), must have expired no
+// longer than window ago, and the role is never higher than the one leaf
+// carried: a key the node has long since replaced, or a worker's key of a
+// node promoted since, gets nothing.
+func recoveryRole(rec *fsm.Node, leaf *x509.Certificate, id ca.Identity, window time.Duration, now time.Time) (string, error) {
+	if now.Sub(leaf.NotAfter) > window {
+		return "", fmt.Errorf("it expired at %s, more than %s ago: remove the node ('holdfast node rm') and join it again", leaf.NotAfter.UTC().Format(time.RFC3339), window)
+	}
+	got := ca.RecordOf(leaf)
+	if rec.CertSerial != "" || rec.CertKeySHA256 != "" {
+		if got.Serial != rec.CertSerial || got.KeySHA256 != rec.CertKeySHA256 {
+			return "", fmt.Errorf("it is not the latest certificate the cluster issued node %s (serial %s, key %.12s…)", id.NodeID, got.Serial, got.KeySHA256)
+		}
+	} else if !got.NotAfter.Equal(rec.CertExpiresAt) {
+		return "", fmt.Errorf("it is not the latest certificate the cluster issued node %s (it expired at %s, the latest at %s)", id.NodeID, got.NotAfter.Format(time.RFC3339), rec.CertExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if rec.Role == roleManager && id.Role == roleManager {
+		return roleManager, nil
+	}
+	return roleWorker, nil
+}
+
 // errCertExpired is why a node with an expired certificate could not start.
 var errCertExpired = errors.New("this node's certificate has expired")
 
@@ -53,6 +83,7 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 	}
 	var node fsm.Node
 	var expiry time.Duration
+	var role string
 	var plan *caPlan
 	err = n.readState(ctx, func(s *fsm.State) error {
 		p, err := planOf(s)
@@ -84,24 +115,31 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 			return api.Errorf(http.StatusForbidden, "expired certificate refused: node %s is not a member of this cluster", id.NodeID)
 		}
 		node, expiry = *rec, s.Cluster.Settings.CertExpiry
+		window := n.cfg.CertRecoveryWindow
+		if window == 0 {
+			window = DefaultRecoveryFactor * expiry
+		}
+		if role, err = recoveryRole(rec, leaf, id, window, now); err != nil {
+			return api.Errorf(http.StatusForbidden, "expired certificate refused: %v", err)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, now)
+	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: role, ClusterID: rn.clusterID}, expiry, now)
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
 	}
-	expires, err := certExpiry(certPEM)
+	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.apply(ctx, &fsm.NodeUpdate{ID: node.ID, CertExpiresAt: expires}); err != nil {
+	if err := n.apply(ctx, certUpdate(node.ID, rec)); err != nil {
 		return nil, err
 	}
-	n.logger.Warn("renewed the expired certificate of a node", "node_id", node.ID, "expired", leaf.NotAfter.UTC().Format(time.RFC3339))
-	return &api.RenewResponse{Role: node.Role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
+	n.logger.Warn("renewed the expired certificate of a node", "node_id", node.ID, "role", role, "expired", leaf.NotAfter.UTC().Format(time.RFC3339))
+	return &api.RenewResponse{Role: role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
 }
 
 // loadStartCredentials loads this node's credentials for start. An expired

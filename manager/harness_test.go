@@ -92,6 +92,7 @@ func (tn *testNode) start() {
 	eventually(tn.t, 10*time.Second, tn.name+" control socket", func() bool {
 		select {
 		case err := <-tn.done:
+			tn.cancel = nil // Run has returned: stop has nothing to wait for
 			tn.t.Fatalf("%s stopped: %v", tn.name, err)
 		default:
 		}

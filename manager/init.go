@@ -91,7 +91,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, expires, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
+	certPEM, keyPEM, rec, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 			RootCertPEM: root.CertPEM(), RootKeyPEM: root.KeyPEM(),
 			WorkerToken: workerTok.String(), ManagerToken: managerTok.String(),
 		},
-		First: fsm.Node{ID: nodeID, Role: roleManager, Addr: info.AdvertiseAddr, CreatedAt: now, CertExpiresAt: expires},
+		First: fsm.Node{ID: nodeID, Role: roleManager, Addr: info.AdvertiseAddr, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256},
 	}
 	if req.Autolock {
 		cmd.Cluster.UnlockKey = unlockKey.String()
@@ -161,23 +161,28 @@ func parseDuration(what, s string, dst *time.Duration) error {
 
 // issueSelf makes a key and has root certify it as id; it returns both as
 // PEM, and when the certificate expires.
-func issueSelf(root *ca.Root, id ca.Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, expires time.Time, err error) {
+func issueSelf(root *ca.Root, id ca.Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, rec ca.Record, err error) {
 	key, err := ca.NewKey()
 	if err != nil {
-		return nil, nil, time.Time{}, err
+		return nil, nil, ca.Record{}, err
 	}
 	csr, err := ca.NewCSR(key)
 	if err != nil {
-		return nil, nil, time.Time{}, err
+		return nil, nil, ca.Record{}, err
 	}
 	if certPEM, err = root.Issue(csr, id, validity, now); err != nil {
-		return nil, nil, time.Time{}, err
+		return nil, nil, ca.Record{}, err
 	}
 	if keyPEM, err = ca.MarshalKey(key); err != nil {
-		return nil, nil, time.Time{}, err
+		return nil, nil, ca.Record{}, err
 	}
-	expires, err = certExpiry(certPEM)
-	return certPEM, keyPEM, expires, err
+	rec, err = ca.RecordOfPEM(certPEM)
+	return certPEM, keyPEM, rec, err
+}
+
+// certUpdate records a certificate just issued to node id.
+func certUpdate(id string, rec ca.Record) *fsm.NodeUpdate {
+	return &fsm.NodeUpdate{ID: id, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}
 }
 
 func certExpiry(certPEM []byte) (time.Time, error) {

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -153,6 +154,11 @@ wait:
 			break wait
 		}
 	}
+	// The node may have been removed while it waited: it gets nothing of
+	// the state from then on (not the keyrings that replaced its keys).
+	if role, err := n.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) || role == api.RoleRemoved {
+		return nil, api.ErrRemoved
+	}
 	view := &api.SelfView{Managers: inc.managers()}
 	rn.fsm.Read(func(s *fsm.State, index uint64) {
 		view.Index = index
@@ -199,11 +205,11 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
 	}
-	expires, err := certExpiry(certPEM)
+	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.apply(ctx, &fsm.NodeUpdate{ID: node.ID, CertExpiresAt: expires}); err != nil {
+	if err := n.apply(ctx, certUpdate(node.ID, rec)); err != nil {
 		return nil, err
 	}
 	return &api.RenewResponse{Role: node.Role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
@@ -291,11 +297,11 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
 	}
-	expires, err := certExpiry(certPEM)
+	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.applyCmd(ctx, rn, &fsm.NodeAdd{Node: fsm.Node{ID: id.NodeID, Role: role, Addr: req.Addr, CreatedAt: now, CertExpiresAt: expires}}); err != nil {
+	if err := n.applyCmd(ctx, rn, &fsm.NodeAdd{Node: fsm.Node{ID: id.NodeID, Role: role, Addr: req.Addr, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}}); err != nil {
 		return nil, err
 	}
 	var managers []api.PeerAddr

@@ -269,6 +269,39 @@ func (n *Node) rotateDueKeys(ctx context.Context, rn *raftNode) time.Duration {
 	return max(next.Sub(now), 0)
 }
 
+// purgeKeys replaces every key of both data-plane keyrings at once, as the
+// leader does when it removes node id: the keys the node held then open
+// nothing sent afterwards. A rotation that races with the purge (another
+// leader's, the schedule's) is followed by a fresh purge.
+func (n *Node) purgeKeys(ctx context.Context, rn *raftNode, id string) error {
+	for _, sub := range overlaykeys.Subsystems {
+		var err error
+		for range 3 {
+			var rot overlaykeys.Rotation
+			var genErr error
+			rn.fsm.Read(func(s *fsm.State, _ uint64) {
+				rot, genErr = overlaykeys.NewPurge(sub, s.Keys.Ring(sub), n.keysNow(), nil)
+			})
+			if genErr != nil {
+				return genErr
+			}
+			var b []byte
+			if b, err = fsm.Encode(&fsm.KeysRotate{Rotation: rot}); err == nil {
+				err = n.applyLocal(ctx, rn, b)
+			}
+			if !errors.Is(err, overlaykeys.ErrStale) {
+				break
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s keyring: %w", sub, err)
+		}
+		metricKeyRotated(string(sub))
+	}
+	n.logger.Info("data-plane keyrings replaced: a node was removed", "removed", id)
+	return nil
+}
+
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b

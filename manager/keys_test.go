@@ -483,3 +483,42 @@ func TestKeysListAndIPsecStream(t *testing.T) {
 		t.Fatalf("ipsec keyring without watch: %v", err)
 	}
 }
+
+// TestRemovalReplacesKeyrings: after `node rm` of a worker, both keyrings
+// are replaced, and none of the keys the worker held is in any manager's
+// keyring any more.
+func TestRemovalReplacesKeyrings(t *testing.T) {
+	c := newCluster(t, 3, 1)
+	l := c.leader()
+	w := c.workers[0]
+	held := map[string]bool{}
+	l.node.current().rn().fsm.Read(func(s *fsm.State, _ uint64) {
+		for _, sub := range overlaykeys.Subsystems {
+			for _, k := range s.Keys.Ring(sub).Keys {
+				held[k.ID] = true
+			}
+		}
+	})
+	if len(held) == 0 {
+		t.Fatal("no data-plane keys before the removal")
+	}
+	if err := l.client.RemoveNode(ctxT(t), w.status().NodeID, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.managers {
+		eventually(t, 10*time.Second, m.name+" holding none of the removed node's keys", func() bool {
+			keys, err := m.client.Keys(context.Background())
+			if err != nil {
+				return false
+			}
+			perSub := map[string]int{}
+			for _, k := range keys {
+				if held[k.KeyID] {
+					return false
+				}
+				perSub[k.Subsystem]++
+			}
+			return perSub["gossip"] == overlaykeys.MaxKeys && perSub["ipsec"] == overlaykeys.MaxKeys
+		})
+	}
+}

@@ -48,6 +48,17 @@ var (
 		Name: "holdfast_ca_rotations_total",
 		Help: "Root CA rotations this node finished as leader (every node on the new root, the old one dropped).",
 	})
+	accessClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "holdfast_connections_revoked_total",
+		Help: "Open connections (raft, node API) this node closed because their peer lost its right: removed, demoted, or its certificate's root retired.",
+	})
+	peerRefusals = newCounterVec("holdfast_peer_refusals_total",
+		"Peers refused on a handshake or a raft RPC because the cluster's state does not allow them, by protocol (raft, api).",
+		"proto", "raft", "api")
+	checkRefusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "holdfast_writes_refused_before_log_total",
+		Help: "Writes the leader refused before they entered the raft log, because they would have failed when applied (a name taken, an unknown node or secret).",
+	})
 	applyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "holdfast_apply_duration_seconds",
 		Help:    "Time for the leader to apply one write through raft, from proposal until the FSM applied it (result ok or error).",
@@ -63,7 +74,7 @@ func newProcessRegistry() *prometheus.Registry {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		unlockAttempts, keyRotations, caRotations, applyDuration,
+		unlockAttempts, keyRotations, caRotations, accessClosed, peerRefusals, checkRefusals, applyDuration,
 	)
 	for _, res := range []string{"ok", "error"} {
 		applyDuration.WithLabelValues(res)

@@ -2,12 +2,14 @@ package manager
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +77,8 @@ type incarnation struct {
 	infoMu     sync.Mutex // guards info.Managers on a worker
 	info       *nodeInfo
 	creds      *transport.CredStore
+	credsCh    chan struct{}          // signalled by setCreds
+	conns      *transport.ConnTracker // open authenticated connections, for watchAccess
 	tcfg       transport.Config
 	mux        *transport.Mux
 	nodeHTTP   *http.Client
@@ -213,10 +217,13 @@ func listenControl(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("another holdfast daemon is serving %s", path)
 	}
+	if err := checkSocketDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
 	_ = os.Remove(path)
-	// The socket is created with the process umask and tightened at once;
-	// it lives in the 0700 data directory by default.
-	ln, err := net.Listen("unix", path)
+	// Created under a 0077 umask, so the socket is never, even for a
+	// moment, open to others; chmod then makes it exactly 0600.
+	ln, err := listenUnixPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket: %w", err)
 	}
@@ -225,6 +232,23 @@ func listenControl(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return ln, nil
+}
+
+// checkSocketDir refuses a control socket directory that users other than
+// its owner may write to: whoever can write there can replace the socket
+// with their own, and be the daemon to the operator's CLI.
+func checkSocketDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("control socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("control socket directory %s is not a directory", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("control socket directory %s is writable by others (mode %04o): whoever can write there can replace the socket; put the socket in a directory only its owner writes to (e.g. the data dir), or 'chmod go-w %s'", dir, perm, dir)
+	}
+	return nil
 }
 
 // start brings up an incarnation from info and the certificates on disk:
@@ -236,8 +260,8 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 	if err != nil {
 		return err
 	}
-	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), workerSeen: newSeenSet(), keys: newKeyBox(), caViews: make(chan *api.CAView, 1)}
-	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.authorize, Logger: n.logger.With("component", "transport")}
+	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), conns: transport.NewConnTracker(), credsCh: make(chan struct{}, 1), workerSeen: newSeenSet(), keys: newKeyBox(), caViews: make(chan *api.CAView, 1)}
+	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.authorize, Conns: inc.conns, Logger: n.logger.With("component", "transport")}
 	listen := info.ListenAddr
 	if listen == "" {
 		listen = n.cfg.ListenAddr
@@ -381,34 +405,125 @@ func (n *Node) stop(graceful bool) {
 	n.setCurrent(nil)
 }
 
-// authorize refuses peers on the deny list (removed nodes), on every
-// handshake. Workers hold no state and leave this to the managers they
-// talk to.
-func (n *Node) authorize(id ca.Identity) error {
+// authorize decides, on every handshake in both directions, on every raft
+// RPC received, and again for every open connection when membership or
+// the roots change (watchAccess), whether a peer may use proto now. The
+// certificate only says who the peer is; what it may do comes from the
+// replicated state (docs/DESIGN-NOTES.md, "Who may speak"):
+//
+//   - node API: the node exists and is not removed; a demoted manager's
+//     certificate counts as a worker's.
+//   - raft: the node is a manager in the state and a server in raft's
+//     latest configuration (fsm.State.RaftPeer).
+//
+// Workers hold no state and authorize their managers by certificate.
+func (n *Node) authorize(proto string, id ca.Identity, leaf *x509.Certificate) error {
+	inc := n.current()
+	if inc == nil || inc.rn() == nil {
+		return nil
+	}
+	err := n.authorizeManager(inc.rn(), proto, id, leaf)
+	if err != nil {
+		label := "api"
+		if proto == transport.ProtoRaft {
+			label = "raft"
+		}
+		peerRefusals.WithLabelValues(label).Inc()
+	}
+	return err
+}
+
+func (n *Node) authorizeManager(rn *raftNode, proto string, id ca.Identity, leaf *x509.Certificate) error {
+	if proto != transport.ProtoRaft {
+		_, err := n.peerRole(id)
+		if errors.Is(err, fsm.ErrNodeRemoved) {
+			// Let it connect to be told, on every route, that it was
+			// removed (api.ErrRemoved): it is served nothing else.
+			return nil
+		}
+		return err
+	}
+	inConfig := false
+	for _, s := range rn.servers() {
+		if string(s.ID) == id.NodeID {
+			inConfig = true
+			break
+		}
+	}
+	var issued time.Time
+	if leaf != nil {
+		issued = leaf.NotBefore.Add(ca.LeafBackdate)
+	}
+	appliedAt := rn.fsm.AppendedAt()
+	var err error
+	rn.fsm.Read(func(s *fsm.State, _ uint64) {
+		err = s.RaftPeer(id.NodeID, id.Role, issued, inConfig, appliedAt, unknownPeerMargin, time.Now())
+	})
+	return err
+}
+
+// authorizeOpen is authorize for a connection already open: a removed
+// node loses it too (a new one only tells it that it was removed).
+func (n *Node) authorizeOpen(proto string, id ca.Identity, leaf *x509.Certificate) error {
+	if err := n.authorize(proto, id, leaf); err != nil {
+		return err
+	}
+	if proto == transport.ProtoRaft {
+		return nil
+	}
 	_, err := n.peerRole(id)
 	return err
 }
 
+// unknownPeerMargin is how much older than the newest entry this manager
+// has applied a raft peer's certificate may be, for a node this manager
+// does not know yet, before it is refused. It is zero: a certificate the
+// cluster issued is newer than every entry before the one that records
+// its node, by the clock of the leader that issued it and appended both;
+// with a promotion (the node issues its own manager certificate) the
+// clocks differ, and a skewed one can only make a manager that is behind
+// refuse the promoted node until it catches up from another.
+const unknownPeerMargin = 0
+
 // peerRole returns the role the cluster gives a peer now, or why it is
-// refused. A manager certificate of a node the cluster has since demoted
-// counts as a worker's: the node may still renew onto a worker
-// certificate, and may do nothing only managers may.
+// refused: removed, or not a member. A manager certificate of a node the
+// cluster has since demoted counts as a worker's: the node may still
+// renew onto a worker certificate, and may do nothing only managers may.
 func (n *Node) peerRole(id ca.Identity) (string, error) {
 	inc := n.current()
 	if inc == nil || inc.rn() == nil {
 		return id.Role, nil
 	}
-	role, err := id.Role, error(nil)
+	var role string
+	var err error
 	inc.rn().fsm.Read(func(s *fsm.State, _ uint64) {
-		if s.IsRemoved(id.NodeID, time.Now()) {
-			err = fmt.Errorf("node %s was removed from the cluster", id.NodeID)
-			return
-		}
-		if rec, ok := s.Nodes[id.NodeID]; ok && id.Role == roleManager && rec.Role != roleManager {
-			role = rec.Role
-		}
+		role, err = s.PeerRole(id.NodeID, id.Role, time.Now())
 	})
 	return role, err
+}
+
+// watchAccess closes every open connection of a peer that is no longer
+// allowed, at once, whenever an applied command may have changed who may
+// do what (a node removed, demoted, added; a CA rotation's end) or this
+// node's trusted roots change.
+func (n *Node) watchAccess(ctx context.Context, inc *incarnation, rn *raftNode) {
+	gen, creds := rn.fsm.AccessGeneration(), inc.creds.Load()
+	log := n.logger.With("component", "transport")
+	for {
+		changed := rn.fsm.Changed()
+		if g, c := rn.fsm.AccessGeneration(), inc.creds.Load(); g != gen || c != creds {
+			gen, creds = g, c
+			if closed := inc.conns.Revalidate(inc.creds, n.authorizeOpen, log); closed > 0 {
+				accessClosed.Add(float64(closed))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-inc.credsChanged():
+		}
+	}
 }
 
 // peerOf reads the node API caller's identity from its certificate and
@@ -421,11 +536,26 @@ func (n *Node) peerOf(r *http.Request) (api.Peer, bool) {
 		return api.Peer{}, false
 	}
 	role, err := n.peerRole(id)
+	if errors.Is(err, fsm.ErrNodeRemoved) {
+		return api.Peer{NodeID: id.NodeID, Role: api.RoleRemoved}, true
+	}
 	if err != nil || !n.peerTrusted(r.TLS) {
 		return api.Peer{}, false
 	}
 	return api.Peer{NodeID: id.NodeID, Role: role}, true
 }
+
+// setCreds replaces the node's TLS material (renewal, CA rotation) and
+// tells watchAccess, which re-checks open connections against the roots.
+func (inc *incarnation) setCreds(c *transport.Credentials) {
+	inc.creds.Store(c)
+	select {
+	case inc.credsCh <- struct{}{}:
+	default:
+	}
+}
+
+func (inc *incarnation) credsChanged() <-chan struct{} { return inc.credsCh }
 
 // rn returns the incarnation's raft, nil on a worker.
 func (inc *incarnation) rn() *raftNode { return inc.raftPtr.Load() }

@@ -45,14 +45,18 @@ func newProposer(rn *raftNode, timeout time.Duration) *proposer {
 // own, so it cannot spoil the batch it would have joined.
 func (p *proposer) apply(cmds [][]byte) []error {
 	errs := make([]error, len(cmds))
-	var queued [][]byte
-	var at []int
 	for i, c := range cmds {
 		if fsm.IsBatch(c) {
 			errs[i] = api.Errorf(http.StatusBadRequest, "a %s command is made by the leader, not sent to it", fsm.TypeBatch)
-			continue
 		}
-		queued, at = append(queued, c), append(at, i)
+	}
+	p.check(cmds, errs)
+	var queued [][]byte
+	var at []int
+	for i, c := range cmds {
+		if errs[i] == nil {
+			queued, at = append(queued, c), append(at, i)
+		}
 	}
 	if len(queued) == 0 {
 		return errs
@@ -61,6 +65,46 @@ func (p *proposer) apply(cmds [][]byte) []error {
 		errs[at[i]] = <-r.done
 	}
 	return errs
+}
+
+// check refuses, before they enter the log, the commands that would fail
+// if applied now (fsm.State.Check), setting their errs. It checks only
+// once this leader has applied an entry of its own term: every write
+// acknowledged before is then in its state, so a refusal is one a
+// linearizable order allows (the command goes before any write still in
+// flight). Until then it lets everything through to the FSM, which checks
+// again in any case.
+func (p *proposer) check(cmds [][]byte, errs []error) {
+	if p.rn.readyTerm.Load() != p.rn.r.CurrentTerm() {
+		return
+	}
+	decoded := make([]fsm.Command, len(cmds))
+	for i, b := range cmds {
+		if errs[i] != nil {
+			continue
+		}
+		c, err := fsm.Decode(b)
+		if err != nil {
+			errs[i] = api.Wrap(http.StatusBadRequest, err)
+			continue
+		}
+		decoded[i] = c
+	}
+	p.rn.fsm.Read(func(s *fsm.State, _ uint64) {
+		for i, c := range decoded {
+			if c == nil {
+				continue
+			}
+			if err := s.Check(c); err != nil {
+				errs[i] = fsmError(err)
+			}
+		}
+	})
+	for i, c := range decoded {
+		if c != nil && errs[i] != nil {
+			checkRefusals.Inc()
+		}
+	}
 }
 
 // send proposes one batch as one entry and hands each command its result.

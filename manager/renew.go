@@ -127,7 +127,7 @@ func (n *Node) renewCert(ctx context.Context, inc *incarnation) error {
 	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
-	inc.creds.Store(creds)
+	inc.setCreds(creds)
 	n.logger.Info("certificate renewed", "expires", creds.Cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	return nil
 }

@@ -127,13 +127,13 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 		return nil, fmt.Errorf("the backup's CA: %w", err)
 	}
 	nodeID := ca.NewID()
-	certPEM, keyPEM, expires, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: st.Cluster.ID}, st.Cluster.Settings.CertExpiry, now)
+	certPEM, keyPEM, rec, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: st.Cluster.ID}, st.Cluster.Settings.CertExpiry, now)
 	if err != nil {
 		return nil, err
 	}
 	// The address is filled in by the node itself once it runs
 	// (fillOwnAddr): only the daemon knows where it listens.
-	st.Nodes[nodeID] = &fsm.Node{ID: nodeID, Role: roleManager, CreatedAt: now, CertExpiresAt: expires}
+	st.Nodes[nodeID] = &fsm.Node{ID: nodeID, Role: roleManager, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}
 	snap, err := fsm.EncodeSnapshot(st, index)
 	if err != nil {
 		return nil, err

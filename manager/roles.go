@@ -26,7 +26,8 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	go func() { defer inc.loops.Done(); n.renewLoop(ctx, inc) }()
 	go func() { defer inc.loops.Done(); n.runGossip(ctx, inc) }()
 	if rn := inc.rn(); rn != nil {
-		inc.loops.Add(6)
+		inc.loops.Add(7)
+		go func() { defer inc.loops.Done(); n.watchAccess(ctx, inc, rn) }()
 		go func() { defer inc.loops.Done(); n.keysFromFSM(ctx, inc, rn) }()
 		go func() { defer inc.loops.Done(); n.rotateKeysLoop(ctx, rn) }()
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
@@ -131,6 +132,12 @@ func (n *Node) askOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			view, err := n.peerClient(inc, m.Addr).Self(cctx, 0)
 			cancel()
+			if api.IsRemoved(err) {
+				n.logger.Warn("the cluster removed this manager while it could not hear of it", "told_by", m.NodeID)
+				inc.wantRole.Store(roleRemoved)
+				n.requestRoleChange()
+				return
+			}
 			if err != nil || view.Node == nil {
 				continue
 			}
@@ -161,6 +168,10 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 		m := managers[next%len(managers)]
 		client := n.peerClient(inc, m.Addr)
 		view, err := client.Self(ctx, index)
+		if api.IsRemoved(err) {
+			n.logger.Error("this node was removed from the cluster; it no longer follows it (run 'holdfast leave', then join again with a new token)")
+			return
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -338,7 +349,7 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
-	inc.creds.Store(creds)
+	inc.setCreds(creds)
 	inc.nodeHTTP.CloseIdleConnections()
 
 	if want == roleWorker {

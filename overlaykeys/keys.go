@@ -142,6 +142,25 @@ type Rotation struct {
 // subsystem has none yet): one new key, or two for an empty ring, from
 // random, created at now.
 func NewRotation(s Subsystem, ring *Ring, now time.Time, random io.Reader) (Rotation, error) {
+	n := 1
+	if ring == nil || len(ring.Keys) == 0 {
+		n = bootstrapKeys
+	}
+	return newRotation(s, ring, n, now, random)
+}
+
+// NewPurge makes the rotation that replaces every key of ring at once:
+// MaxKeys new keys, so that applying it leaves none of the old ones, and
+// the primary is new. The leader makes one for each subsystem when a node
+// is removed: the keys it held then open nothing that is sent afterwards.
+// Nodes that have not yet received the new keys cannot talk to those that
+// have until they do (a worker gets them on its next poll), so a purge
+// costs a moment of gossip; ordinary rotations never do.
+func NewPurge(s Subsystem, ring *Ring, now time.Time, random io.Reader) (Rotation, error) {
+	return newRotation(s, ring, MaxKeys, now, random)
+}
+
+func newRotation(s Subsystem, ring *Ring, n int, now time.Time, random io.Reader) (Rotation, error) {
 	if !s.Valid() {
 		return Rotation{}, fmt.Errorf("%w: unknown subsystem %q", ErrBadRotation, s)
 	}
@@ -149,10 +168,6 @@ func NewRotation(s Subsystem, ring *Ring, now time.Time, random io.Reader) (Rota
 		random = rand.Reader
 	}
 	rot := Rotation{Subsystem: s, After: ring.Lamport(), At: now}
-	n := 1
-	if ring == nil || len(ring.Keys) == 0 {
-		n = bootstrapKeys
-	}
 	for i := range n {
 		k := Key{Material: make([]byte, KeySize), Lamport: rot.After + uint64(i) + 1, CreatedAt: now}
 		if _, err := io.ReadFull(random, k.Material); err != nil {

@@ -240,3 +240,41 @@ func TestPrintingAKeyShowsNoMaterial(t *testing.T) {
 		}
 	}
 }
+
+// TestPurgeReplacesEveryKey: a purge leaves none of the ring's keys, and
+// its primary is new.
+func TestPurgeReplacesEveryKey(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	k := Keyrings{}
+	for i := range 4 {
+		rot, err := NewRotation(Gossip, k.Ring(Gossip), now.Add(time.Duration(i)*time.Hour), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Apply(rot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := k.Ring(Gossip).Clone()
+	purge, err := NewPurge(Gossip, old, now.Add(5*time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Apply(purge); err != nil {
+		t.Fatal(err)
+	}
+	ring := k.Ring(Gossip)
+	if len(ring.Keys) != MaxKeys {
+		t.Fatalf("%d keys after a purge; want %d", len(ring.Keys), MaxKeys)
+	}
+	for _, o := range old.Keys {
+		for _, n := range ring.Keys {
+			if o.ID == n.ID || string(o.Material) == string(n.Material) {
+				t.Fatalf("key %s survived the purge", o.ID)
+			}
+		}
+	}
+	if p, _ := ring.Primary(); p.Lamport <= old.Lamport() {
+		t.Fatalf("primary after the purge is at Lamport %d, not past the old ring's %d", p.Lamport, old.Lamport())
+	}
+}

@@ -119,3 +119,59 @@ func (c CreateCmd) LogValue() slog.Value {
 		slog.Int("size", len(c.Data)),
 	)
 }
+
+// The Check methods tell, without changing the store, whether the matching
+// Apply method would refuse the command now, and with which error. The
+// leader checks a command before it enters the log, so a write that would
+// fail never carries its data into every manager's log; Apply checks
+// again, since the state may change between the two.
+
+// CheckCreate is ApplyCreate's checks.
+func (st *Store) CheckCreate(c CreateCmd, nodeExists func(string) bool) error {
+	s, err := New(c.ID, c.Name, c.Data, c.Labels, c.Grants, c.CreatedAt)
+	if err != nil {
+		return err
+	}
+	for _, g := range s.Grants {
+		if nodeExists == nil || !nodeExists(g) {
+			return errorf(ErrUnknownNode, "cannot grant secret %q to unknown node %q", s.Name, g)
+		}
+	}
+	return st.checkFree(s)
+}
+
+// CheckRemove is ApplyRemove's checks.
+func (st *Store) CheckRemove(c RemoveCmd) error {
+	_, err := st.mustLookup(c.Ref)
+	return err
+}
+
+// CheckSetLabels is ApplySetLabels' checks.
+func (st *Store) CheckSetLabels(c SetLabelsCmd) error {
+	s, err := st.mustLookup(c.Ref)
+	if err != nil {
+		return err
+	}
+	if err := ValidateLabels(c.Labels); err != nil {
+		return fmt.Errorf("secret %q: %w", s.Name, err)
+	}
+	return nil
+}
+
+// CheckGrant is ApplyGrant's checks.
+func (st *Store) CheckGrant(c GrantCmd, nodeExists func(string) bool) error {
+	s, err := st.mustLookup(c.Ref)
+	if err != nil {
+		return err
+	}
+	if !validNodeID(c.NodeID) || nodeExists == nil || !nodeExists(c.NodeID) {
+		return errorf(ErrUnknownNode, "cannot grant secret %q to unknown node %q", s.Name, c.NodeID)
+	}
+	return nil
+}
+
+// CheckRevoke is ApplyRevoke's checks.
+func (st *Store) CheckRevoke(c RevokeCmd) error {
+	_, err := st.mustLookup(c.Ref)
+	return err
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,15 +45,25 @@ type Config struct {
 	// Creds holds the node's current TLS material. Required.
 	Creds *CredStore
 	// Authorize is called for every authenticated peer, accepting and
-	// dialing, after the chain, cluster and role checks. A non-nil error
-	// refuses the connection (e.g. a removed node). nil allows all.
-	Authorize func(ca.Identity) error
+	// dialing, with the protocol, after the chain, cluster and role
+	// checks; on raft it is called again for every RPC received, and
+	// ConnTracker.Revalidate calls it for every open connection. A non-nil
+	// error refuses the connection (e.g. a removed or demoted node, an
+	// unknown one). nil allows all.
+	Authorize AuthorizeFunc
+	// Conns, if set, tracks every open authenticated connection so that
+	// Conns.Revalidate can close those whose peer is no longer allowed.
+	Conns *ConnTracker
 	// HandshakeTimeout bounds each handshake, and how long a handshaken
 	// connection waits to be accepted. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// Logger receives rejections at debug level. nil discards.
 	Logger *slog.Logger
 }
+
+// AuthorizeFunc decides whether the peer whose verified certificate is leaf
+// (identity id) may use proto now.
+type AuthorizeFunc func(proto string, id ca.Identity, leaf *x509.Certificate) error
 
 // DefaultConfig returns a Config using creds and the defaults.
 func DefaultConfig(creds *CredStore) Config {

@@ -34,7 +34,49 @@ func NewStreamLayer(m *Mux, advertise net.Addr, cfg Config) raft.StreamLayer {
 	if advertise == nil {
 		advertise = m.Addr()
 	}
+	cfg = cfg.withDefaults()
 	return &streamLayer{Listener: m.Listener(ProtoRaft), advertise: advertise, cfg: cfg}
+}
+
+// Accept returns the next raft connection, guarded: raft reads a request
+// only after its header's server ID has been found to be the peer's
+// certificate CN and cfg.Authorize has allowed the peer again, for that
+// request (see raftGuard).
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("accept raft: %w: not a TLS connection", ErrPeerRefused)
+	}
+	cs := tc.ConnectionState()
+	id, ok := PeerIdentity(&cs)
+	if !ok {
+		tc.Close()
+		return nil, fmt.Errorf("accept raft: %w: no peer identity", ErrPeerRefused)
+	}
+	var check func(ca.Identity) error
+	if s.cfg.Authorize != nil {
+		leaf := cs.PeerCertificates[0]
+		check = func(id ca.Identity) error { return s.cfg.Authorize(ProtoRaft, id, leaf) }
+	}
+	g := newRaftGuard(tc, id, check, s.cfg.Logger, s.cfg.Conns)
+	s.cfg.Conns.add(g, ProtoRaft, id, cs.PeerCertificates)
+	return g, nil
+}
+
+// trackedConn is a dialed connection a ConnTracker knows; Close forgets it.
+type trackedConn struct {
+	*tls.Conn
+	tracker *ConnTracker
+}
+
+func (c *trackedConn) Close() error {
+	c.tracker.remove(c)
+	return c.Conn.Close()
 }
 
 // Dial connects to a raft peer; timeout bounds the dial and handshake. An
@@ -46,15 +88,21 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		addr = want
 	}
 	c, err := dialProto(context.Background(), s.cfg, addr, ProtoRaft, timeout)
-	if err != nil || !named {
-		return asNetConn(c, err)
+	if err != nil {
+		return nil, err
 	}
 	cs := c.ConnectionState()
-	if id, ok := PeerIdentity(&cs); !ok || id.NodeID != want {
+	id, ok := PeerIdentity(&cs)
+	if named && (!ok || id.NodeID != want) {
 		c.Close()
 		return nil, fmt.Errorf("dial raft %s: %w: the node there is %s, not %s", addr, ErrWrongPeer, id.NodeID, want)
 	}
-	return c, nil
+	if s.cfg.Conns == nil {
+		return c, nil
+	}
+	tc := &trackedConn{Conn: c, tracker: s.cfg.Conns}
+	s.cfg.Conns.add(tc, ProtoRaft, id, cs.PeerCertificates)
+	return tc, nil
 }
 
 // ErrWrongPeer is a raft dial that reached another node than the one the

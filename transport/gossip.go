@@ -217,3 +217,6 @@ func (g *Gossip) Shutdown(graceful bool) {
 	}
 	_ = g.ml.Shutdown()
 }
+
+// Join joins the members at addrs now and returns how many it reached.
+func (g *Gossip) Join(addrs []string) (int, error) { return g.ml.Join(addrs) }

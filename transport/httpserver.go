@@ -50,6 +50,7 @@ func NewHTTPServer(h http.Handler) *http.Server {
 		_ = inner.Serve(l)
 		// outer closes c when this returns: wait until inner is done with it.
 		<-l.connDone
+		untrack(c)
 	}
 	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
 		ProtoAPI:  serve,

@@ -146,6 +146,11 @@ func (m *Mux) handle(raw net.Conn) {
 	}
 	_ = raw.SetDeadline(time.Time{})
 	proto := conn.ConnectionState().NegotiatedProtocol
+	if proto == ProtoAPI {
+		// Raft connections are tracked by the stream layer, which
+		// wraps them; join connections have no peer certificate.
+		m.cfg.Conns.trackTLS(conn, proto)
+	}
 	s, ok := m.sub(proto)
 	if !ok { // cannot happen: configForClient only offers known protocols
 		_ = conn.Close()
@@ -155,14 +160,14 @@ func (m *Mux) handle(raw net.Conn) {
 	defer t.Stop()
 	select {
 	case s.ch <- conn:
+		return
 	case <-s.closed:
-		_ = conn.Close()
 	case <-m.ctx.Done():
-		_ = conn.Close()
 	case <-t.C:
 		m.log.Debug("transport: connection not accepted in time", "remote", raw.RemoteAddr().String(), "proto", proto)
-		_ = conn.Close()
 	}
+	untrack(conn)
+	_ = conn.Close()
 }
 
 // configForClient picks the first protocol the client offers that has an

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
@@ -60,7 +61,7 @@ func TestServerRefuses(t *testing.T) {
 	denied := c.node(t, ca.RoleManager)
 
 	srv := startServer(t, n1, func(cfg *Config) {
-		cfg.Authorize = func(id ca.Identity) error {
+		cfg.Authorize = func(_ string, id ca.Identity, _ *x509.Certificate) error {
 			if id.NodeID == denied.ID.NodeID {
 				return errors.New("node was removed")
 			}
@@ -125,11 +126,11 @@ func TestClientRefuses(t *testing.T) {
 	tests := []struct {
 		name      string
 		server    *Credentials
-		authorize func(ca.Identity) error
+		authorize AuthorizeFunc
 	}{
 		{"server is a worker", c.node(t, ca.RoleWorker), nil},
 		{"server of another cluster", other.node(t, ca.RoleManager), nil},
-		{"server denied by Authorize", c.node(t, ca.RoleManager), func(ca.Identity) error { return errors.New("removed") }},
+		{"server denied by Authorize", c.node(t, ca.RoleManager), func(string, ca.Identity, *x509.Certificate) error { return errors.New("removed") }},
 	}
 	for _, tc := range tests {
 		for _, proto := range []string{ProtoRaft, ProtoAPI} {

@@ -27,7 +27,7 @@ func peerPolicy(proto string) (authenticated, managerOnly bool) {
 // verifyPeer checks an authenticated peer's certificate chain against creds:
 // chain to creds.Roots, same cluster, manager role if managerOnly, then
 // authorize.
-func verifyPeer(cs tls.ConnectionState, creds *Credentials, managerOnly bool, authorize func(ca.Identity) error) (ca.Identity, error) {
+func verifyPeer(cs tls.ConnectionState, creds *Credentials, proto string, managerOnly bool, authorize AuthorizeFunc) (ca.Identity, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return ca.Identity{}, fmt.Errorf("%w: no certificate presented", ErrPeerRefused)
 	}
@@ -42,7 +42,7 @@ func verifyPeer(cs tls.ConnectionState, creds *Credentials, managerOnly bool, au
 		return ca.Identity{}, fmt.Errorf("%w: node %s is a %s, a manager is required", ErrPeerRefused, id.NodeID, id.Role)
 	}
 	if authorize != nil {
-		if err := authorize(id); err != nil {
+		if err := authorize(proto, id, cs.PeerCertificates[0]); err != nil {
 			return ca.Identity{}, fmt.Errorf("%w: node %s not authorized: %w", ErrPeerRefused, id.NodeID, err)
 		}
 	}
@@ -51,7 +51,7 @@ func verifyPeer(cs tls.ConnectionState, creds *Credentials, managerOnly bool, au
 
 // serverConfig returns the per-connection server config for proto, reading
 // creds once so that one handshake sees one consistent snapshot.
-func serverConfig(creds *Credentials, proto string, authorize func(ca.Identity) error) *tls.Config {
+func serverConfig(creds *Credentials, proto string, authorize AuthorizeFunc) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		NextProtos:             []string{proto},
@@ -70,7 +70,7 @@ func serverConfig(creds *Credentials, proto string, authorize func(ca.Identity) 
 			if cs.NegotiatedProtocol != proto {
 				return fmt.Errorf("%w: got %q, want %q", ErrProtocol, cs.NegotiatedProtocol, proto)
 			}
-			_, err := verifyPeer(cs, creds, managerOnly, authorize)
+			_, err := verifyPeer(cs, creds, proto, managerOnly, authorize)
 			return err
 		}
 	}
@@ -82,7 +82,7 @@ func serverConfig(creds *Credentials, proto string, authorize func(ca.Identity) 
 // checked: nodes are identified by certificate, and VerifyConnection does the
 // whole chain check, so InsecureSkipVerify only disables the standard,
 // host-name-based one.
-func clientConfig(creds *Credentials, proto string, authorize func(ca.Identity) error) *tls.Config {
+func clientConfig(creds *Credentials, proto string, authorize AuthorizeFunc) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{proto},
@@ -94,7 +94,7 @@ func clientConfig(creds *Credentials, proto string, authorize func(ca.Identity) 
 			if cs.NegotiatedProtocol != proto {
 				return fmt.Errorf("%w: got %q, want %q", ErrProtocol, cs.NegotiatedProtocol, proto)
 			}
-			_, err := verifyPeer(cs, creds, true, authorize)
+			_, err := verifyPeer(cs, creds, proto, true, authorize)
 			return err
 		},
 	}

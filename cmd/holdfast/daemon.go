@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,8 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 	secretsDir := fs.String("secrets-dir", "/run/holdfast/secrets", "where the secrets granted to this node are written (`DIR`; meant to be a tmpfs)")
 	level := newChoice(fs, "log-level", "info", "log `LEVEL`: debug, info, warn or error", "debug", "info", "warn", "error")
 	format := newChoice(fs, "log-format", "text", "log `FORMAT`: text or json", "text", "json")
+	allowCore := fs.Bool("allow-core-dumps", false, "let this process dump core (for debugging only: a core holds the node's keys and secrets in clear)")
+	recoverWindow := fs.Duration("cert-recovery-window", 0, "how long after its expiry a node's latest certificate may still be renewed through this manager (`DUR`); default: twice the cluster's certificate expiry")
 	unlockCmd := fs.String("unlock-key-command", "", "when this node starts locked, run `CMD` (with /bin/sh -c) and unlock with the key it prints on stdout (a KMS, a TPM, systemd-creds); the key is never written to disk")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
@@ -38,7 +41,15 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		if *secretsDir == "" {
 			return usagef("--secrets-dir needs a directory")
 		}
+		if *recoverWindow < 0 {
+			return usagef("--cert-recovery-window must not be negative")
+		}
 		logger := newLogger(c.stderr, level.value, format.value)
+		if *allowCore {
+			logger.Warn("core dumps are allowed (--allow-core-dumps): a core file holds this node's keys and secrets in clear")
+		} else if err := noCoreDumps(); err != nil {
+			return fmt.Errorf("keep keys out of core dumps: %w (use --allow-core-dumps to run anyway)", err)
+		}
 		tuneGC()
 		cfg := manager.DefaultConfig(c.dataDir())
 		cfg.ListenAddr = *listen
@@ -48,6 +59,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.SecretsDir = *secretsDir
 		cfg.UnlockKeyCommand = *unlockCmd
 		cfg.MetricsAddr = *metrics
+		cfg.CertRecoveryWindow = *recoverWindow
 		cfg.Logger = logger
 		node, err := manager.New(cfg)
 		if err != nil {
