@@ -21,34 +21,13 @@ func (s *State) Check(c Command) error {
 	case *ClusterInit:
 		return ErrAlreadyInitialized
 	case *NodeAdd:
-		if _, ok := s.Nodes[c.Node.ID]; ok {
-			return errorf(ErrNodeExists, "node %s already exists", c.Node.ID)
-		}
-		if _, ok := s.Removed[c.Node.ID]; ok {
-			return errorf(ErrNodeRemoved, "node %s was removed", c.Node.ID)
-		}
+		return s.checkNodeAdd(c)
 	case *NodeSetRole:
-		n, ok := s.Nodes[c.ID]
-		if !ok {
-			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
-		}
-		if c.Role != RoleManager && c.Role != RoleWorker {
-			return ErrBadRole
-		}
-		if n.Role == RoleManager && c.Role == RoleWorker && s.Managers() == 1 {
-			return ErrLastManager
-		}
+		_, err := s.checkSetRole(c)
+		return err
 	case *NodeRemove:
-		n, ok := s.Nodes[c.ID]
-		if !ok {
-			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
-		}
-		if n.Role == RoleManager && s.Managers() == 1 {
-			return ErrLastManager
-		}
-		if n.Role == RoleManager && !c.Force {
-			return fmt.Errorf("node %s is a manager: demote it first, or force its removal", c.ID)
-		}
+		_, err := s.checkNodeRemove(c)
+		return err
 	case *NodeUpdate:
 		if _, ok := s.Nodes[c.ID]; !ok {
 			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
@@ -75,4 +54,53 @@ func (s *State) Check(c Command) error {
 		return s.Secrets.CheckRevoke(c.RevokeCmd)
 	}
 	return nil
+}
+
+// The checks Apply and Check share.
+
+func (s *State) checkNodeAdd(c *NodeAdd) error {
+	n := c.Node
+	if n.ID == "" {
+		return fmt.Errorf("%w: node without ID", ErrMalformedCommand)
+	}
+	if n.Role != RoleManager && n.Role != RoleWorker {
+		return ErrBadRole
+	}
+	if _, ok := s.Nodes[n.ID]; ok {
+		return errorf(ErrNodeExists, "node %s already exists", n.ID)
+	}
+	if _, ok := s.Removed[n.ID]; ok {
+		return errorf(ErrNodeRemoved, "node %s was removed", n.ID)
+	}
+	return nil
+}
+
+func (s *State) checkSetRole(c *NodeSetRole) (*Node, error) {
+	n, ok := s.Nodes[c.ID]
+	if !ok {
+		return nil, errorf(ErrNodeNotFound, "node %s not found", c.ID)
+	}
+	if c.Role != RoleManager && c.Role != RoleWorker {
+		return nil, ErrBadRole
+	}
+	if n.Role == RoleManager && c.Role == RoleWorker && s.Managers() == 1 {
+		return nil, ErrLastManager
+	}
+	return n, nil
+}
+
+func (s *State) checkNodeRemove(c *NodeRemove) (*Node, error) {
+	n, ok := s.Nodes[c.ID]
+	if !ok {
+		return nil, errorf(ErrNodeNotFound, "node %s not found", c.ID)
+	}
+	if n.Role == RoleManager {
+		if s.Managers() == 1 {
+			return nil, ErrLastManager
+		}
+		if !c.Force {
+			return nil, fmt.Errorf("node %s is a manager: demote it first, or force its removal", c.ID)
+		}
+	}
+	return n, nil
 }

@@ -156,44 +156,20 @@ func applyTo(s *State, c Command) error {
 		s.Cluster = &cl
 		s.Nodes[first.ID] = &first
 	case *NodeAdd:
+		if err := s.checkNodeAdd(c); err != nil {
+			return err
+		}
 		n := c.Node
-		if n.ID == "" {
-			return fmt.Errorf("%w: node without ID", ErrMalformedCommand)
-		}
-		if n.Role != RoleManager && n.Role != RoleWorker {
-			return ErrBadRole
-		}
-		if _, ok := s.Nodes[n.ID]; ok {
-			return errorf(ErrNodeExists, "node %s already exists", n.ID)
-		}
-		if _, ok := s.Removed[n.ID]; ok {
-			return errorf(ErrNodeRemoved, "node %s was removed", n.ID)
-		}
 		s.Nodes[n.ID] = &n
 	case *NodeSetRole:
-		n, ok := s.Nodes[c.ID]
-		if !ok {
-			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
-		}
-		if c.Role != RoleManager && c.Role != RoleWorker {
-			return ErrBadRole
-		}
-		if n.Role == RoleManager && c.Role == RoleWorker && s.Managers() == 1 {
-			return ErrLastManager
+		n, err := s.checkSetRole(c)
+		if err != nil {
+			return err
 		}
 		n.Role = c.Role
 	case *NodeRemove:
-		n, ok := s.Nodes[c.ID]
-		if !ok {
-			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
-		}
-		if n.Role == RoleManager {
-			if s.Managers() == 1 {
-				return ErrLastManager
-			}
-			if !c.Force {
-				return fmt.Errorf("node %s is a manager: demote it first, or force its removal", c.ID)
-			}
+		if _, err := s.checkNodeRemove(c); err != nil {
+			return err
 		}
 		delete(s.Nodes, c.ID)
 		s.Removed[c.ID] = c.Until
