@@ -492,16 +492,22 @@ func TestRemovalReplacesKeyrings(t *testing.T) {
 	l := c.leader()
 	w := c.workers[0]
 	held := map[string]bool{}
-	l.node.current().rn().fsm.Read(func(s *fsm.State, _ uint64) {
-		for _, sub := range overlaykeys.Subsystems {
-			for _, k := range s.Keys.Ring(sub).Keys {
-				held[k.ID] = true
+	eventually(t, 10*time.Second, "both keyrings to exist", func() bool {
+		ok := true
+		l.node.current().rn().fsm.Read(func(s *fsm.State, _ uint64) {
+			for _, sub := range overlaykeys.Subsystems {
+				ring := s.Keys.Ring(sub)
+				if ring == nil {
+					ok = false
+					return
+				}
+				for _, k := range ring.Keys {
+					held[k.ID] = true
+				}
 			}
-		}
+		})
+		return ok
 	})
-	if len(held) == 0 {
-		t.Fatal("no data-plane keys before the removal")
-	}
 	if err := l.client.RemoveNode(ctxT(t), w.status().NodeID, false); err != nil {
 		t.Fatal(err)
 	}
