@@ -30,10 +30,17 @@
 //     protocol it does not know). On ProtoAPI, PeerIdentity(r.TLS) names the
 //     caller, authenticated during the handshake; ProtoJoin requests are
 //     unauthenticated and must prove themselves with the join token secret.
-//  4. Set Config.Authorize to refuse removed nodes; it runs on every
-//     handshake, in both directions, and must be fast and safe for
-//     concurrent use.
-//  5. Close the Mux last: it closes every sub-listener and waits for its
+//  4. Set Config.Authorize to decide, from the caller's state, whether a
+//     peer may use a protocol now (removed, demoted, unknown nodes). It
+//     runs on every handshake, in both directions, and again for every
+//     raft RPC received; it must be fast and safe for concurrent use.
+//     Raft connections from NewStreamLayer hand raft a request only after
+//     its header's server ID has been found to be the certificate's CN
+//     (ErrRPCRefused otherwise, and the connection is closed).
+//  5. Set Config.Conns to a ConnTracker, and call its Revalidate whenever
+//     what Authorize would answer may have changed, or the roots did: it
+//     closes every open connection whose peer is no longer allowed.
+//  6. Close the Mux last: it closes every sub-listener and waits for its
 //     goroutines. Connections already accepted belong to the caller.
 //
 // In TLS 1.3 the client finishes its handshake before the server has checked
