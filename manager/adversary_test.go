@@ -352,54 +352,54 @@ func TestRetiredCredentials(t *testing.T) {
 	gossipAddr := target.status().Gossip.Addr
 	cols := []struct {
 		name string
-		try  func(r row) (error, string) // the refusal, or a reason the cell does not apply
+		try  func(r row) (string, error) // a reason the cell does not apply, or the refusal
 	}{
-		{"raft AppendEntries", func(r row) (error, string) {
+		{"raft AppendEntries", func(r row) (string, error) {
 			if r.creds == nil {
-				return nil, "a token is no raft credential"
+				return "a token is no raft credential", nil
 			}
-			return newRaftAttacker(t, r.creds).appendEntries(tg), ""
+			return "", newRaftAttacker(t, r.creds).appendEntries(tg)
 		}},
-		{"raft RequestVote", func(r row) (error, string) {
+		{"raft RequestVote", func(r row) (string, error) {
 			if r.creds == nil {
-				return nil, "a token is no raft credential"
+				return "a token is no raft credential", nil
 			}
-			return newRaftAttacker(t, r.creds).requestVote(tg), ""
+			return "", newRaftAttacker(t, r.creds).requestVote(tg)
 		}},
-		{"raft InstallSnapshot", func(r row) (error, string) {
+		{"raft InstallSnapshot", func(r row) (string, error) {
 			if r.creds == nil {
-				return nil, "a token is no raft credential"
+				return "a token is no raft credential", nil
 			}
-			return newRaftAttacker(t, r.creds).installSnapshot(tg), ""
+			return "", newRaftAttacker(t, r.creds).installSnapshot(tg)
 		}},
-		{"node API (manager route)", func(r row) (error, string) {
+		{"node API (manager route)", func(r row) (string, error) {
 			if r.creds == nil {
-				return nil, "a token is no node API credential"
+				return "a token is no node API credential", nil
 			}
 			hc := transport.NewAPIClient(transport.Config{Creds: transport.NewCredStore(r.creds)})
 			defer hc.CloseIdleConnections()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_, err := api.NewClient(hc, "https://"+tg.addr).RotateJoinTokenForwarded(ctx, "manager")
-			return errOrServed(err), ""
+			return "", errOrServed(err)
 		}},
-		{"node API (any route)", func(r row) (error, string) {
+		{"node API (any route)", func(r row) (string, error) {
 			switch {
 			case r.creds == nil:
-				return nil, "a token is no node API credential"
+				return "a token is no node API credential", nil
 			case r.creds == demotedCreds || r.creds == workerCreds:
-				return nil, "a member: workers' routes are its right"
+				return "a member: workers' routes are its right", nil
 			}
 			hc := transport.NewAPIClient(transport.Config{Creds: transport.NewCredStore(r.creds)})
 			defer hc.CloseIdleConnections()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_, err := api.NewClient(hc, "https://"+tg.addr).ClusterStatus(ctx)
-			return errOrServed(err), ""
+			return "", errOrServed(err)
 		}},
-		{"join", func(r row) (error, string) {
+		{"join", func(r row) (string, error) {
 			if r.token == "" {
-				return nil, "joining presents a token, not a certificate"
+				return "joining presents a token, not a certificate", nil
 			}
 			tok, err := ca.ParseToken(r.token)
 			if err != nil {
@@ -411,22 +411,22 @@ func TestRetiredCredentials(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, err = api.NewClient(jc, "https://"+tg.addr).Grant(ctx, api.JoinGrantRequest{Token: r.token, CSR: csr, Addr: "127.0.0.1:1"})
-			return errOrServed(err), ""
+			return "", errOrServed(err)
 		}},
-		{"recover", func(r row) (error, string) {
+		{"recover", func(r row) (string, error) {
 			if r.creds == nil {
-				return nil, "a token is no certificate"
+				return "a token is no certificate", nil
 			}
 			certPEM, csr := expiredTwin(t, r.root, r.creds)
 			jc := transport.NewJoinClient(newRoot.Digest(), 5*time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, err := api.NewClient(jc, "https://"+tg.addr).Recover(ctx, api.RecoverRequest{CertPEM: certPEM, CSR: csr})
-			return errOrServed(err), ""
+			return "", errOrServed(err)
 		}},
-		{"gossip", func(r row) (error, string) {
+		{"gossip", func(r row) (string, error) {
 			if r.creds != removedCreds {
-				return nil, "gossip takes keys, not certificates: only the removed node held any it should no longer have"
+				return "gossip takes keys, not certificates: only the removed node held any it should no longer have", nil
 			}
 			g, err := transport.StartGossip(transport.GossipConfig{
 				NodeID: r.creds.ID.NodeID, ClusterID: r.creds.ID.ClusterID, BindAddr: "127.0.0.1:0", AdvertiseHost: "127.0.0.1",
@@ -438,9 +438,9 @@ func TestRetiredCredentials(t *testing.T) {
 			}
 			defer g.Shutdown(false)
 			if _, err := g.Join([]string{gossipAddr}); err != nil {
-				return err, ""
+				return "", err
 			}
-			return errors.New("joined the cluster's gossip"), ""
+			return "", errors.New("joined the cluster's gossip")
 		}},
 	}
 
@@ -452,7 +452,7 @@ func TestRetiredCredentials(t *testing.T) {
 	for _, r := range rows {
 		fmt.Fprintf(&table, "\n%-32s", r.name)
 		for _, col := range cols {
-			refusal, na := col.try(r)
+			na, refusal := col.try(r)
 			cell := "refused"
 			switch {
 			case na != "":
