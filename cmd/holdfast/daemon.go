@@ -49,6 +49,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.UnlockKeyCommand = *unlockCmd
 		cfg.MetricsAddr = *metrics
 		cfg.Logger = logger
+		testTune(&cfg)
 		node, err := manager.New(cfg)
 		if err != nil {
 			return usagef("%v", err)
