@@ -1,6 +1,7 @@
 package keyfiles
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -258,6 +259,7 @@ func (s *Store) loadDEKsLocked(nodeID string) (raftlog.KeyFile, error) {
 	if err != nil {
 		return raftlog.KeyFile{}, err
 	}
+	legacy := s.kek.IsZero() && bytes.HasPrefix(b, []byte(legacyMagic))
 	body, err := parsePlainDEK(pt)
 	if err != nil {
 		return raftlog.KeyFile{}, s.damaged(DEKFile, err.Error())
@@ -266,6 +268,13 @@ func (s *Store) loadDEKsLocked(nodeID string) (raftlog.KeyFile, error) {
 	clear(pt)
 	if err != nil {
 		return raftlog.KeyFile{}, s.damaged(DEKFile, err.Error())
+	}
+	if legacy {
+		// The previous release's unwrapped file has no checksum: write it
+		// again in the checksummed frame, once.
+		if err := s.write(kindDEK, []entry{{DEKFile, s.encodeDEKs(nodeID, kf)}}); err != nil {
+			return raftlog.KeyFile{}, fmt.Errorf("upgrade the DEK file: %w", err)
+		}
 	}
 	return kf, nil
 }

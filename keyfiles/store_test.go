@@ -158,6 +158,17 @@ func TestReadsPreviousReleaseFiles(t *testing.T) {
 			if err := n.check(t, tt.kek); err != nil {
 				t.Fatal(err)
 			}
+			// The unwrapped file is upgraded to the checksummed frame.
+			b, err := os.ReadFile(filepath.Join(n.dir, DEKFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wantPrefix := map[bool]string{true: plainMagic, false: "HFWRAP"}[tt.kek.IsZero()]; !bytes.HasPrefix(b, []byte(wantPrefix)) {
+				t.Errorf("DEK file after a load starts %q; want %q", b[:7], wantPrefix)
+			}
+			if err := n.check(t, tt.kek); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
