@@ -312,10 +312,15 @@ func TestCrashPoints(t *testing.T) {
 		{name: "DEK rotation, last key file write", point: failpoint.KeyfilesDEKApplied, nth: 2, trigger: rotateUnlockKey, newKey: true},
 		{name: "DEK rotation", point: failpoint.DEKRotateResealed, trigger: rotateUnlockKey, newKey: true},
 		{name: "DEK rotation", point: failpoint.DEKRotateCompacted, trigger: rotateUnlockKey, newKey: true},
-		{name: "CA rotation", point: failpoint.KeyfilesCertsPrepared, trigger: rotateCA},
-		{name: "CA rotation", point: failpoint.KeyfilesCertsCommitted, trigger: rotateCA},
-		{name: "CA rotation", point: failpoint.KeyfilesCertsHalfApplied, trigger: rotateCA},
-		{name: "CA rotation", point: failpoint.KeyfilesCertsApplied, trigger: rotateCA},
+		// The first certificate write of a CA rotation is the renewal onto
+		// the new root (renewCert, as a periodic renewal writes).
+		{name: "CA rotation, renewal", point: failpoint.KeyfilesCertsPrepared, trigger: rotateCA},
+		{name: "CA rotation, renewal", point: failpoint.KeyfilesCertsCommitted, trigger: rotateCA},
+		{name: "CA rotation, renewal", point: failpoint.KeyfilesCertsHalfApplied, trigger: rotateCA},
+		{name: "CA rotation, renewal", point: failpoint.KeyfilesCertsApplied, trigger: rotateCA},
+		// The second certificate write of a CA rotation: new roots to trust.
+		{name: "CA rotation, trust refresh", point: failpoint.KeyfilesCertsCommitted, nth: 2, trigger: rotateCA},
+		{name: "CA rotation, trust refresh", point: failpoint.KeyfilesCertsHalfApplied, nth: 2, trigger: rotateCA},
 		{name: "snapshot persist", point: failpoint.SnapshotSynced, trigger: func() { r.writeSecrets(60, "") }},
 		{name: "snapshot persist", point: failpoint.SnapshotPublished, trigger: func() { r.writeSecrets(60, "") }},
 		{name: "snapshot install", point: failpoint.SnapshotSynced, pre: func() { r.writeSecrets(80, "") }, install: true},
