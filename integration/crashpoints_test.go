@@ -77,11 +77,18 @@ func (r *crashRig) writeSecrets(n int, grant string) {
 	}
 }
 
-// unlock tries the keys newest first, and returns the index of the one
-// that opened the victim.
-func (r *crashRig) unlock() int {
+// unlock tries the keys newest first (with oldFirst, the previous key
+// first), and returns the index of the one that opened the victim.
+func (r *crashRig) unlock(oldFirst bool) int {
 	r.t.Helper()
+	order := make([]int, 0, len(r.keys))
 	for i := len(r.keys) - 1; i >= 0; i-- {
+		order = append(order, i)
+	}
+	if oldFirst && len(order) > 1 {
+		order[0], order[1] = order[1], order[0]
+	}
+	for _, i := range order {
 		if _, err := r.victim.client.Unlock(r.ctx(), api.UnlockRequest{Key: r.keys[i]}); err == nil {
 			return i
 		} else if !strings.Contains(err.Error(), "invalid unlock key") {
@@ -144,7 +151,7 @@ func (r *crashRig) installsSent() int {
 // delivered secret whole), unlocks it, and waits until it has converged:
 // ready, under the newest key, every acknowledged write readable through
 // it. It returns the index of the key that unlocked it.
-func (r *crashRig) recover() int {
+func (r *crashRig) recover(oldFirst bool) int {
 	r.t.Helper()
 	r.victim.env = crashTune
 	r.victim.start()
@@ -167,7 +174,7 @@ func (r *crashRig) recover() int {
 		r.t.Errorf("the DEK file and the TLS key are wrapped under different keys: %v", ids)
 	}
 	r.checkSecretFiles()
-	used := r.unlock()
+	used := r.unlock(oldFirst)
 	newest := mustKEKID(r.t, r.keys[len(r.keys)-1])
 	waitFor(r.t, 60*time.Second, r.victim.name+" converged", func() bool {
 		st, err := r.victim.status()
@@ -233,8 +240,9 @@ var crashTune = []string{"HOLDFAST_TEST_SNAPSHOT_THRESHOLD=48", "HOLDFAST_TEST_T
 // failpoint (internal/failpoint.All), restarts and unlocks it, and checks
 // that it comes back, that nothing acknowledged is lost, that its key
 // files and delivered secrets are old or new and never mixed, and, for
-// unlock-key rotation, that the documented key opens it: the old key
-// before the journal's rename, the new one from then on.
+// unlock-key rotation, that the documented key opens it: the new key
+// after a crash at any point, and before the journal's rename the old key
+// too.
 func TestCrashPoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a failpoints binary and crashes a cluster member at each point")
@@ -297,14 +305,18 @@ func TestCrashPoints(t *testing.T) {
 		pre     func() // while the victim is down, before it restarts armed
 		trigger func()
 		// newKey: after a crash at this point of an unlock-key rotation,
-		// the new key opens the node (else the old one).
-		newKey bool
+		// the key that opens the node is the new one (else the old one);
+		// oldFirst tries the old key first.
+		newKey, oldFirst bool
 		// install: the victim dies installing a snapshot the leader sends
 		// (else: a snapshot it takes itself, if a snapshot point).
 		install bool
 	}
 	scenarios := []scenario{
-		{name: "unlock-key rotation", point: failpoint.KeyfilesRekeyPrepared, trigger: rotateUnlockKey},
+		// Before the commit both keys open the node: the old one the files,
+		// the new one the journal that did not commit (which it commits).
+		{name: "unlock-key rotation, new key", point: failpoint.KeyfilesRekeyPrepared, trigger: rotateUnlockKey, newKey: true},
+		{name: "unlock-key rotation, old key", point: failpoint.KeyfilesRekeyPrepared, trigger: rotateUnlockKey, oldFirst: true},
 		{name: "unlock-key rotation", point: failpoint.KeyfilesRekeyCommitted, trigger: rotateUnlockKey, newKey: true},
 		{name: "unlock-key rotation", point: failpoint.KeyfilesRekeyHalfApplied, trigger: rotateUnlockKey, newKey: true},
 		{name: "unlock-key rotation", point: failpoint.KeyfilesRekeyApplied, trigger: rotateUnlockKey, newKey: true},
@@ -352,7 +364,7 @@ func TestCrashPoints(t *testing.T) {
 			if sent := r.installsSent() > installs; strings.HasPrefix(sc.point, "snapshot/") && sent != sc.install {
 				t.Fatalf("a snapshot was sent to the victim: %v; want %v (the crash was not in the path this scenario names)", sent, sc.install)
 			}
-			used := r.recover()
+			used := r.recover(sc.oldFirst)
 			if len(r.keys) > before {
 				want := len(r.keys) - 2 // the old key
 				if sc.newKey {

@@ -11,11 +11,14 @@
 // goes through a journal, keys.journal: the new bytes of every file,
 // checksummed, written the same way; its rename is the commit point. The
 // files are then written one by one and the journal removed. A crash
-// before the rename leaves the old files (the temporary journal is
-// deleted at the next start); a crash after it leaves a journal that the
-// next start applies. So after a crash during an unlock-key rotation
-// exactly one key opens the node: the old one if the journal was not yet
-// renamed (failpoint keyfiles/rekey/prepared), the new one from then on.
+// after the rename leaves a journal that the next start applies (roll
+// forward). A crash before it leaves the old files, whole, and perhaps a
+// whole journal under its temporary name: on a locked node it is kept as
+// pending, and Unlock tries the key on the files (the current KEK) and on
+// the pending journal (the pending KEK), committing the journal if the key
+// opens it; any other outcome deletes it (roll back). So after a crash at
+// any point of an unlock-key rotation the new key opens the node, and
+// before the commit (failpoint keyfiles/rekey/prepared) the old key too.
 // Formats are in FORMAT.md.
 //
 // A flipped or missing byte in a key file is refused with an error that

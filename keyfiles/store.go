@@ -69,6 +69,10 @@ type Store struct {
 	checkedFor seal.Key
 	// recovered is set once a journal left by a crash was applied.
 	recovered bool
+	// pending is a whole journal a crash left under its temporary name
+	// (pendingPath), kept for Unlock while the node is locked.
+	pending     []entry
+	pendingPath string
 	// onPoint, set by this package's tests, is called at each failpoint.
 	onPoint func(name string)
 }
@@ -213,10 +217,17 @@ func (s *Store) Unlock(nodeID string, kek seal.Key) error {
 		opened = append(opened, f.name)
 	}
 	switch {
+	case len(others) > 0 && len(opened) == 0 && s.pending != nil && s.openPending(nodeID, kek):
+		// The key of a KEK change that did not commit: commit it now.
+		if err := s.commitPending(); err != nil {
+			return err
+		}
 	case len(others) > 0 && len(opened) == 0:
 		return fmt.Errorf("%w: %s is wrapped under another unlock key", autolock.ErrInvalidKey, s.path(others[0]))
 	case len(others) > 0:
 		return fmt.Errorf("%s: %w, %s: this node cannot be unlocked with one key; restore it from its peers (wipe and join again) or from a backup", s.path(others[0]), ErrMixed, s.path(opened[0]))
+	default:
+		s.dropPending()
 	}
 	s.kek, s.checked = kek, false
 	return nil
@@ -352,6 +363,8 @@ func (s *Store) Wipe() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.kek, s.checked, s.recovered = seal.Key{}, false, false
+	s.dropPending()
+	removeTemps(s.dir, "")
 	for _, p := range []string{s.path(JournalFile), s.path("certs"), s.path(DEKFile)} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("remove %s: %w", p, err)
@@ -496,6 +509,7 @@ type entry struct {
 // temporary name and synced, renamed into place (the commit point), then
 // each file is written by a synced rename, then the journal is removed.
 func (s *Store) write(k kind, es []entry) error {
+	s.dropPending()
 	fp := points[k]
 	if len(es) == 0 {
 		return nil
@@ -538,25 +552,51 @@ func (s *Store) removeJournal() error {
 }
 
 // recoverLocked is Recover with s.mu held; it does its work once.
+//
+// A journal that was written and synced but not renamed (a crash at the
+// prepared point) did not commit, and the files are whole under their
+// old KEK. When they are wrapped, the journal is kept as pending instead
+// of deleted: Unlock tries the key on the files, and on the pending
+// journal, and commits the journal if the key opens it. So after a crash
+// at any point of a KEK change the new key unlocks the node (and, before
+// the commit, the old one too).
 func (s *Store) recoverLocked() error {
 	if s.recovered {
 		return nil
 	}
+	pending, pendingPath := s.findPending()
 	for _, d := range []string{s.dir, s.path("certs")} {
-		removeTemps(d)
+		removeTemps(d, pendingPath)
 	}
 	b, err := os.ReadFile(s.path(JournalFile))
 	if errors.Is(err, fs.ErrNotExist) {
+		if pending != nil && s.wrappedLocked() {
+			s.pending, s.pendingPath = pending, pendingPath
+		} else if pendingPath != "" {
+			_ = os.Remove(pendingPath)
+		}
 		s.recovered = true
 		return nil
+	}
+	if pendingPath != "" {
+		_ = os.Remove(pendingPath) // older than the committed journal
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.path(JournalFile), err)
 	}
 	es, err := parseJournal(b)
 	if err != nil {
-		return fmt.Errorf("%s: %w: %v; the write it records may be half done: see OPERATIONS.md, 'A key file is damaged'", s.path(JournalFile), ErrDamaged, err)
+		return fmt.Errorf("%s: %w: %v; the write it records may be half done: see OPERATIONS.md, 'After a crash during unlock-key rotation'", s.path(JournalFile), ErrDamaged, err)
 	}
+	if err := s.apply(es); err != nil {
+		return err
+	}
+	s.recovered, s.checked = true, false
+	return nil
+}
+
+// apply writes a committed journal's files and removes it.
+func (s *Store) apply(es []entry) error {
 	if err := os.MkdirAll(s.path("certs"), 0o700); err != nil {
 		return err
 	}
@@ -565,16 +605,107 @@ func (s *Store) recoverLocked() error {
 			return fmt.Errorf("finish an interrupted key file write: %w", err)
 		}
 	}
-	if err := s.removeJournal(); err != nil {
+	return s.removeJournal()
+}
+
+// findPending returns the newest whole journal left under a temporary
+// name, if any.
+func (s *Store) findPending() ([]entry, string) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, ""
+	}
+	var best []entry
+	var bestPath string
+	var bestTime int64
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "."+JournalFile+tmpInfix) {
+			continue
+		}
+		p := filepath.Join(s.dir, e.Name())
+		fi, err1 := e.Info()
+		b, err2 := os.ReadFile(p)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		es, err := parseJournal(b)
+		if err != nil {
+			continue // torn: it never committed, and is deleted
+		}
+		if t := fi.ModTime().UnixNano(); best == nil || t > bestTime {
+			best, bestPath, bestTime = es, p, t
+		}
+	}
+	return best, bestPath
+}
+
+// wrappedLocked reports whether the DEK file or the TLS key is wrapped.
+func (s *Store) wrappedLocked() bool {
+	for _, name := range []string{DEKFile, NodeKeyFile} {
+		b, err := os.ReadFile(s.path(name))
+		if err == nil && autolock.IsWrapped(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropPending deletes a pending journal: the key opened the files as they
+// are, so the write it holds never happens (the node converges again).
+func (s *Store) dropPending() {
+	if s.pendingPath != "" {
+		_ = os.Remove(s.pendingPath)
+	}
+	s.pending, s.pendingPath = nil, ""
+}
+
+// openPending reports whether kek opens every wrapped key file in the
+// pending journal (at least one).
+func (s *Store) openPending(nodeID string, kek seal.Key) bool {
+	n := 0
+	for _, e := range s.pending {
+		var purpose autolock.Purpose
+		switch e.name {
+		case DEKFile:
+			purpose = autolock.PurposeDEK
+		case NodeKeyFile:
+			purpose = autolock.PurposeNodeKey
+		default:
+			continue
+		}
+		if !autolock.IsWrapped(e.data) {
+			return false
+		}
+		pt, err := autolock.Unwrap(kek, purpose, nodeID, e.data)
+		if err != nil {
+			return false
+		}
+		err = checkPlain(e.name, pt)
+		clear(pt)
+		if err != nil {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+// commitPending renames the pending journal into place and applies it.
+func (s *Store) commitPending() error {
+	if err := os.Rename(s.pendingPath, s.path(JournalFile)); err != nil {
+		return fmt.Errorf("commit the pending key file write: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
 		return err
 	}
-	s.recovered, s.checked = true, false
-	return nil
+	es := s.pending
+	s.pending, s.pendingPath = nil, ""
+	return s.apply(es)
 }
 
 // removeTemps deletes the temporary files of writes a crash interrupted
 // before their rename: they never became part of the node's state.
-func removeTemps(dir string) {
+func removeTemps(dir, keep string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -582,8 +713,8 @@ func removeTemps(dir string) {
 	for _, e := range ents {
 		n := e.Name()
 		for _, owned := range []string{DEKFile, JournalFile, RootFile, CertFile, NodeKeyFile} {
-			if strings.HasPrefix(n, "."+filepath.Base(owned)+tmpInfix) {
-				_ = os.Remove(filepath.Join(dir, n))
+			if p := filepath.Join(dir, n); strings.HasPrefix(n, "."+filepath.Base(owned)+tmpInfix) && p != keep {
+				_ = os.Remove(p)
 			}
 		}
 	}

@@ -210,14 +210,15 @@ func crashAt(dir string, kek seal.Key, name string, f func(*Store) error) (reach
 	return false, f(s)
 }
 
-// A crash at any point of an unlock-key rotation leaves a node one of
-// the two keys opens, whole: the old key before the journal's rename
-// (prepared), the new one from then on. Autolock turned on (no key to
-// the old state) and off (no key to the new) too.
+// A crash at any point of an unlock-key rotation leaves a node that the
+// new key opens, whole, and before the journal's rename (prepared) the
+// old key too: Unlock tries the key on the files and on the journal that
+// did not commit, and commits it if the key opens it. Autolock turned on
+// (no key to the old state) and off (no key to the new) too.
 func TestRekeyCrashAtEveryPoint(t *testing.T) {
 	steps := []struct {
-		point  string
-		newKEK bool // the new KEK opens the node after the crash
+		point     string
+		committed bool
 	}{
 		{failpoint.KeyfilesRekeyPrepared, false},
 		{failpoint.KeyfilesRekeyCommitted, true},
@@ -235,33 +236,59 @@ func TestRekeyCrashAtEveryPoint(t *testing.T) {
 				if !reached {
 					t.Fatalf("the rotation did not reach %s (err %v)", st.point, err)
 				}
-				want, other := change.from, change.to
-				if st.newKEK {
-					want, other = change.to, change.from
-				}
-				if err := n.check(t, want); err != nil {
-					t.Fatalf("after a crash at %s: %v; want the documented key to open every file", st.point, err)
-				}
-				if !other.IsZero() && !want.IsZero() {
-					if err := New(n.dir).Unlock(nodeID, other); !errors.Is(err, autolock.ErrInvalidKey) {
-						t.Errorf("the other key: %v; want ErrInvalidKey", err)
+				// The keys that must open the node; the zero key stands for
+				// files stored unwrapped (no key needed).
+				opens := []seal.Key{change.to}
+				if !st.committed {
+					opens = []seal.Key{change.from}
+					if !change.from.IsZero() && !change.to.IsZero() {
+						opens = append(opens, change.to)
 					}
 				}
-				// It converges: the rotation done again ends under the new key.
-				s := New(n.dir)
-				if !want.IsZero() {
-					if err := s.Unlock(nodeID, want); err != nil {
+				for _, k := range []seal.Key{change.from, change.to} {
+					m := &node{dir: t.TempDir(), kf: n.kf, certs: n.certs}
+					copyDir(t, n.dir, m.dir)
+					want := false
+					for _, o := range opens {
+						want = want || o.Equal(k) || (o.IsZero() && k.IsZero())
+					}
+					locked := false
+					for _, o := range opens {
+						locked = locked || !o.IsZero()
+					}
+					if !want {
+						if !k.IsZero() && locked { // an unlocked node takes no key
+							if err := New(m.dir).Unlock(nodeID, k); !errors.Is(err, autolock.ErrInvalidKey) {
+								t.Errorf("a key that must not open the node: %v; want ErrInvalidKey", err)
+							}
+						}
+						continue
+					}
+					if err := m.check(t, k); err != nil {
+						t.Fatalf("after a crash at %s: %v; want this key to open every file", st.point, err)
+					}
+					// It converges: the rotation done again ends under the new key.
+					s := New(m.dir)
+					if !k.IsZero() {
+						if err := s.Unlock(nodeID, k); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := s.Rekey(nodeID, change.to, nil); err != nil {
 						t.Fatal(err)
 					}
-				}
-				if err := s.Rekey(nodeID, change.to, nil); err != nil {
-					t.Fatal(err)
-				}
-				if err := n.check(t, change.to); err != nil {
-					t.Fatalf("after converging: %v", err)
-				}
-				if !New(n.dir).WrappedUnder(seal.Key{}) && change.to.IsZero() {
-					t.Error("autolock off: files still wrapped")
+					if err := m.check(t, change.to); err != nil {
+						t.Fatalf("after converging: %v", err)
+					}
+					if w, _ := New(m.dir).Wrapped(); w == change.to.IsZero() {
+						t.Errorf("after converging: wrapped = %v; want %v", w, !change.to.IsZero())
+					}
+					ents, _ := os.ReadDir(m.dir)
+					for _, e := range ents {
+						if strings.HasPrefix(e.Name(), ".") || e.Name() == JournalFile {
+							t.Errorf("%s left after converging", e.Name())
+						}
+					}
 				}
 			})
 		}
@@ -397,5 +424,44 @@ func copyDir(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A journal torn before its rename (cut short, or a flipped byte) is no
+// pending write: it is deleted, and only the old key opens the node.
+func TestTornPendingJournalIsDropped(t *testing.T) {
+	from, to := seal.NewKey(), seal.NewKey()
+	n := newNode(t, from)
+	if reached, _ := crashAt(n.dir, from, failpoint.KeyfilesRekeyPrepared, func(s *Store) error { return s.Rekey(nodeID, to, nil) }); !reached {
+		t.Fatal("no pending journal")
+	}
+	ents, _ := os.ReadDir(n.dir)
+	var tmp string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "."+JournalFile+tmpInfix) {
+			tmp = filepath.Join(n.dir, e.Name())
+		}
+	}
+	b, err := os.ReadFile(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, torn := range map[string][]byte{"cut": b[:len(b)/2], "flipped": append(bytes.Clone(b[:40]), append([]byte{b[40] ^ 4}, b[41:]...)...)} {
+		t.Run(name, func(t *testing.T) {
+			m := &node{dir: t.TempDir(), kf: n.kf, certs: n.certs}
+			copyDir(t, n.dir, m.dir)
+			if err := os.WriteFile(filepath.Join(m.dir, filepath.Base(tmp)), torn, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := New(m.dir).Unlock(nodeID, to); !errors.Is(err, autolock.ErrInvalidKey) {
+				t.Errorf("the new key with a torn pending journal: %v; want ErrInvalidKey", err)
+			}
+			if err := m.check(t, from); err != nil {
+				t.Errorf("the old key: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(m.dir, filepath.Base(tmp))); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("torn journal not deleted: %v", err)
+			}
+		})
 	}
 }
