@@ -113,13 +113,6 @@ func (s *Store) SetKEK(kek seal.Key) {
 	s.mu.Unlock()
 }
 
-// HasKEK reports whether the store holds a KEK (autolock on, unlocked).
-func (s *Store) HasKEK() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return !s.kek.IsZero()
-}
-
 // Wrapped reports whether the DEK file or the TLS key is wrapped on disk:
 // a manager with autolock on, which starts locked.
 func (s *Store) Wrapped() (bool, error) {
@@ -128,13 +121,7 @@ func (s *Store) Wrapped() (bool, error) {
 	if err := s.recoverLocked(); err != nil {
 		return false, err
 	}
-	for _, name := range []string{DEKFile, NodeKeyFile} {
-		b, err := os.ReadFile(s.path(name))
-		if err == nil && autolock.IsWrapped(b) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return s.wrappedLocked(), nil
 }
 
 // WrappedUnder reports whether the store's KEK is want (compared in
