@@ -339,6 +339,9 @@ func TestCrashPoints(t *testing.T) {
 		{name: "snapshot install", point: failpoint.SnapshotPublished, pre: func() { r.writeSecrets(80, "") }, install: true},
 		{name: "secret delivery", point: failpoint.SecretSynced, trigger: func() { r.writeSecrets(1, r.id) }},
 		{name: "secret delivery", point: failpoint.SecretRenamed, trigger: func() { r.writeSecrets(1, r.id) }},
+		// Last: by now the victim holds snapshots for the rotation to re-seal.
+		{name: "DEK rotation", point: failpoint.DEKRotateLogResealed, trigger: rotateUnlockKey, newKey: true},
+		{name: "DEK rotation", point: failpoint.SnapshotResealed, trigger: rotateUnlockKey, newKey: true},
 	}
 	covered := map[string]bool{}
 	for _, sc := range scenarios {

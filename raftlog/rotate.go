@@ -107,6 +107,7 @@ func (r Rotator) Resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
+	failpoint.Hit(failpoint.DEKRotateLogResealed)
 	if r.Snapshots != nil {
 		if err := r.Snapshots.reseal(); err != nil {
 			return fmt.Errorf("rotate: %w", err)

@@ -562,6 +562,7 @@ func (s *SnapshotStore) resealOne(id string, cur seal.Key) (err error) {
 	if err := syncDir(s.dir); err != nil {
 		return fmt.Errorf("reseal snapshot %s: %w", id, err)
 	}
+	failpoint.Hit(failpoint.SnapshotResealed)
 	s.log.Info("re-sealed snapshot", "id", id, "key", cur.ID().String())
 	return nil
 }

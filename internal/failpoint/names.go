@@ -18,8 +18,10 @@ const (
 	KeyfilesCertsApplied     = "keyfiles/certs/applied"
 
 	// DEK rotation (raftlog.Rotator): between the key file writes.
-	DEKRotateResealed  = "dek-rotate/resealed"  // every entry and snapshot re-sealed, not compacted
-	DEKRotateCompacted = "dek-rotate/compacted" // bolt compacted, old DEK still in the key file
+	DEKRotateLogResealed = "dek-rotate/log-resealed"      // every entry re-sealed, snapshots not yet
+	SnapshotResealed     = "dek-rotate/snapshot-resealed" // one snapshot re-sealed and renamed into place
+	DEKRotateResealed    = "dek-rotate/resealed"          // every entry and snapshot re-sealed, not compacted
+	DEKRotateCompacted   = "dek-rotate/compacted"         // bolt compacted, old DEK still in the key file
 
 	// Snapshots (raftlog.SnapshotStore), taken or installed.
 	SnapshotSynced    = "snapshot/synced"    // sealed file synced under a temporary name
@@ -35,7 +37,7 @@ var All = []string{
 	KeyfilesRekeyPrepared, KeyfilesRekeyCommitted, KeyfilesRekeyHalfApplied, KeyfilesRekeyApplied,
 	KeyfilesDEKPrepared, KeyfilesDEKApplied,
 	KeyfilesCertsPrepared, KeyfilesCertsCommitted, KeyfilesCertsHalfApplied, KeyfilesCertsApplied,
-	DEKRotateResealed, DEKRotateCompacted,
+	DEKRotateLogResealed, SnapshotResealed, DEKRotateResealed, DEKRotateCompacted,
 	SnapshotSynced, SnapshotPublished,
 	SecretSynced, SecretRenamed,
 }
