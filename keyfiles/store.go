@@ -247,6 +247,22 @@ func (s *Store) LoadDEKs(nodeID string) (raftlog.KeyFile, error) {
 	return s.loadDEKsLocked(nodeID)
 }
 
+// LoadDEKsWith reads the DEK file, opening it under kek (a wrapped file)
+// without keeping kek and without looking at the TLS key: for offline
+// tools that read a stopped node's log. A kek that does not open it is
+// refused with autolock.ErrInvalidKey.
+func (s *Store) LoadDEKsWith(nodeID string, kek seal.Key) (raftlog.KeyFile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.recoverLocked(); err != nil {
+		return raftlog.KeyFile{}, err
+	}
+	held := s.kek
+	s.kek = kek
+	defer func() { s.kek = held }()
+	return s.loadDEKsLocked(nodeID)
+}
+
 func (s *Store) loadDEKsLocked(nodeID string) (raftlog.KeyFile, error) {
 	p := s.path(DEKFile)
 	b, err := os.ReadFile(p)

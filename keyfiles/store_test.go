@@ -465,3 +465,21 @@ func TestTornPendingJournalIsDropped(t *testing.T) {
 		})
 	}
 }
+
+// LoadDEKsWith opens the DEK file under a key it does not keep, and
+// refuses another key.
+func TestLoadDEKsWith(t *testing.T) {
+	kek := seal.NewKey()
+	n := newNode(t, kek)
+	s := New(n.dir)
+	if _, err := s.LoadDEKsWith(nodeID, seal.NewKey()); !errors.Is(err, autolock.ErrInvalidKey) {
+		t.Errorf("another key: %v; want ErrInvalidKey", err)
+	}
+	kf, err := s.LoadDEKsWith(nodeID, kek)
+	if err != nil || !kf.Current.Equal(n.kf.Current) {
+		t.Fatalf("LoadDEKsWith: %v", err)
+	}
+	if _, err := s.LoadDEKs(nodeID); !errors.Is(err, ErrLocked) {
+		t.Errorf("the store kept the key: LoadDEKs = %v; want ErrLocked", err)
+	}
+}

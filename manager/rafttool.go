@@ -12,6 +12,7 @@ import (
 
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 )
@@ -54,6 +55,7 @@ func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog,
 	if err != nil {
 		return nil, err
 	}
+	var kek seal.Key // none: the DEK file is not wrapped
 	if wrapped {
 		text, err := unlockKey()
 		if err != nil {
@@ -66,15 +68,12 @@ func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog,
 		if err != nil {
 			return nil, fmt.Errorf("invalid unlock key: %w", err)
 		}
-		err = n.keyFiles.Unlock(info.NodeID, uk.KEK())
-		if errors.Is(err, autolock.ErrInvalidKey) {
-			return nil, fmt.Errorf("invalid unlock key: it does not open the keys of %s", dataDir)
-		}
-		if err != nil {
-			return nil, err
-		}
+		kek = uk.KEK()
 	}
-	kf, err := n.keyFiles.LoadDEKs(info.NodeID)
+	kf, err := n.keyFiles.LoadDEKsWith(info.NodeID, kek)
+	if errors.Is(err, autolock.ErrInvalidKey) {
+		return nil, fmt.Errorf("invalid unlock key: it does not open the keys of %s", dataDir)
+	}
 	if err != nil {
 		return nil, err
 	}
