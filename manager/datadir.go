@@ -36,7 +36,6 @@ func (n *Node) path(parts ...string) string {
 }
 
 func (n *Node) nodeInfoPath() string { return n.path("node.json") }
-func (n *Node) certsDir() string     { return n.path("certs") }
 func (n *Node) raftDir() string      { return n.path("raft") }
 
 // loadNodeInfo reads node.json; (nil, nil) when the node has no state.
