@@ -282,3 +282,44 @@ func wrappedOnDisk(n *Node) bool {
 	w, err := n.keyFiles.Wrapped()
 	return err == nil && w
 }
+
+// A flipped byte in a wrapped key file is reported as damage to that
+// file, not as a wrong unlock key (the previous release said "invalid
+// unlock key" to the right key), and the node stays locked.
+func TestDamagedKeyFileIsNamedAtUnlock(t *testing.T) {
+	c, key := newLockedCluster(t, 1)
+	m := c.managers[0]
+	m.stop()
+	for _, name := range []string{keyfiles.DEKFile, keyfiles.NodeKeyFile} {
+		t.Run(name, func(t *testing.T) {
+			p := m.node.path(name)
+			orig, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := append([]byte(nil), orig...)
+			b[len(b)-5] ^= 0x40 // in the ciphertext: the envelope still names the key
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := os.WriteFile(p, orig, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			m.start()
+			defer m.stop()
+			_, err = m.client.Unlock(ctxT(t), api.UnlockRequest{Key: key})
+			if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "invalid unlock key") {
+				t.Fatalf("unlock with the right key and a damaged %s: %v; want an error naming the file as damaged", name, err)
+			}
+			if st := m.status(); st.State != api.StateLocked {
+				t.Errorf("state %s; want locked", st.State)
+			}
+		})
+	}
+	m.start()
+	if _, err := m.client.Unlock(ctxT(t), api.UnlockRequest{Key: key}); err != nil {
+		t.Fatalf("unlock once the files are whole again: %v", err)
+	}
+}
