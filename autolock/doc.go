@@ -26,6 +26,8 @@
 //  2. Wrap the DEK key file with PurposeDEK and the TLS private key with
 //     PurposeNodeKey, under this node's own ID, and write the envelope
 //     atomically with mode 0600. Unwrap with the same purpose and node ID.
+//     (In holdfast, keyfiles.Store does all of this and is the only caller
+//     that touches those files.)
 //  3. A node whose files are wrapped (IsWrapped) starts locked. Before each
 //     unlock attempt call Backoff.Wait; on a parse error (ErrMistyped,
 //     ErrMalformedKey, ErrMalformedShare, ErrShareMismatch) or on
@@ -38,8 +40,10 @@
 //     unlocks with the key it last knew, then re-wraps under the current
 //     one. The ID is not authenticated; only Unwrap is.
 //  5. When the KEK changes (autolock on or off, or a new unlock key),
-//     re-wrap both files under the new KEK and rotate the DEK, so a DEK once
-//     stored under an old KEK, or unwrapped, decrypts nothing afterwards.
+//     re-wrap both files under the new KEK in one atomic step (one KEK must
+//     open both after a crash at any point) and then rotate the DEK, so a
+//     DEK once stored under an old KEK, or unwrapped, decrypts nothing
+//     afterwards.
 //  6. For m-of-n unlock, Split the key and show each share to its holder;
 //     gather shares with a ShareSet (Add reports progress) and unlock with
 //     its Key once complete. Reset the set when that key fails to unlock.

@@ -55,6 +55,11 @@ type daemon struct {
 	cmd    *exec.Cmd
 	exited chan error
 	client *api.Client
+	// bin, args and env, when set, replace the binary, add daemon
+	// flags, and add to the environment (the crash-point tests).
+	bin  string
+	args []string
+	env  []string
 }
 
 // freePort returns a loopback address whose port was free a moment ago.
@@ -68,7 +73,7 @@ func freePort(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-func newDaemon(tb testing.TB, name string) *daemon {
+func newDaemon(tb testing.TB, name string, opts ...func(*daemon)) *daemon {
 	tb.Helper()
 	dir := tb.TempDir()
 	sockDir, err := os.MkdirTemp("", "hfi")
@@ -85,6 +90,9 @@ func newDaemon(tb testing.TB, name string) *daemon {
 			tb.Logf("---- log of %s ----\n%s", d.name, b)
 		}
 	})
+	for _, o := range opts {
+		o(d)
+	}
 	d.start()
 	return d
 }
@@ -96,7 +104,14 @@ func (d *daemon) start() {
 	if err != nil {
 		d.tb.Fatal(err)
 	}
-	d.cmd = exec.Command(binary, "daemon", "--data-dir", d.dir, "--socket", d.sock, "--listen-addr", d.listen, "--advertise-addr", d.listen, "--gossip-addr", gossipAddrFor(d.listen), "--log-level", "debug")
+	bin := binary
+	if d.bin != "" {
+		bin = d.bin
+	}
+	d.cmd = exec.Command(bin, append([]string{"daemon", "--data-dir", d.dir, "--socket", d.sock, "--listen-addr", d.listen, "--advertise-addr", d.listen, "--gossip-addr", gossipAddrFor(d.listen), "--log-level", "debug"}, d.args...)...)
+	if d.env != nil {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()

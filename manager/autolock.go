@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -15,58 +14,12 @@ import (
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/raftlog"
 )
 
-// The KEK is held only in memory: derived from the unlock key the operator
-// gave (or the cluster's replicated key), never written anywhere.
-
-// currentKEK returns the KEK this node's files are wrapped under, if any.
-func (n *Node) currentKEK() (seal.Key, bool) {
-	n.kekMu.Lock()
-	defer n.kekMu.Unlock()
-	return n.kek, !n.kek.IsZero()
-}
-
-func (n *Node) setKEK(k seal.Key) {
-	n.kekMu.Lock()
-	n.kek = k
-	n.filesChecked = false
-	n.kekMu.Unlock()
-}
-
-// wrapFile wraps b under the KEK when autolock is on; else returns b.
-func (n *Node) wrapFile(b []byte, purpose autolock.Purpose, nodeID string) []byte {
-	if kek, ok := n.currentKEK(); ok {
-		return autolock.Wrap(kek, purpose, nodeID, b)
-	}
-	return b
-}
-
-// errLockedFiles means the node's files are wrapped and no KEK is known.
-var errLockedFiles = errors.New("wrapped under the autolock KEK, and this node is locked")
-
-// unwrapFile opens a file written by wrapFile.
-func (n *Node) unwrapFile(b []byte, purpose autolock.Purpose, nodeID string) ([]byte, error) {
-	if !autolock.IsWrapped(b) {
-		return b, nil
-	}
-	kek, ok := n.currentKEK()
-	if !ok {
-		return nil, errLockedFiles
-	}
-	return autolock.Unwrap(kek, purpose, nodeID, b)
-}
-
-// isWrappedOnDisk tells whether this node's DEK file or TLS key is wrapped:
-// a manager with autolock on, which starts locked.
-func (n *Node) isWrappedOnDisk() bool {
-	for _, p := range []string{n.keysPath(), n.path("certs", "node.key")} {
-		if b, err := os.ReadFile(p); err == nil && autolock.IsWrapped(b) {
-			return true
-		}
-	}
-	return false
-}
+// The KEK is held only in memory, by the key-file owner (n.keyFiles):
+// derived from the unlock key the operator gave (or the cluster's
+// replicated key), never written anywhere.
 
 // lockState is a locked node: its identity, and the unlock attempts.
 type lockState struct {
@@ -162,31 +115,18 @@ func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (resp *api.Unl
 // n.mu must be held.
 func (n *Node) unlockWith(ctx context.Context, l *lockState, key autolock.Key) error {
 	kek := key.KEK()
-	for _, f := range []struct {
-		path    string
-		purpose autolock.Purpose
-	}{{n.keysPath(), autolock.PurposeDEK}, {n.path("certs", "node.key"), autolock.PurposeNodeKey}} {
-		b, err := os.ReadFile(f.path)
-		if err != nil {
-			continue // a manager that has not created its DEK yet
-		}
-		if !autolock.IsWrapped(b) {
-			continue
-		}
-		if _, err := autolock.Unwrap(kek, f.purpose, l.info.NodeID, b); err != nil {
+	if err := n.keyFiles.Unlock(l.info.NodeID, kek); err != nil {
+		if errors.Is(err, autolock.ErrInvalidKey) {
 			l.shares.Reset()
 			l.backoff.Fail()
 			n.logger.Warn("wrong unlock key")
-			if errors.Is(err, autolock.ErrInvalidKey) {
-				return errInvalidUnlockKey
-			}
-			return api.Errorf(http.StatusInternalServerError, "%s: %v", f.path, err)
+			return errInvalidUnlockKey
 		}
+		return api.Errorf(http.StatusInternalServerError, "%v", err)
 	}
 	l.backoff.Succeed()
-	n.setKEK(kek)
 	if err := n.start(context.Background(), l.info, raftResume); err != nil {
-		n.setKEK(seal.Key{})
+		n.keyFiles.SetKEK(seal.Key{})
 		return fmt.Errorf("unlocked, but the node failed to start: %w", err)
 	}
 	n.setLocked(nil)
@@ -323,24 +263,7 @@ func (n *Node) kekDiffers(unlockKey string) bool {
 		}
 		want = k.KEK()
 	}
-	have, _ := n.currentKEK()
-	if have.IsZero() != want.IsZero() || (!want.IsZero() && !have.Equal(want)) {
-		return true
-	}
-	// Same KEK in memory; the files were checked for it already, or are now.
-	n.kekMu.Lock()
-	checked := n.filesChecked && n.filesCheckedFor == have
-	n.kekMu.Unlock()
-	if checked {
-		return false
-	}
-	if !n.filesWrappedUnder(want) {
-		return true
-	}
-	n.kekMu.Lock()
-	n.filesChecked, n.filesCheckedFor = true, have
-	n.kekMu.Unlock()
-	return false
+	return !n.keyFiles.WrappedUnder(want)
 }
 
 // currentUnlockKey reads the cluster's unlock key linearizably.
@@ -361,52 +284,29 @@ func (n *Node) convergeKEK(ctx context.Context, inc *incarnation, rn *raftNode, 
 		}
 		want = k.KEK()
 	}
-	have, _ := n.currentKEK()
-	if have.IsZero() == want.IsZero() && (want.IsZero() || have.Equal(want)) && n.filesWrappedUnder(want) {
+	if n.keyFiles.WrappedUnder(want) {
 		return nil
 	}
 	n.logger.Info("re-wrapping this node's keys under the cluster's unlock key", "autolock", !want.IsZero())
-	// Both files change KEK together, with no DEK rotation in between,
-	// so that one key always opens both: the DEK file first (same DEKs,
-	// new wrapping), then the TLS key, then a fresh DEK.
+	// The DEK file and the TLS key change KEK in one atomic step (the
+	// key-file owner's journal), with no DEK rotation in between, so that
+	// one key always opens both; then a fresh DEK retires the old one.
 	if rn.store != nil {
 		rn.rotateMu.Lock()
 		defer rn.rotateMu.Unlock()
 	}
 	inc.certMu.Lock()
 	defer inc.certMu.Unlock()
-	certs, err := n.loadCerts(inc.info.NodeID)
-	if err != nil {
-		return err
-	}
-	n.setKEK(want)
+	var dek *raftlog.KeyFile
 	if rn.store != nil {
-		if err := n.saveKeyFile(inc.info.NodeID, rn.store.KeyFile()); err != nil {
-			return err
-		}
+		kf := rn.store.KeyFile()
+		dek = &kf
 	}
-	if err := n.saveCerts(inc.info.NodeID, certs); err != nil {
+	if err := n.keyFiles.Rekey(inc.info.NodeID, want, dek); err != nil {
 		return err
 	}
 	if rn.store == nil {
 		return nil
 	}
 	return n.rotator(inc.info.NodeID, rn.store, rn.snaps).Rotate(ctx, seal.NewKey())
-}
-
-// filesWrappedUnder reports whether the DEK file and TLS key are stored as
-// want says: wrapped under it, or unwrapped when want is zero. A file not
-// there yet counts as right.
-func (n *Node) filesWrappedUnder(want seal.Key) bool {
-	for _, p := range []string{n.keysPath(), n.path("certs", "node.key")} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		id, wrapped := autolock.KEKID(b)
-		if want.IsZero() == wrapped || (wrapped && id != want.ID()) {
-			return false
-		}
-	}
-	return true
 }

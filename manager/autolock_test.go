@@ -13,6 +13,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 
 	"github.com/hashicorp/raft"
@@ -38,7 +39,7 @@ func newLockedCluster(t *testing.T, n int) (*testCluster, string) {
 	}
 	// Joined managers wrap their keys once they learn the cluster's key.
 	for _, m := range c.managers {
-		eventually(t, 15*time.Second, m.name+" keys wrapped", func() bool { return m.node.isWrappedOnDisk() && m.node.filesWrappedUnder(mustKEK(t, init.UnlockKey)) })
+		eventually(t, 15*time.Second, m.name+" keys wrapped", func() bool { return wrappedOnDisk(m.node) && m.node.keyFiles.WrappedUnder(mustKEK(t, init.UnlockKey)) })
 	}
 	return c, init.UnlockKey
 }
@@ -122,7 +123,7 @@ func TestUnlockKeyRotationWhileDown(t *testing.T) {
 	}
 	newKEK := mustKey(t, rot.UnlockKey).KEK()
 	eventually(t, 15*time.Second, "re-wrapped under the new key", func() bool {
-		b, err := os.ReadFile(down.node.keysPath())
+		b, err := os.ReadFile(down.node.path(keyfiles.DEKFile))
 		if err != nil {
 			return false
 		}
@@ -150,11 +151,11 @@ func TestAutolockOffThenOnRetiresUnwrappedDEK(t *testing.T) {
 	}
 	var plain raftlog.KeyFile
 	eventually(t, 15*time.Second, "the DEK stored unwrapped", func() bool {
-		b, err := os.ReadFile(m.node.keysPath())
+		b, err := os.ReadFile(m.node.path(keyfiles.DEKFile))
 		if err != nil || autolock.IsWrapped(b) {
 			return false
 		}
-		plain, err = raftlog.ParseKeyFile(b)
+		plain, err = m.node.keyFiles.LoadDEKs(m.status().NodeID)
 		return err == nil
 	})
 	if _, err := m.client.RotateJoinToken(ctxT(t), "worker"); err != nil {
@@ -168,8 +169,8 @@ func TestAutolockOffThenOnRetiresUnwrappedDEK(t *testing.T) {
 	// Done when the key file, wrapped under the new KEK, holds only a DEK
 	// other than the one that was stored unwrapped (the rotation is over).
 	eventually(t, 15*time.Second, "wrapped again under the new key, with a new DEK", func() bool {
-		b, err := os.ReadFile(m.node.keysPath())
-		if err != nil || !m.node.filesWrappedUnder(kek) {
+		b, err := os.ReadFile(m.node.path(keyfiles.DEKFile))
+		if err != nil || !m.node.keyFiles.WrappedUnder(kek) {
 			return false
 		}
 		pt, err := autolock.Unwrap(kek, autolock.PurposeDEK, m.status().NodeID, b)
@@ -213,7 +214,7 @@ func TestUnlockKeyNeverOnDisk(t *testing.T) {
 	}
 	for _, m := range c.managers {
 		eventually(t, 15*time.Second, "re-wrapped", func() bool {
-			b, _ := os.ReadFile(m.node.keysPath())
+			b, _ := os.ReadFile(m.node.path(keyfiles.DEKFile))
 			id, ok := autolock.KEKID(b)
 			return ok && id == mustKey(t, rot.UnlockKey).KEK().ID()
 		})
@@ -275,3 +276,50 @@ func scanDir(t *testing.T, dir string, fn func(path string, b []byte)) {
 func mustKEK(t *testing.T, s string) seal.Key { return mustKey(t, s).KEK() }
 
 var _ = context.Background
+
+// wrappedOnDisk tells whether n's key files are wrapped (n starts locked).
+func wrappedOnDisk(n *Node) bool {
+	w, err := n.keyFiles.Wrapped()
+	return err == nil && w
+}
+
+// A flipped byte in a wrapped key file is reported as damage to that
+// file, not as a wrong unlock key (the previous release said "invalid
+// unlock key" to the right key), and the node stays locked.
+func TestDamagedKeyFileIsNamedAtUnlock(t *testing.T) {
+	c, key := newLockedCluster(t, 1)
+	m := c.managers[0]
+	m.stop()
+	for _, name := range []string{keyfiles.DEKFile, keyfiles.NodeKeyFile} {
+		t.Run(name, func(t *testing.T) {
+			p := m.node.path(name)
+			orig, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := append([]byte(nil), orig...)
+			b[len(b)-5] ^= 0x40 // in the ciphertext: the envelope still names the key
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := os.WriteFile(p, orig, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			m.start()
+			defer m.stop()
+			_, err = m.client.Unlock(ctxT(t), api.UnlockRequest{Key: key})
+			if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "invalid unlock key") {
+				t.Fatalf("unlock with the right key and a damaged %s: %v; want an error naming the file as damaged", name, err)
+			}
+			if st := m.status(); st.State != api.StateLocked {
+				t.Errorf("state %s; want locked", st.State)
+			}
+		})
+	}
+	m.start()
+	if _, err := m.client.Unlock(ctxT(t), api.UnlockRequest{Key: key}); err != nil {
+		t.Fatalf("unlock once the files are whole again: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -489,7 +490,7 @@ func (n *Node) syncCA(ctx context.Context, inc *incarnation, v *api.CAView) erro
 func (n *Node) refreshTrust(inc *incarnation, v *api.CAView) error {
 	inc.certMu.Lock()
 	defer inc.certMu.Unlock()
-	files, err := n.loadCerts(inc.info.NodeID)
+	files, err := n.keyFiles.LoadCerts(inc.info.NodeID)
 	if err != nil {
 		return err
 	}
@@ -502,7 +503,7 @@ func (n *Node) refreshTrust(inc *incarnation, v *api.CAView) error {
 	if err != nil {
 		return fmt.Errorf("new roots: %w", err)
 	}
-	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: v.TrustPEM, CertPEM: certPEM, KeyPEM: files.KeyPEM}); err != nil {
+	if err := n.keyFiles.SaveCerts(inc.info.NodeID, &keyfiles.Certs{RootPEM: v.TrustPEM, CertPEM: certPEM, KeyPEM: files.KeyPEM}); err != nil {
 		return err
 	}
 	inc.setCreds(creds)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/holdfast/holdfast/api"
-	"github.com/holdfast/holdfast/autolock"
 )
 
 // nodeInfo is node.json: who this node is and where it listens. Nothing in
@@ -37,7 +36,6 @@ func (n *Node) path(parts ...string) string {
 }
 
 func (n *Node) nodeInfoPath() string { return n.path("node.json") }
-func (n *Node) certsDir() string     { return n.path("certs") }
 func (n *Node) raftDir() string      { return n.path("raft") }
 
 // loadNodeInfo reads node.json; (nil, nil) when the node has no state.
@@ -69,49 +67,6 @@ func (n *Node) saveNodeInfo(info *nodeInfo) error {
 		return err
 	}
 	return writeFileAtomic(n.nodeInfoPath(), append(b, '\n'), 0o644)
-}
-
-// certFiles are the node's TLS material on disk.
-type certFiles struct {
-	RootPEM, CertPEM, KeyPEM []byte
-}
-
-func (n *Node) loadCerts(nodeID string) (*certFiles, error) {
-	var c certFiles
-	for _, f := range []struct {
-		name string
-		dst  *[]byte
-	}{{"root.pem", &c.RootPEM}, {"node.pem", &c.CertPEM}, {"node.key", &c.KeyPEM}} {
-		b, err := os.ReadFile(filepath.Join(n.certsDir(), f.name))
-		if err != nil {
-			return nil, fmt.Errorf("read certificate material: %w", err)
-		}
-		*f.dst = b
-	}
-	key, err := n.unwrapFile(c.KeyPEM, autolock.PurposeNodeKey, nodeID)
-	if err != nil {
-		return nil, fmt.Errorf("node TLS key %s: %w", filepath.Join(n.certsDir(), "node.key"), err)
-	}
-	c.KeyPEM = key
-	return &c, nil
-}
-
-// saveCerts writes the node's certificate material; the private key is
-// wrapped under the KEK when autolock is on.
-func (n *Node) saveCerts(nodeID string, c *certFiles) error {
-	if err := os.MkdirAll(n.certsDir(), 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", n.certsDir(), err)
-	}
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode fs.FileMode
-	}{{"root.pem", c.RootPEM, 0o644}, {"node.key", n.wrapFile(c.KeyPEM, autolock.PurposeNodeKey, nodeID), 0o600}, {"node.pem", c.CertPEM, 0o644}} {
-		if err := writeFileAtomic(filepath.Join(n.certsDir(), f.name), f.data, f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same

@@ -12,6 +12,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -147,7 +148,7 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 // manager in raftRecover mode (force-new-cluster) starts on it and renews
 // from its own CA once it leads; otherwise the error wraps errCertExpired.
 func (n *Node) loadStartCredentials(ctx context.Context, info *nodeInfo, mode raftMode) (*transport.Credentials, error) {
-	certs, err := n.loadCerts(info.NodeID)
+	certs, err := n.keyFiles.LoadCerts(info.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +163,7 @@ func (n *Node) loadStartCredentials(ctx context.Context, info *nodeInfo, mode ra
 	n.logger.Warn("this node's certificate expired while it was down; asking another manager to renew it", "expired", chain[0].NotAfter.UTC().Format(time.RFC3339))
 	rerr := n.recoverExpired(ctx, info, certs)
 	if rerr == nil {
-		certs, err = n.loadCerts(info.NodeID)
+		certs, err = n.keyFiles.LoadCerts(info.NodeID)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +182,7 @@ func (n *Node) loadStartCredentials(ctx context.Context, info *nodeInfo, mode ra
 
 // recoverExpired asks the managers this node knows to renew its expired
 // certificate, and saves the new one.
-func (n *Node) recoverExpired(ctx context.Context, info *nodeInfo, certs *certFiles) error {
+func (n *Node) recoverExpired(ctx context.Context, info *nodeInfo, certs *keyfiles.Certs) error {
 	key, err := ca.ParseKey(certs.KeyPEM)
 	if err != nil {
 		return err
@@ -216,7 +217,7 @@ func (n *Node) recoverExpired(ctx context.Context, info *nodeInfo, certs *certFi
 				return fmt.Errorf("renewed certificate from %s: %w", m.Addr, err)
 			}
 			n.logger.Info("expired certificate renewed", "through", m.Addr)
-			return n.saveCerts(info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: certs.KeyPEM})
+			return n.keyFiles.SaveCerts(info.NodeID, &keyfiles.Certs{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: certs.KeyPEM})
 		}
 	}
 	return err

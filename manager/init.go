@@ -15,7 +15,7 @@ import (
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
-	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -103,9 +103,9 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if req.Autolock {
 		unlockKey = autolock.NewKey()
 		settings.Autolock = true
-		n.setKEK(unlockKey.KEK())
+		n.keyFiles.SetKEK(unlockKey.KEK())
 	}
-	if err := n.saveCerts(nodeID, &certFiles{RootPEM: root.CertPEM(), CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
+	if err := n.keyFiles.SaveCerts(nodeID, &keyfiles.Certs{RootPEM: root.CertPEM(), CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
 		return nil, err
 	}
 	info := &nodeInfo{NodeID: nodeID, ClusterID: clusterID, Role: roleManager}
@@ -196,11 +196,13 @@ func certExpiry(certPEM []byte) (time.Time, error) {
 // wipeState removes the node's cluster state (not the control socket) and
 // the secrets delivered to it.
 func (n *Node) wipeState() error {
-	n.setKEK(seal.Key{})
 	if _, _, err := n.secretsDir().Sync(nil); err != nil {
 		n.logger.Warn("cannot remove delivered secrets", "dir", n.cfg.SecretsDir, "err", err)
 	}
-	for _, p := range []string{n.nodeInfoPath(), n.certsDir(), n.raftDir(), n.keysPath()} {
+	if err := n.keyFiles.Wipe(); err != nil {
+		return err
+	}
+	for _, p := range []string{n.nodeInfoPath(), n.raftDir()} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("remove %s: %w", p, err)
 		}
@@ -210,12 +212,10 @@ func (n *Node) wipeState() error {
 
 // removeRaftState deletes the raft log and the key that sealed it.
 func (n *Node) removeRaftState() error {
-	for _, p := range []string{n.raftDir(), n.keysPath()} {
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("remove %s: %w", p, err)
-		}
+	if err := os.RemoveAll(n.raftDir()); err != nil {
+		return fmt.Errorf("remove %s: %w", n.raftDir(), err)
 	}
-	return nil
+	return n.keyFiles.RemoveDEKs()
 }
 
 // Join joins the cluster at req.Addr with req.Token.
@@ -276,7 +276,7 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	if err := n.wipeState(); err != nil {
 		return nil, err
 	}
-	if err := n.saveCerts(grant.NodeID, &certFiles{RootPEM: grant.RootPEM, CertPEM: grant.CertPEM, KeyPEM: keyPEM}); err != nil {
+	if err := n.keyFiles.SaveCerts(grant.NodeID, &keyfiles.Certs{RootPEM: grant.RootPEM, CertPEM: grant.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return nil, err
 	}
 	info := &nodeInfo{NodeID: grant.NodeID, ClusterID: grant.ClusterID, Role: grant.Role, ListenAddr: listen, AdvertiseAddr: advertise, Managers: grant.Managers}

@@ -168,7 +168,7 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 	}
 	for _, m := range c.managers {
 		eventually(t, 15*time.Second, m.name+" re-wrapped under the new key", func() bool {
-			return m.node.filesWrappedUnder(mustKEK(t, rot.UnlockKey))
+			return m.node.keyFiles.WrappedUnder(mustKEK(t, rot.UnlockKey))
 		})
 	}
 	m0.stop()

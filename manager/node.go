@@ -18,7 +18,7 @@ import (
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
-	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -49,14 +49,8 @@ type Node struct {
 
 	// lock is set while the node is locked (autolock), under incMu.
 	lock *lockState
-	// kek is the autolock KEK, in memory only; zero with autolock off.
-	kekMu sync.Mutex
-	kek   seal.Key
-	// filesChecked records that the key files were found wrapped under
-	// filesCheckedFor (the KEK in memory), so the check is not repeated
-	// on every applied entry.
-	filesChecked    bool
-	filesCheckedFor seal.Key
+	// keyFiles owns the DEK file and the TLS key, and the KEK in memory.
+	keyFiles *keyfiles.Store
 	// expired is set, under mu, on a manager that could not start because
 	// its certificate expired and no manager renewed it (expired.go).
 	expired *nodeInfo
@@ -110,7 +104,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Node{cfg: cfg, logger: cfg.Logger, roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}, nil
+	return &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}, nil
 }
 
 // errStopping answers lifecycle requests that arrive during shutdown.
@@ -149,8 +143,12 @@ func (n *Node) Run(ctx context.Context) error {
 	// Resume before serving the control API, so nobody sees a node with
 	// state as uninitialized; requests wait in the socket's backlog.
 	info, err := n.loadNodeInfo()
+	var wrapped bool
 	if err == nil && info != nil {
-		if n.isWrappedOnDisk() {
+		wrapped, err = n.keyFiles.Wrapped()
+	}
+	if err == nil && info != nil {
+		if wrapped {
 			n.setLocked(&lockState{info: info, backoff: autolock.NewBackoff(time.Now, time.After)})
 			n.logger.Warn("this node is locked: its keys are wrapped under the autolock key; run 'holdfast unlock'", "node_id", info.NodeID)
 		} else {

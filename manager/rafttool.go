@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 )
 
@@ -34,7 +35,7 @@ type OfflineLog struct {
 // "invalid unlock key". A running daemon's dir is refused: its control socket
 // answers, or it holds the bolt file's lock.
 func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog, error) {
-	n := &Node{cfg: Config{DataDir: dataDir}}
+	n := &Node{cfg: Config{DataDir: dataDir}, keyFiles: keyfiles.New(dataDir)}
 	if c, err := net.DialTimeout("unix", n.cfg.socketPath(), time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: %s (its control socket answers); stop it first", ErrNodeRunning, dataDir)
@@ -50,11 +51,12 @@ func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog,
 	if !fileExists(dbPath) {
 		return nil, fmt.Errorf("%s has no raft log (%s): only managers keep one", dataDir, dbPath)
 	}
-	b, err := os.ReadFile(n.keysPath())
+	wrapped, err := n.keyFiles.Wrapped()
 	if err != nil {
-		return nil, fmt.Errorf("read the DEK file: %w", err)
+		return nil, err
 	}
-	if autolock.IsWrapped(b) {
+	var kek seal.Key // none: the DEK file is not wrapped
+	if wrapped {
 		text, err := unlockKey()
 		if err != nil {
 			return nil, err
@@ -66,18 +68,14 @@ func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog,
 		if err != nil {
 			return nil, fmt.Errorf("invalid unlock key: %w", err)
 		}
-		b, err = autolock.Unwrap(uk.KEK(), autolock.PurposeDEK, info.NodeID, b)
-		if errors.Is(err, autolock.ErrInvalidKey) {
-			return nil, fmt.Errorf("invalid unlock key: it does not open the keys of %s", dataDir)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n.keysPath(), err)
-		}
+		kek = uk.KEK()
 	}
-	kf, err := raftlog.ParseKeyFile(b)
-	clear(b)
+	kf, err := n.keyFiles.LoadDEKsWith(info.NodeID, kek)
+	if errors.Is(err, autolock.ErrInvalidKey) {
+		return nil, fmt.Errorf("invalid unlock key: it does not open the keys of %s", dataDir)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.keysPath(), err)
+		return nil, err
 	}
 	opts := raftlog.Options{ClusterID: info.ClusterID, Keys: kf.Keyring()}
 	store, err := raftlog.OpenReadOnly(n.raftDir(), opts)

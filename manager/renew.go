@@ -9,6 +9,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -124,7 +125,7 @@ func (n *Node) renewCert(ctx context.Context, inc *incarnation) error {
 	}
 	inc.certMu.Lock()
 	defer inc.certMu.Unlock()
-	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
+	if err := n.keyFiles.SaveCerts(inc.info.NodeID, &keyfiles.Certs{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
 	inc.setCreds(creds)

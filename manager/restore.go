@@ -19,6 +19,7 @@ import (
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 )
 
@@ -144,13 +145,13 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
 	}
-	n := &Node{cfg: Config{DataDir: cfg.DataDir}, logger: slog.New(slog.DiscardHandler)}
+	n := &Node{cfg: Config{DataDir: cfg.DataDir}, logger: slog.New(slog.DiscardHandler), keyFiles: keyfiles.New(cfg.DataDir)}
 	if st.Cluster.Settings.Autolock {
 		uk, err := autolock.ParseKey(st.Cluster.UnlockKey)
 		if err != nil {
 			return nil, fmt.Errorf("the backup's unlock key: %w", err)
 		}
-		n.setKEK(uk.KEK())
+		n.keyFiles.SetKEK(uk.KEK())
 	}
 	info := &nodeInfo{NodeID: nodeID, ClusterID: st.Cluster.ID, Role: roleManager}
 	if err := n.writeRestored(info, root.CertPEM(), certPEM, keyPEM, snap, index, h.Meta.Term); err != nil {
@@ -257,11 +258,11 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 // configuration of this node alone, the restore marker, and node.json
 // last (a dir without it is not a node).
 func (n *Node) writeRestored(info *nodeInfo, rootPEM, certPEM, keyPEM, snap []byte, index, term uint64) error {
-	if err := n.saveCerts(info.NodeID, &certFiles{RootPEM: rootPEM, CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
+	if err := n.keyFiles.SaveCerts(info.NodeID, &keyfiles.Certs{RootPEM: rootPEM, CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
 	kf := raftlog.KeyFile{Current: seal.NewKey()}
-	if err := n.saveKeyFile(info.NodeID, kf); err != nil {
+	if err := n.keyFiles.SaveDEKs(info.NodeID, kf); err != nil {
 		return err
 	}
 	opts := raftlog.Options{ClusterID: info.ClusterID, Keys: kf.Keyring()}

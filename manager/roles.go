@@ -11,6 +11,7 @@ import (
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -344,9 +345,9 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	defer n.startLoops(context.WithoutCancel(ctx), inc)
 	if want == roleWorker {
 		// Workers are never locked: their files are not wrapped.
-		n.setKEK(seal.Key{})
+		n.keyFiles.SetKEK(seal.Key{})
 	}
-	if err := n.saveCerts(inc.info.NodeID, &certFiles{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
+	if err := n.keyFiles.SaveCerts(inc.info.NodeID, &keyfiles.Certs{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
 	inc.setCreds(creds)

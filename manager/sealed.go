@@ -11,47 +11,27 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/internal/seal"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 )
-
-// keysPath is <data-dir>/keys: the DEK(s) that seal the raft log.
-func (n *Node) keysPath() string { return n.path("keys") }
 
 // loadOrCreateKeys returns the node's DEKs. A node without a raft log gets
 // a new DEK; a raft log without its key file is an error (the log cannot be
 // read without it).
 func (n *Node) loadOrCreateKeys(nodeID string) (raftlog.KeyFile, error) {
-	b, err := os.ReadFile(n.keysPath())
-	if err == nil {
-		pt, err := n.unwrapFile(b, autolock.PurposeDEK, nodeID)
-		if err != nil {
-			return raftlog.KeyFile{}, fmt.Errorf("key file %s: %w", n.keysPath(), err)
-		}
-		kf, err := raftlog.ParseKeyFile(pt)
-		if err != nil {
-			return raftlog.KeyFile{}, fmt.Errorf("key file %s: %w", n.keysPath(), err)
-		}
-		return kf, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return raftlog.KeyFile{}, fmt.Errorf("read %s: %w", n.keysPath(), err)
+	kf, err := n.keyFiles.LoadDEKs(nodeID)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return kf, err
 	}
 	if _, err := os.Stat(filepath.Join(n.raftDir(), raftlog.DBFile)); err == nil {
-		return raftlog.KeyFile{}, fmt.Errorf("%s is missing but %s exists: the raft log cannot be opened without its key; restore this node from its peers (stop it, wipe %s, and join again) or from a backup", n.keysPath(), filepath.Join(n.raftDir(), raftlog.DBFile), n.cfg.DataDir)
+		return raftlog.KeyFile{}, fmt.Errorf("%s is missing but %s exists: the raft log cannot be opened without its key; restore this node from its peers (stop it, wipe %s, and join again) or from a backup", n.path(keyfiles.DEKFile), filepath.Join(n.raftDir(), raftlog.DBFile), n.cfg.DataDir)
 	}
-	kf := raftlog.KeyFile{Current: seal.NewKey()}
-	if err := n.saveKeyFile(nodeID, kf); err != nil {
+	kf = raftlog.KeyFile{Current: seal.NewKey()}
+	if err := n.keyFiles.SaveDEKs(nodeID, kf); err != nil {
 		return raftlog.KeyFile{}, err
 	}
 	return kf, nil
-}
-
-// saveKeyFile writes the DEK file, wrapped under the KEK when autolock is
-// on, atomically with mode 0600.
-func (n *Node) saveKeyFile(nodeID string, kf raftlog.KeyFile) error {
-	return writeFileAtomic(n.keysPath(), n.wrapFile(raftlog.MarshalKeyFile(kf), autolock.PurposeDEK, nodeID), 0o600)
 }
 
 // openSealedLog opens the sealed log and snapshot store, finishes a DEK
@@ -143,10 +123,10 @@ func (n *Node) RotateDEK(ctx context.Context) error {
 	return n.rotateDEK(ctx, inc.info.NodeID, inc.rn())
 }
 
-// rotator rotates this node's DEK, writing the key file through saveKeyFile
-// so it stays wrapped under the current KEK.
+// rotator rotates this node's DEK, writing the key file through the
+// key-file owner so it stays wrapped under the current KEK.
 func (n *Node) rotator(nodeID string, store *raftlog.Store, snaps *raftlog.SnapshotStore) raftlog.Rotator {
-	return raftlog.Rotator{Store: store, Snapshots: snaps, Save: func(kf raftlog.KeyFile) error { return n.saveKeyFile(nodeID, kf) }}
+	return raftlog.Rotator{Store: store, Snapshots: snaps, Save: func(kf raftlog.KeyFile) error { return n.keyFiles.SaveDEKs(nodeID, kf) }}
 }
 
 func (n *Node) rotateDEK(ctx context.Context, nodeID string, rn *raftNode) error {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 )
 
@@ -497,7 +498,8 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 		}
 		return tok
 	}
-	oldKF, err := raftlog.LoadKeyFile(n.node.keysPath())
+	nodeID := n.status().NodeID
+	oldKF, err := n.node.keyFiles.LoadDEKs(nodeID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,11 +535,11 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 	write(n, 5)
 	n.stop()
 
-	kf, err := raftlog.LoadKeyFile(n.node.keysPath())
+	kf, err := n.node.keyFiles.LoadDEKs(nodeID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(n.node.keysPath()); err != nil {
+	if fi, err := os.Stat(n.node.path(keyfiles.DEKFile)); err != nil {
 		t.Error(err)
 	} else if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode: got %v; want 0600", fi.Mode().Perm())

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/raft"
+	"github.com/holdfast/holdfast/internal/failpoint"
 	"github.com/holdfast/holdfast/internal/seal"
 	"go.etcd.io/bbolt"
 )
@@ -106,6 +107,7 @@ func (r Rotator) Resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
+	failpoint.Hit(failpoint.DEKRotateLogResealed)
 	if r.Snapshots != nil {
 		if err := r.Snapshots.reseal(); err != nil {
 			return fmt.Errorf("rotate: %w", err)
@@ -114,9 +116,11 @@ func (r Rotator) Resume(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
+	failpoint.Hit(failpoint.DEKRotateResealed)
 	if err := s.Compact(); err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
+	failpoint.Hit(failpoint.DEKRotateCompacted)
 	kf := KeyFile{Current: s.keys.Current()}
 	if err := r.save(kf); err != nil {
 		return fmt.Errorf("rotate: %w", err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/holdfast/holdfast/internal/failpoint"
 	"github.com/holdfast/holdfast/internal/seal"
 )
 
@@ -276,12 +277,14 @@ func (k *sink) Cancel() error {
 func (s *SnapshotStore) publish(tmp, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	failpoint.Hit(failpoint.SnapshotSynced)
 	if err := os.Rename(tmp, s.file(id)); err != nil {
 		return err
 	}
 	if err := syncDir(s.dir); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.SnapshotPublished)
 	return s.reapLocked()
 }
 
@@ -559,6 +562,7 @@ func (s *SnapshotStore) resealOne(id string, cur seal.Key) (err error) {
 	if err := syncDir(s.dir); err != nil {
 		return fmt.Errorf("reseal snapshot %s: %w", id, err)
 	}
+	failpoint.Hit(failpoint.SnapshotResealed)
 	s.log.Info("re-sealed snapshot", "id", id, "key", cur.ID().String())
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/holdfast/holdfast/internal/failpoint"
 )
 
 // FileMode is the mode of delivered secret files.
@@ -173,9 +175,11 @@ func (d Dir) write(name string, data []byte) (bool, error) {
 	if err := f.Close(); err != nil {
 		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
 	}
+	failpoint.Hit(failpoint.SecretSynced)
 	if err := os.Rename(tmp, p); err != nil {
 		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
 	}
+	failpoint.Hit(failpoint.SecretRenamed)
 	ok = true
 	return true, nil
 }

@@ -61,6 +61,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.MetricsAddr = *metrics
 		cfg.CertRecoveryWindow = *recoverWindow
 		cfg.Logger = logger
+		testTune(&cfg)
 		node, err := manager.New(cfg)
 		if err != nil {
 			return usagef("%v", err)
