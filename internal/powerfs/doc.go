@@ -56,6 +56,12 @@
 //  4. [FS.Close] unmounts and keeps the live state (a clean shutdown).
 //  5. [FS.SetSyncDelay] makes every fsync and fdatasync wait that long
 //     first, as a slow disk would.
+//  6. Never touch a memory mapping of a file of the mount from the
+//     process that serves it: a page fault cannot be preempted, so the Go
+//     garbage collector's stop-the-world waits for a fault that only the
+//     stopped server can answer. Map files (bbolt does) in another
+//     process, or open the file in the backing tree (a change made there
+//     is taken as durable).
 //
 // [Check] says whether FUSE can be mounted here; tests skip with its
 // answer when it cannot.

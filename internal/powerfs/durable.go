@@ -223,6 +223,75 @@ func (s *state) gc() error {
 	return nil
 }
 
+// Loss is what a cut threw away.
+type Loss struct {
+	// Files is how many durable files lost writes (content or size).
+	Files int
+	// Bytes is how many bytes of those files went back to their durable
+	// content (saved blocks restored, plus the change in size).
+	Bytes int64
+	// Entries is how many directory entries differed from the durable
+	// ones (each one added, removed or pointing elsewhere; a whole new
+	// directory counts once).
+	Entries int
+}
+
+func (l Loss) String() string {
+	return fmt.Sprintf("%d files rolled back (%d bytes), %d directory entries undone", l.Files, l.Bytes, l.Entries)
+}
+
+// loss counts what a cut will throw away. It reads the live tree.
+func (s *state) loss() Loss {
+	var l Loss
+	for ino, r := range s.files {
+		if !s.kept[ino] {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Lstat(s.keepPath(ino), &st) != nil {
+			continue
+		}
+		if len(r.saved) == 0 && st.Size == r.size {
+			continue
+		}
+		l.Files++
+		l.Bytes += max(st.Size-r.size, r.size-st.Size)
+		for _, b := range r.saved {
+			l.Bytes += int64(len(b))
+		}
+	}
+	var walk func(dir string, id uint64)
+	walk = func(dir string, id uint64) {
+		rec := s.dirs[id].entries
+		ents, _ := os.ReadDir(dir)
+		live := map[string]bool{}
+		for _, de := range ents {
+			live[de.Name()] = true
+			p := filepath.Join(dir, de.Name())
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) != nil {
+				continue
+			}
+			e, ok := rec[de.Name()]
+			switch {
+			case !ok:
+				l.Entries++
+			case e.dir != 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR && s.dirOf[st.Ino] == e.dir:
+				walk(p, e.dir)
+			case e.dir != 0 || e.ino != st.Ino:
+				l.Entries++
+			}
+		}
+		for name := range rec {
+			if !live[name] {
+				l.Entries++
+			}
+		}
+	}
+	walk(s.tree, s.rootID)
+	return l
+}
+
 // build writes the durable tree into dst, which must not exist: fresh
 // directories, and hard links to the kept files, whose content it then
 // restores.
@@ -236,6 +305,9 @@ func (s *state) build(dst string, rootMode uint32) error {
 			p := filepath.Join(dir, name)
 			if e.dir != 0 {
 				if err := unix.Mkdir(p, e.mode&0o7777); err != nil {
+					return err
+				}
+				if err := unix.Chmod(p, e.mode&0o7777); err != nil {
 					return err
 				}
 				if err := fill(p, e.dir); err != nil {

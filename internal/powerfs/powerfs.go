@@ -103,19 +103,29 @@ func (f *FS) unmount() error {
 
 // Cut is a power cut: it unmounts (which fails if files are still open),
 // brings the backing tree back to its durable state, and mounts it again
-// at the same mount point.
-func (f *FS) Cut() error {
+// at the same mount point. It returns what was lost.
+func (f *FS) Cut() (Loss, error) {
 	f.mu.Lock()
 	if !f.mounted {
 		f.mu.Unlock()
-		return ErrClosed
+		return Loss{}, ErrClosed
 	}
 	f.mu.Unlock()
 	if err := f.unmount(); err != nil {
-		return err
+		return Loss{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	loss := f.st.loss()
+	if err := f.restore(); err != nil {
+		return loss, err
+	}
+	f.cuts++
+	return loss, f.mount()
+}
+
+// restore replaces the live tree with the durable one. f.mu is held.
+func (f *FS) restore() error {
 	var st unix.Stat_t
 	if err := unix.Stat(f.st.tree, &st); err != nil {
 		return err
@@ -140,8 +150,7 @@ func (f *FS) Cut() error {
 	if err := f.st.reset(); err != nil {
 		return fmt.Errorf("powerfs: %w", err)
 	}
-	f.cuts++
-	return f.mount()
+	return nil
 }
 
 // Cuts is how many times Cut has run.

@@ -45,11 +45,13 @@ func mount(t *testing.T) (*FS, string) {
 	return f, mnt
 }
 
-func cut(t *testing.T, f *FS) {
+func cut(t *testing.T, f *FS) Loss {
 	t.Helper()
-	if err := f.Cut(); err != nil {
+	l, err := f.Cut()
+	if err != nil {
 		t.Fatalf("cut: %v", err)
 	}
+	return l
 }
 
 func syncPath(t *testing.T, p string) {
@@ -191,8 +193,15 @@ func TestWrites(t *testing.T) {
 			p := filepath.Join(mnt, fmt.Sprintf("f%d", i))
 			writeDurable(t, p, old)
 			tc.change(t, p)
-			cut(t, f)
+			loss := cut(t, f)
 			wantContent(t, p, tc.want())
+			wantFiles := 1
+			if strings.HasSuffix(tc.name, "stays") {
+				wantFiles = 0
+			}
+			if loss.Files != wantFiles || loss.Entries != 0 {
+				t.Errorf("cut reported %s; want %d files and no entries", loss, wantFiles)
+			}
 		})
 	}
 }
@@ -206,7 +215,9 @@ func TestEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 		syncPath(t, a)
-		cut(t, f)
+		if loss := cut(t, f); loss.Entries != 1 {
+			t.Errorf("cut reported %s; want 1 entry", loss)
+		}
 		wantAbsent(t, a)
 	})
 	t.Run("with the directory synced it stays", func(t *testing.T) {
@@ -471,7 +482,7 @@ func TestCutWithOpenFileFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Cut(); !errors.Is(err, unix.EBUSY) {
+	if _, err := f.Cut(); !errors.Is(err, unix.EBUSY) {
 		t.Errorf("cut with a file open: %v; want EBUSY", err)
 	}
 	fh.Close()
