@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -234,10 +235,19 @@ type Loss struct {
 	// ones (each one added, removed or pointing elsewhere; a whole new
 	// directory counts once).
 	Entries int
+	// Paths names the files rolled back (ending in "*") and the entries
+	// undone (a live name that is not durable ends in "+", a durable one
+	// that is not live in "-", one that names another file in "+-"),
+	// relative to the root.
+	Paths []string
 }
 
 func (l Loss) String() string {
-	return fmt.Sprintf("%d files rolled back (%d bytes), %d directory entries undone", l.Files, l.Bytes, l.Entries)
+	s := fmt.Sprintf("%d files rolled back (%d bytes), %d directory entries undone", l.Files, l.Bytes, l.Entries)
+	if len(l.Paths) > 0 {
+		s += ": " + strings.Join(l.Paths, " ")
+	}
+	return s
 }
 
 // loss counts what a cut will throw away. It reads the live tree.
@@ -255,6 +265,7 @@ func (s *state) loss() Loss {
 			continue
 		}
 		l.Files++
+		l.Paths = append(l.Paths, s.durablePath(ino)+"*")
 		l.Bytes += max(st.Size-r.size, r.size-st.Size)
 		for _, b := range r.saved {
 			l.Bytes += int64(len(b))
@@ -272,24 +283,51 @@ func (s *state) loss() Loss {
 			if unix.Lstat(p, &st) != nil {
 				continue
 			}
+			rel, _ := filepath.Rel(s.tree, p)
 			e, ok := rec[de.Name()]
 			switch {
 			case !ok:
 				l.Entries++
+				l.Paths = append(l.Paths, rel+"+")
 			case e.dir != 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR && s.dirOf[st.Ino] == e.dir:
 				walk(p, e.dir)
 			case e.dir != 0 || e.ino != st.Ino:
 				l.Entries++
+				l.Paths = append(l.Paths, rel+"+-")
 			}
 		}
 		for name := range rec {
 			if !live[name] {
 				l.Entries++
+				rel, _ := filepath.Rel(s.tree, filepath.Join(dir, name))
+				l.Paths = append(l.Paths, rel+"-")
 			}
 		}
 	}
 	walk(s.tree, s.rootID)
 	return l
+}
+
+// durablePath is a durable path of the kept inode ino, for messages.
+func (s *state) durablePath(ino uint64) string {
+	var find func(dir string, id uint64) string
+	find = func(dir string, id uint64) string {
+		for name, e := range s.dirs[id].entries {
+			p := filepath.Join(dir, name)
+			if e.dir != 0 {
+				if r := find(p, e.dir); r != "" {
+					return r
+				}
+			} else if e.ino == ino {
+				return p
+			}
+		}
+		return ""
+	}
+	if p := find("", s.rootID); p != "" {
+		return p
+	}
+	return fmt.Sprintf("inode %d", ino)
 }
 
 // build writes the durable tree into dst, which must not exist: fresh
