@@ -69,7 +69,7 @@ func FuzzParseKeyFile(f *testing.F) {
 func FuzzReadWAL(f *testing.F) {
 	file := func(gen uint64, logs ...*raft.Log) []byte {
 		b := make([]byte, walDataStart)
-		copy(b, walHeader(gen))
+		copy(b, walHeader(gen, make([]byte, walClaimSize)))
 		for i, l := range logs {
 			b = appendWALRecord(b, gen, l, i == len(logs)-1)
 		}
@@ -81,8 +81,10 @@ func FuzzReadWAL(f *testing.F) {
 	f.Add(file(3, e1, e2))
 	f.Add(file(3, e1, e2)[:walDataStart+walRecordHeaderSize+4])
 	f.Add([]byte(walMagic))
+	f.Add([]byte(walMagic[:3]))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		gen, logs, err := readWAL(in)
+		c, err := readWAL(in)
+		gen, logs := c.gen, c.logs
 		if err != nil {
 			if !errors.Is(err, ErrTampered) {
 				t.Fatalf("unexpected error kind: %v", err)

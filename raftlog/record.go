@@ -10,8 +10,12 @@ import (
 )
 
 const (
-	// recordVersion is the version byte of sealed log records.
-	recordVersion = 0x01
+	// recordVersion is the version byte of the log records this release
+	// seals: 0x02, written only by a store that keeps a sealed log state
+	// (FORMAT.md, section 1.2). Readers also take recordVersionV1, the
+	// previous release's; both are sealed and bound alike.
+	recordVersion   = 0x02
+	recordVersionV1 = 0x01
 	// recordHeaderSize is the version byte plus the key ID.
 	recordHeaderSize = 1 + seal.KeyIDSize
 	// minRecordSize is the smallest well-formed record.
@@ -32,7 +36,7 @@ func parseRecord(b []byte) (record, error) {
 	if len(b) < minRecordSize {
 		return record{}, fmt.Errorf("%w: record is %d bytes; at least %d", ErrTampered, len(b), minRecordSize)
 	}
-	if b[0] != recordVersion {
+	if b[0] != recordVersion && b[0] != recordVersionV1 {
 		return record{}, fmt.Errorf("%w: unknown record version %#x", ErrTampered, b[0])
 	}
 	r := record{version: b[0], sealed: b[recordHeaderSize:]}
