@@ -2,9 +2,11 @@ package raftlog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 )
 
@@ -227,18 +229,52 @@ func (s *Store) deleteBolt(lo, hi uint64) error {
 }
 
 // setValue stores a stable value, sealed once the store keeps them so.
+// The first time a name is set, the log state lists it, in the same
+// transaction.
 func (s *Store) setValue(k, v []byte) error {
-	if s.sealedValues {
-		v = s.bd.seal(s.keys.Current(), valueADLabel, k, v)
+	if !s.sealedValues {
+		return s.inner.Set(k, v)
 	}
-	return s.inner.Set(k, v)
+	if string(k) == string(stateKey) {
+		return fmt.Errorf("raft stable store: %q is reserved", k)
+	}
+	cur := s.keys.Current()
+	v = s.bd.seal(cur, valueADLabel, k, v)
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	if s.st.hasValue(k) {
+		return s.inner.Set(k, v)
+	}
+	if len(s.st.values) >= maxValues {
+		return fmt.Errorf("raft stable store: more than %d values", maxValues)
+	}
+	next := s.st.withValue(k)
+	err := s.inner.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketConf).Put(k, v); err != nil {
+			return err
+		}
+		return s.bd.putState(tx, cur, next)
+	})
+	if err == nil {
+		s.st = next
+	}
+	return err
 }
 
-// getValue reads a stable value. A sealed value that does not open is an
-// error naming the file, wrapping ErrTampered or ErrUnknownKey.
+// getValue reads a stable value. A sealed value that does not open, or
+// one the log state lists that is missing, is an error naming the file,
+// wrapping ErrTampered or ErrUnknownKey.
 func (s *Store) getValue(k []byte) ([]byte, error) {
 	v, err := s.inner.Get(k)
 	if err != nil || !s.sealedValues {
+		if errors.Is(err, raftboltdb.ErrKeyNotFound) && s.sealedValues {
+			s.stMu.Lock()
+			listed := s.st.hasValue(k)
+			s.stMu.Unlock()
+			if listed {
+				return nil, fmt.Errorf("raft stable store %s: value %q: %w: it was set but is missing; %s", s.path, k, ErrTampered, rollbackAdvice)
+			}
+		}
 		return v, err
 	}
 	pt, err := s.bd.open(s.keys, valueADLabel, k, v)

@@ -81,6 +81,11 @@ func appendTime(ad []byte, t time.Time) []byte {
 // sealEntry returns a copy of l whose Data is the sealed record of l's
 // Data and Extensions, and whose Extensions is nil.
 func sealEntry(k seal.Key, clusterID string, l *raft.Log) *raft.Log {
+	return sealEntryVersion(k, clusterID, l, recordVersion)
+}
+
+// sealEntryVersion is sealEntry with the given record version.
+func sealEntryVersion(k seal.Key, clusterID string, l *raft.Log, version byte) *raft.Log {
 	out := *l
 	out.Extensions = nil
 	pt := make([]byte, 0, binary.MaxVarintLen64+len(l.Data)+len(l.Extensions))
@@ -89,9 +94,9 @@ func sealEntry(k seal.Key, clusterID string, l *raft.Log) *raft.Log {
 	pt = append(pt, l.Extensions...)
 	id := k.ID()
 	rec := make([]byte, 0, recordHeaderSize+seal.Overhead+len(pt))
-	rec = append(rec, recordVersion)
+	rec = append(rec, version)
 	rec = append(rec, id[:]...)
-	out.Data = seal.AppendSeal(rec, k, pt, entryAD(clusterID, recordVersion, id, l))
+	out.Data = seal.AppendSeal(rec, k, pt, entryAD(clusterID, version, id, l))
 	return &out
 }
 

@@ -2,8 +2,8 @@ package raftlog
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/raft"
 	"github.com/holdfast/holdfast/internal/seal"
@@ -58,11 +58,30 @@ func (e *StateError) Unwrap() error { return ErrRolledBack }
 type run struct{ lo, hi uint64 }
 
 // logState is what raft.db holds: runs of entries above floor, in order,
-// neither overlapping nor touching, and the term of the last entry.
+// neither overlapping nor touching, the term of the last entry, and the
+// names of the stable values set (sorted), so a removed one is noticed.
 type logState struct {
 	floor    uint64 // indexes below it are not tracked
 	runs     []run
 	lastTerm uint64
+	values   []string
+}
+
+// maxValues bounds how many stable value names a state lists.
+const maxValues = 64
+
+func (st logState) hasValue(name []byte) bool {
+	_, ok := slices.BinarySearch(st.values, string(name))
+	return ok
+}
+
+// withValue returns st listing name too.
+func (st logState) withValue(name []byte) logState {
+	i, ok := slices.BinarySearch(st.values, string(name))
+	if !ok {
+		st.values = slices.Insert(slices.Clone(st.values), i, string(name))
+	}
+	return st
 }
 
 func (st logState) last() uint64 {
@@ -79,7 +98,7 @@ func (st logState) clone() logState {
 
 // add returns st with lo..hi present.
 func (st logState) add(lo, hi uint64) logState {
-	out := logState{floor: st.floor, lastTerm: st.lastTerm}
+	out := logState{floor: st.floor, lastTerm: st.lastTerm, values: st.values}
 	placed := false
 	for _, r := range st.runs {
 		switch {
@@ -107,7 +126,7 @@ func (st logState) add(lo, hi uint64) logState {
 
 // remove returns st with lo..hi absent.
 func (st logState) remove(lo, hi uint64) logState {
-	out := logState{floor: st.floor, lastTerm: st.lastTerm}
+	out := logState{floor: st.floor, lastTerm: st.lastTerm, values: st.values}
 	for _, r := range st.runs {
 		if r.hi < lo || r.lo > hi {
 			out.runs = append(out.runs, r)
@@ -124,15 +143,21 @@ func (st logState) remove(lo, hi uint64) logState {
 }
 
 // marshal encodes the state's plaintext:
-// uint64(floor) || uint64(last_term) || uint32(n) || n * (uint64(lo) || uint64(hi)).
+// uint64(floor) || uint64(last_term) || uint32(n) || n * (uint64(lo) || uint64(hi))
+// || uint32(m) || m * (uint16(len(name)) || name).
 func (st logState) marshal() []byte {
-	b := make([]byte, 0, 20+16*len(st.runs))
+	b := make([]byte, 0, 24+16*len(st.runs)+32*len(st.values))
 	b = binary.BigEndian.AppendUint64(b, st.floor)
 	b = binary.BigEndian.AppendUint64(b, st.lastTerm)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(st.runs)))
 	for _, r := range st.runs {
 		b = binary.BigEndian.AppendUint64(b, r.lo)
 		b = binary.BigEndian.AppendUint64(b, r.hi)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(st.values)))
+	for _, v := range st.values {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
+		b = append(b, v...)
 	}
 	return b
 }
@@ -145,7 +170,7 @@ func parseLogState(b []byte) (logState, error) {
 	st := logState{floor: binary.BigEndian.Uint64(b), lastTerm: binary.BigEndian.Uint64(b[8:])}
 	n := binary.BigEndian.Uint32(b[16:])
 	b = b[20:]
-	if n > maxRuns || len(b) != 16*int(n) {
+	if n > maxRuns || len(b) < 16*int(n)+4 {
 		return logState{}, bad
 	}
 	prev := uint64(0)
@@ -155,6 +180,26 @@ func parseLogState(b []byte) (logState, error) {
 			return logState{}, bad
 		}
 		st.runs, prev = append(st.runs, r), r.hi
+	}
+	b = b[16*n:]
+	m := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	if m > maxValues {
+		return logState{}, bad
+	}
+	for range m {
+		if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+			return logState{}, bad
+		}
+		name := string(b[2 : 2+int(binary.BigEndian.Uint16(b))])
+		if k := len(st.values); k > 0 && name <= st.values[k-1] {
+			return logState{}, bad
+		}
+		st.values = append(st.values, name)
+		b = b[2+len(name):]
+	}
+	if len(b) != 0 {
+		return logState{}, bad
 	}
 	return st, nil
 }
@@ -270,9 +315,17 @@ func termAt(tx *bbolt.Tx, idx uint64) (uint64, error) {
 }
 
 // stateOfBolt derives the state of what the logs bucket holds now, for
-// a store that has none yet.
+// a store that has none yet, listing the stable values in conf.
 func stateOfBolt(tx *bbolt.Tx) (logState, error) {
 	var st logState
+	if err := tx.Bucket(bucketConf).ForEach(func(k, _ []byte) error {
+		if string(k) != string(stateKey) && len(st.values) < maxValues {
+			st = st.withValue(k)
+		}
+		return nil
+	}); err != nil {
+		return logState{}, err
+	}
 	c := tx.Bucket(bucketLogs).Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		i := binary.BigEndian.Uint64(k)
@@ -293,8 +346,13 @@ func stateOfBolt(tx *bbolt.Tx) (logState, error) {
 }
 
 // checkBolt reports how the logs bucket of tx differs from st, or "" if
-// it holds exactly the entries st lists.
+// it holds exactly the entries st lists (and every stable value it lists).
 func checkBolt(tx *bbolt.Tx, st logState) (string, error) {
+	for _, name := range st.values {
+		if tx.Bucket(bucketConf).Get([]byte(name)) == nil {
+			return fmt.Sprintf("the stable value %q was removed", name), nil
+		}
+	}
 	c := tx.Bucket(bucketLogs).Cursor()
 	k, _ := c.Seek(indexKey(st.floor))
 	for _, r := range st.runs {
@@ -339,4 +397,3 @@ func hasNewRecord(logs ...*raft.Log) bool {
 	return false
 }
 
-var errNoState = errors.New("no log state")
