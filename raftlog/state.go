@@ -396,4 +396,3 @@ func hasNewRecord(logs ...*raft.Log) bool {
 	}
 	return false
 }
-
