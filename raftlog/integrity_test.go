@@ -597,6 +597,22 @@ func TestDirectoriesSynced(t *testing.T) {
 		t.Errorf("%s synced fewer than twice: %v", dir, got)
 	}
 	_ = s.Close()
+
+	// A directory the caller created (as the manager does) is made
+	// durable with the new raft.db in it.
+	mu.Lock()
+	synced = nil
+	mu.Unlock()
+	made := filepath.Join(root, "made")
+	if err := os.Mkdir(made, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_ = openStore(t, made, testOpts(t, keys))
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(synced, root) || !slices.Contains(synced, made) {
+		t.Errorf("after creating raft.db in %s, synced %v; want it and its parent", made, synced)
+	}
 }
 
 // TestCompactDirSyncFailureIsFatal: when the directory cannot be synced

@@ -149,10 +149,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.inner = inner
 	if errors.Is(statErr, os.ErrNotExist) {
-		// A new file: its directory entry must be durable too.
-		if err := syncDir(dir); err != nil {
-			_ = inner.Close()
-			return nil, fmt.Errorf("open raft log: %w", err)
+		// A new file: its directory entry must be durable too, and the
+		// directory's own, which the caller may have just created.
+		for _, d := range []string{dir, filepath.Dir(filepath.Clean(dir))} {
+			if err := syncDir(d); err != nil {
+				_ = inner.Close()
+				return nil, fmt.Errorf("open raft log: %w", err)
+			}
 		}
 	}
 	if err := s.openWAL(opts.WALSize); err != nil {
