@@ -138,3 +138,23 @@ func FuzzDecodeLogValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLogState feeds arbitrary plaintexts to the log state decoder:
+// it never panics, fails only with ErrTampered, and what it accepts
+// marshals back to the same bytes.
+func FuzzParseLogState(f *testing.F) {
+	f.Add(logState{}.marshal())
+	f.Add(logState{floor: 3, runs: []run{{3, 10}, {20, 25}}, lastTerm: 4, values: []string{"CurrentTerm", "LastVoteCand"}}.marshal())
+	f.Fuzz(func(t *testing.T, in []byte) {
+		st, err := parseLogState(in)
+		if err != nil {
+			if !errors.Is(err, ErrTampered) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(st.marshal(), in) {
+			t.Fatal("parse then marshal changed the bytes")
+		}
+	})
+}
