@@ -430,7 +430,7 @@ func TestFlushRaceKeepsWALOpenable(t *testing.T) {
 	var once sync.Once
 	var appended bool
 	var crashed string
-	testHookFlushGap = func(s *Store) {
+	hook := func(s *Store) {
 		once.Do(func() {
 			var sealed []*raft.Log
 			for i := uint64(101); i <= 102; i++ {
@@ -444,11 +444,12 @@ func TestFlushRaceKeepsWALOpenable(t *testing.T) {
 			crashed = crashCopy(t, dir) // a crash right now
 		})
 	}
-	t.Cleanup(func() { testHookFlushGap = nil })
+	testHookFlushGap.Store(&hook)
+	t.Cleanup(func() { testHookFlushGap.Store(nil) })
 	if err := s.flushPending(); err != nil {
 		t.Fatal(err)
 	}
-	testHookFlushGap = nil
+	testHookFlushGap.Store(nil)
 	if appended {
 		t.Error("a batch not following the WAL's records was appended to its generation")
 	}
@@ -570,13 +571,14 @@ func TestStoreLogsRefusesTooLarge(t *testing.T) {
 func TestDirectoriesSynced(t *testing.T) {
 	var mu sync.Mutex
 	var synced []string
-	testHookSyncDir = func(dir string) error {
+	record := func(dir string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		synced = append(synced, dir)
 		return nil
 	}
-	t.Cleanup(func() { testHookSyncDir = nil })
+	testHookSyncDir.Store(&record)
+	t.Cleanup(func() { testHookSyncDir.Store(nil) })
 	keys, _ := newKeyring()
 	root := t.TempDir()
 	dir := filepath.Join(root, "data", "raft")
@@ -623,17 +625,18 @@ func TestCompactDirSyncFailureIsFatal(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, testOpts(t, keys))
 	storeN(t, s, 1, 5, "a")
-	testHookSyncDir = func(d string) error {
+	fail := func(d string) error {
 		if d == dir {
 			return errors.New("injected EIO")
 		}
 		return nil
 	}
-	t.Cleanup(func() { testHookSyncDir = nil })
+	testHookSyncDir.Store(&fail)
+	t.Cleanup(func() { testHookSyncDir.Store(nil) })
 	if err := s.Compact(); err == nil || !strings.Contains(err.Error(), "injected EIO") {
 		t.Fatalf("Compact: %v; want the directory sync's error", err)
 	}
-	testHookSyncDir = nil
+	testHookSyncDir.Store(nil)
 	if err := s.StoreLogs([]*raft.Log{entry(6, "a-6")}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("StoreLogs after the failed compaction: %v; want ErrClosed", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/holdfast/holdfast/internal/seal"
 )
@@ -235,8 +236,8 @@ func writeFileAtomic(path string, data []byte) (err error) {
 // syncDir fsyncs a directory, so the entries created, renamed or removed
 // in it are durable.
 func syncDir(dir string) error {
-	if testHookSyncDir != nil {
-		if err := testHookSyncDir(dir); err != nil {
+	if hook := testHookSyncDir.Load(); hook != nil {
+		if err := (*hook)(dir); err != nil {
 			return fmt.Errorf("sync %s: %w", dir, err)
 		}
 	}
@@ -256,7 +257,7 @@ func syncDir(dir string) error {
 
 // testHookSyncDir, when set by a test, sees every directory syncDir syncs,
 // and may make the sync fail.
-var testHookSyncDir func(dir string) error
+var testHookSyncDir atomic.Pointer[func(dir string) error]
 
 // mkdirDurable creates dir and its missing parents (mode 0700), and syncs
 // the parent of each directory it creates so the new entries survive a

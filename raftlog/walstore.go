@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -244,8 +245,8 @@ func (s *Store) flushPending() error {
 		}
 		s.pmu.Unlock()
 	}
-	if testHookFlushGap != nil {
-		testHookFlushGap(s)
+	if hook := testHookFlushGap.Load(); hook != nil {
+		(*hook)(s)
 	}
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
@@ -260,7 +261,7 @@ func (s *Store) flushPending() error {
 
 // testHookFlushGap, when set by a test, runs in flushPending after the
 // flushed entries left pending and before the WAL is started over.
-var testHookFlushGap func(*Store)
+var testHookFlushGap atomic.Pointer[func(*Store)]
 
 // flushLoop runs until Close, moving pending entries into bolt in large
 // batches.
