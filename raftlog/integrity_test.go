@@ -401,8 +401,18 @@ func TestWALRollbackRefused(t *testing.T) {
 		if err := os.Remove(filepath.Join(crashed, WALFile)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Open(crashed, testOpts(t, keys))
-		wantRolledBack(t, err, filepath.Join(crashed, WALFile))
+		for range 2 { // the refusal creates no WAL a second open would take
+			_, err := Open(crashed, testOpts(t, keys))
+			wantRolledBack(t, err, filepath.Join(crashed, WALFile))
+		}
+	})
+	t.Run("whole WAL zeroed", func(t *testing.T) {
+		crashed := crashCopy(t, dir)
+		editFile(t, filepath.Join(crashed, WALFile), func(b []byte) { clear(b) })
+		for range 2 {
+			_, err := Open(crashed, testOpts(t, keys))
+			wantRolledBack(t, err, filepath.Join(crashed, WALFile))
+		}
 	})
 	t.Run("last batch cut: the documented window", func(t *testing.T) {
 		crashed := crashCopy(t, dir)

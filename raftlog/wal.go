@@ -291,15 +291,20 @@ func loadWAL(f io.ReaderAt, size int64) (walContent, error) {
 	return readWAL(b)
 }
 
-// openWAL opens path, creating it with an empty generation if it does not
-// exist (or a crash cut its creation short), and returns it with what it
-// holds (version 0 if it was created). claim seals the claims it writes.
-func openWAL(path string, capacity int64, claim claimFunc) (*wal, walContent, error) {
+// openWAL opens path and returns it with what it holds. If it does not
+// exist (or a crash cut its creation short), it creates it with an empty
+// generation (version 0 in what it returns) if create is set, and
+// otherwise returns a nil wal and changes nothing. claim seals the claims
+// it writes.
+func openWAL(path string, capacity int64, claim claimFunc, create bool) (*wal, walContent, error) {
 	if capacity <= 0 {
 		capacity = DefaultWALSize
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
+		if !create {
+			return nil, walContent{torn: -1}, nil
+		}
 		return createWAL(path, capacity, claim)
 	}
 	if err != nil {
@@ -318,6 +323,9 @@ func openWAL(path string, capacity int64, claim claimFunc) (*wal, walContent, er
 	}
 	if c.version == 0 {
 		_ = f.Close()
+		if !create {
+			return nil, c, nil
+		}
 		return createWAL(path, capacity, claim)
 	}
 	w.gen, w.size, w.off = c.gen, fi.Size(), walDataStart

@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -28,16 +29,23 @@ func (s *Store) openWAL(capacity int64) error {
 		return err
 	}
 	s.sealedValues = have
-	w, c, err := openWAL(s.walPath, capacity, s.sealClaim)
+	// With a log state the WAL was created whole before it, so a missing
+	// or headerless one is refused (checkWAL), not created anew.
+	w, c, err := openWAL(s.walPath, capacity, s.sealClaim, !have)
 	if err != nil {
 		return err
 	}
 	fail := func(err error) error {
-		_ = w.close()
+		if w != nil {
+			_ = w.close()
+		}
 		return err
 	}
 	if err := s.checkWAL(have, c, withWAL(s.st, c.logs).last()); err != nil {
 		return fail(err)
+	}
+	if w == nil {
+		return errors.New("raftlog: no WAL") // checkWAL refuses first
 	}
 	if c.torn >= 0 {
 		// Only the last batch, whose write a crash cut short, can end like
