@@ -96,8 +96,13 @@ func (st logState) clone() logState {
 	return st
 }
 
-// add returns st with lo..hi present.
+// add returns st with lo..hi present. Indexes below the floor stay
+// untracked.
 func (st logState) add(lo, hi uint64) logState {
+	if hi < st.floor {
+		return st.clone()
+	}
+	lo = max(lo, st.floor)
 	out := logState{floor: st.floor, lastTerm: st.lastTerm, values: st.values}
 	placed := false
 	for _, r := range st.runs {
