@@ -24,7 +24,7 @@ func TestLogStateRuns(t *testing.T) {
 	if len(st.runs) != maxRuns || st.floor != st.runs[0].lo || st.runs[0].lo != 21 {
 		t.Fatalf("after %d runs: %d runs from %d, floor %d; want %d from 21, floor 21", maxRuns+2, len(st.runs), st.runs[0].lo, st.floor, maxRuns)
 	}
-	st = st.add(1, 30) // below the floor: untracked
+	st = st.add(1, 30)               // below the floor: untracked
 	if st.runs[0] != (run{21, 35}) { // 21..30 joins 21..25 and 31..35
 		t.Fatalf("an add reaching below the floor gave %v; want 21..35", st.runs[0])
 	}
