@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/internal/powerfs"
@@ -74,10 +76,17 @@ var tamperWords = regexp.MustCompile(`(?i)tamper|corrupt`)
 // SIGKILL, its filesystem loses what was not durable, and after a hold
 // all restart (locked) and are unlocked. Nothing acknowledged may be
 // lost (the cycle's checks), no node may stay locked out, and no node may
-// call its disk tampered with.
+// call its disk tampered with. For a moment before the cut their disks
+// are slow (each fsync waits a few milliseconds), so that the cut likely
+// finds writes that are not durable yet.
 func (c *chaosCluster) powerCut(rng *mrand.Rand, idx ...int) error {
 	for _, i := range idx {
+		c.nodes[i].pfs.SetSyncDelay(time.Duration(1+rng.IntN(20)) * time.Millisecond)
+	}
+	hold(time.Duration(100+rng.IntN(500)) * time.Millisecond)
+	for _, i := range idx {
 		c.nodes[i].kill()
+		c.nodes[i].pfs.SetSyncDelay(0)
 	}
 	for _, i := range idx {
 		loss, err := c.nodes[i].pfs.Cut()
@@ -132,4 +141,42 @@ func tamperLines(log string, from int64) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// TestPowerCutFreshManager cuts the power of a new one-manager cluster
+// right after its first acknowledged writes: they must all be there after
+// the restart, and the manager must unlock.
+func TestPowerCutFreshManager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped in -short mode")
+	}
+	if why := powerCutUnavailable(); why != "" {
+		t.Log(why)
+		t.Skip(why)
+	}
+	c := newChaosCluster(t, 1, nil, false)
+	n := c.nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var last string
+	for range 5 {
+		tok, err := n.client.RotateJoinToken(ctx, "worker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = tok.Token
+	}
+	if err := c.powerCut(mrand.New(mrand.NewPCG(1, 2)), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.waitReady(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got, err := n.client.JoinToken(ctx, "worker")
+	if err != nil {
+		t.Fatalf("read the worker join token after the power cut: %v", err)
+	}
+	if got.Token != last {
+		t.Fatalf("after the power cut the worker join token is %q; want the last acknowledged %q", got.Token, last)
+	}
 }
