@@ -487,8 +487,12 @@ func (c *chaosCluster) cycle(t testing.TB, seed uint64, no int, f fault, work ti
 	if faultErr != nil {
 		problems = append(problems, "fault "+f.name+": "+faultErr.Error())
 	}
+	healed := time.Now()
 	if err := c.waitReady(90 * time.Second); err != nil {
 		problems = append(problems, "after heal: "+err.Error())
+	}
+	if took := time.Since(healed); took > 10*time.Second {
+		t.Logf("cycle %d (%s): the cluster took %s to be ready after the heal", no, f.name, took.Round(time.Millisecond))
 	}
 	finalFrom := h.now()
 	if len(problems) == 0 {

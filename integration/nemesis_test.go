@@ -416,6 +416,13 @@ func diskFull(c *chaosCluster, rng *mrand.Rand) error {
 	if err := os.Remove(filler); err != nil {
 		return err
 	}
+	if n.pfs != nil {
+		// On a power-cut filesystem the filler's space comes back once
+		// its removal is durable (until then a cut could restore it).
+		if err := syncDir(n.dir); err != nil {
+			return err
+		}
+	}
 	if !n.running() {
 		return fmt.Errorf("%s is gone after its disk filled", n.name)
 	}

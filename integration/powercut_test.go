@@ -85,6 +85,9 @@ func (c *chaosCluster) powerCut(rng *mrand.Rand, idx ...int) error {
 	}
 	hold(time.Duration(100+rng.IntN(500)) * time.Millisecond)
 	for _, i := range idx {
+		c.nodes[i].pfs.PowerOff()
+	}
+	for _, i := range idx {
 		c.nodes[i].kill()
 		c.nodes[i].pfs.SetSyncDelay(0)
 	}
@@ -102,9 +105,11 @@ func (c *chaosCluster) powerCut(rng *mrand.Rand, idx ...int) error {
 		if fi, err := os.Stat(n.log); err == nil {
 			from[i] = fi.Size()
 		}
+		began := time.Now()
 		if err := n.start(); err != nil {
 			return fmt.Errorf("%s after a power cut: %w%s", n.name, err, tamperLines(n.log, from[i]))
 		}
+		c.t.Logf("%s restarted in %s", n.name, time.Since(began).Round(time.Millisecond))
 		st, err := n.status()
 		if err != nil {
 			return err
@@ -115,9 +120,11 @@ func (c *chaosCluster) powerCut(rng *mrand.Rand, idx ...int) error {
 	}
 	for _, i := range idx {
 		n := c.nodes[i]
+		began := time.Now()
 		if err := c.unlock(n); err != nil {
 			return fmt.Errorf("%s is locked out after a power cut: %w%s", n.name, err, tamperLines(n.log, from[i]))
 		}
+		c.t.Logf("%s unlocked in %s", n.name, time.Since(began).Round(time.Millisecond))
 	}
 	for _, i := range idx {
 		if lines := tamperLines(c.nodes[i].log, from[i]); lines != "" {
@@ -179,4 +186,13 @@ func TestPowerCutFreshManager(t *testing.T) {
 	if got.Token != last {
 		t.Fatalf("after the power cut the worker join token is %q; want the last acknowledged %q", got.Token, last)
 	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

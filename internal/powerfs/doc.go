@@ -43,7 +43,8 @@
 //     both are on one filesystem). Only change the tree through the
 //     mount: changes made in the backing directory directly are not
 //     tracked.
-//  2. Before [FS.Cut], stop every process that has files open on the
+//  2. Call [FS.PowerOff] first (no sync completes after it), then
+//     before [FS.Cut] stop every process that has files open on the
 //     mount (kill it: a power cut does not wait for anything). Cut
 //     unmounts, restores the durable state, and mounts again at the same
 //     mount point; it fails with EBUSY if files are still open, and

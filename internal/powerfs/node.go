@@ -268,6 +268,9 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.off.Load() {
+		return syscall.EIO
+	}
 	if h, ok := fh.(*handle); ok {
 		delete(f.st.files, h.ino)
 		return 0
@@ -288,6 +291,9 @@ func (n *node) fsyncDir() syscall.Errno {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.off.Load() {
+		return syscall.EIO
+	}
 	p := n.path()
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {

@@ -20,6 +20,7 @@ type FS struct {
 	mountpoint string
 	backing    string
 	syncDelay  atomic.Int64 // nanoseconds
+	off        atomic.Bool  // the power is off: no sync makes anything durable
 
 	mu      sync.Mutex // guards st, open, server; held across every change
 	st      state
@@ -101,10 +102,18 @@ func (f *FS) unmount() error {
 	return nil
 }
 
+// PowerOff is the moment the power goes: from now until the next Cut, no
+// fsync or fdatasync makes anything durable (one in progress, waiting for
+// its sync delay, fails with EIO instead). Call it before killing the
+// processes, so that a sync they had under way does not complete after
+// their death; Cut calls it too.
+func (f *FS) PowerOff() { f.off.Store(true) }
+
 // Cut is a power cut: it unmounts (which fails if files are still open),
 // brings the backing tree back to its durable state, and mounts it again
-// at the same mount point. It returns what was lost.
+// at the same mount point, powered on. It returns what was lost.
 func (f *FS) Cut() (Loss, error) {
+	f.PowerOff()
 	f.mu.Lock()
 	if !f.mounted {
 		f.mu.Unlock()
@@ -121,6 +130,7 @@ func (f *FS) Cut() (Loss, error) {
 		return loss, err
 	}
 	f.cuts++
+	f.off.Store(false)
 	return loss, f.mount()
 }
 

@@ -684,3 +684,33 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestPowerOff: once the power is off, a sync (here one waiting for a
+// slow disk) fails and makes nothing durable.
+func TestPowerOff(t *testing.T) {
+	f, mnt := mount(t)
+	p := filepath.Join(mnt, "p")
+	writeDurable(t, p, []byte("old"))
+	f.SetSyncDelay(10 * time.Millisecond)
+	fh, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt([]byte("new"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.PowerOff()
+	if err := fh.Sync(); !errors.Is(err, unix.EIO) {
+		t.Errorf("fsync after power off: %v; want EIO", err)
+	}
+	fh.Close()
+	if loss := cut(t, f); loss.Files != 1 {
+		t.Errorf("cut reported %s; want 1 file", loss)
+	}
+	wantContent(t, p, []byte("old"))
+	f.SetSyncDelay(0)
+	writeAt(t, p, []byte("new"), 0, 0)
+	syncPath(t, p) // powered on again by the cut
+	cut(t, f)
+	wantContent(t, p, []byte("new"))
+}
