@@ -23,6 +23,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/internal/powerfs"
 )
 
 // soak runs TestChaosSoak for this long, with randomized faults.
@@ -55,6 +56,10 @@ type chaosNode struct {
 	ns    string
 	id    string
 	tmpfs bool
+	// pfs is the power-cut filesystem the data dir is mounted on (nil
+	// where FUSE cannot be mounted); its backing tree is in backing.
+	pfs     *powerfs.FS
+	backing string
 }
 
 // waitUntil checks cond at each tick until it holds; on timeout it returns
@@ -92,7 +97,10 @@ func (n *chaosNode) start() error {
 	fmt.Fprintf(logf, "---- start %s ----\n", time.Now().Format(time.RFC3339Nano))
 	args := []string{"daemon", "--data-dir", n.dir, "--socket", n.sock, "--listen-addr", n.listen, "--advertise-addr", n.listen, "--gossip-addr", gossipAddrFor(n.listen), "--log-level", "debug"}
 	if n.ns != "" {
-		n.cmd = exec.Command("ip", append([]string{"netns", "exec", n.ns, binary}, args...)...)
+		// nsenter enters only the network namespace: ip netns exec would
+		// also copy the mounts into a new mount namespace, where a copy of
+		// another node's power-cut mount outlives its unmount.
+		n.cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.ns, "--", binary}, args...)...)
 	} else {
 		n.cmd = exec.Command(binary, args...)
 	}
@@ -121,8 +129,8 @@ func (n *chaosNode) start() error {
 	return err
 }
 
-// signal sends sig to the daemon process (ip netns exec execs it, so the
-// pid is the daemon's).
+// signal sends sig to the daemon process (nsenter execs it, so the pid
+// is the daemon's).
 func (n *chaosNode) signal(sig os.Signal) error {
 	if n.cmd == nil {
 		return fmt.Errorf("%s is not running", n.name)
@@ -138,11 +146,14 @@ type chaosCluster struct {
 	// keys are the unlock keys the cluster has had, oldest first.
 	keys         []string
 	managerToken string
+	// noPowerCut says why data dirs are not on power-cut filesystems, or
+	// "".
+	noPowerCut string
 }
 
 func newChaosCluster(t testing.TB, n int, hosts *netHosts, tmpfs bool) *chaosCluster {
 	t.Helper()
-	c := &chaosCluster{t: t, hosts: hosts}
+	c := &chaosCluster{t: t, hosts: hosts, noPowerCut: powerCutUnavailable()}
 	for i := range n {
 		c.nodes = append(c.nodes, c.newNode(i, tmpfs))
 	}
@@ -169,18 +180,34 @@ func newChaosCluster(t testing.TB, n int, hosts *netHosts, tmpfs bool) *chaosClu
 func (c *chaosCluster) newNode(i int, tmpfs bool) *chaosNode {
 	t := c.t
 	dir := t.TempDir()
+	// The data dir is a power-cut filesystem over a backing directory
+	// where FUSE mounts, else the directory itself; the tmpfs (if any)
+	// holds the data.
+	var backing string
+	data := dir
+	if c.noPowerCut == "" {
+		backing = t.TempDir()
+		data = backing
+	}
 	if tmpfs {
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-			t.Fatalf("mount a tmpfs on %s: %v: %s", dir, err, out)
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", data).CombinedOutput(); err != nil {
+			t.Fatalf("mount a tmpfs on %s: %v: %s", data, err, out)
 		}
-		t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+		t.Cleanup(func() { _ = exec.Command("umount", "-l", data).Run() })
+	}
+	var pfs *powerfs.FS
+	if backing != "" {
+		var err error
+		if pfs, err = mountPowerFS(t, dir, backing); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sockDir, err := os.MkdirTemp("", "hfc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	n := &chaosNode{idx: i, tmpfs: tmpfs, daemon: &daemon{tb: t, name: fmt.Sprintf("n%d", i), dir: dir, sock: filepath.Join(sockDir, "s"), log: filepath.Join(t.TempDir(), "daemon.log")}}
+	n := &chaosNode{idx: i, tmpfs: tmpfs, pfs: pfs, backing: backing, daemon: &daemon{tb: t, name: fmt.Sprintf("n%d", i), dir: dir, sock: filepath.Join(sockDir, "s"), log: filepath.Join(t.TempDir(), "daemon.log")}}
 	if c.hosts != nil {
 		n.ns = c.hosts.ns[i]
 		n.listen = nodeIP(i) + ":4242"
@@ -460,8 +487,12 @@ func (c *chaosCluster) cycle(t testing.TB, seed uint64, no int, f fault, work ti
 	if faultErr != nil {
 		problems = append(problems, "fault "+f.name+": "+faultErr.Error())
 	}
+	healed := time.Now()
 	if err := c.waitReady(90 * time.Second); err != nil {
 		problems = append(problems, "after heal: "+err.Error())
+	}
+	if took := time.Since(healed); took > 10*time.Second {
+		t.Logf("cycle %d (%s): the cluster took %s to be ready after the heal", no, f.name, took.Round(time.Millisecond))
 	}
 	finalFrom := h.now()
 	if len(problems) == 0 {
@@ -509,6 +540,9 @@ func newCanary(t testing.TB) []byte {
 // dirs when root can, else three on loopback. It returns why namespaces
 // (and tmpfs) are unavailable, or "".
 func chaosSetup(t *testing.T) (*chaosCluster, string) {
+	if why := powerCutUnavailable(); why != "" {
+		t.Logf("data dirs on plain directories, power cuts skipped: %s", why)
+	}
 	why := netnsUnavailable()
 	if why != "" {
 		t.Logf("running on loopback: %s", why)

@@ -128,6 +128,23 @@ func faults() []fault {
 		{"rotate-unlock-key-while-down", always, rotateWhileDown},
 		{"flip-raft-byte", always, flipRaftByte},
 		{"disk-full", needsTmpfs, diskFull},
+		{"power-cut-leader", needsPowerCut, func(c *chaosCluster, rng *mrand.Rand) error {
+			l, err := c.leader()
+			if err != nil {
+				return err
+			}
+			return c.powerCut(rng, l)
+		}},
+		{"power-cut-follower", needsPowerCut, func(c *chaosCluster, rng *mrand.Rand) error {
+			f, err := c.follower(rng)
+			if err != nil {
+				return err
+			}
+			return c.powerCut(rng, f)
+		}},
+		{"power-cut-all", needsPowerCut, func(c *chaosCluster, rng *mrand.Rand) error {
+			return c.powerCut(rng, others(len(c.nodes))...)
+		}},
 	}
 }
 
@@ -264,7 +281,7 @@ func flipRaftByte(c *chaosCluster, rng *mrand.Rand) error {
 	if err := f.term(); err != nil {
 		return fmt.Errorf("stop %s: %v", f.name, err)
 	}
-	where, err := flipNewestEntry(filepath.Join(f.dir, "raft", "raft.db"), rng)
+	where, err := flipNewestEntry(f.raftDB(), rng)
 	if err != nil {
 		return err
 	}
@@ -398,6 +415,13 @@ func diskFull(c *chaosCluster, rng *mrand.Rand) error {
 	hold(holdFor(rng) + time.Second)
 	if err := os.Remove(filler); err != nil {
 		return err
+	}
+	if n.pfs != nil {
+		// On a power-cut filesystem the filler's space comes back once
+		// its removal is durable (until then a cut could restore it).
+		if err := syncDir(n.dir); err != nil {
+			return err
+		}
 	}
 	if !n.running() {
 		return fmt.Errorf("%s is gone after its disk filled", n.name)

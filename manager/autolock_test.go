@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -188,6 +189,9 @@ func TestAutolockOffThenOnRetiresUnwrappedDEK(t *testing.T) {
 		}
 	})
 	store, err := raftlog.Open(filepath.Join(m.dir, "raft"), raftlog.Options{ClusterID: c.init.ClusterID, Keys: raftlog.NewKeyring(plain.Current)})
+	if errors.Is(err, raftlog.ErrUnknownKey) {
+		return // the retired DEK does not even open the sealed log state
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/backup"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/raftlog"
+	"go.etcd.io/bbolt"
 )
 
 func init() {
@@ -272,6 +274,35 @@ func TestRafttoolOffline(t *testing.T) {
 		return err
 	}); err != nil || snaps == 0 {
 		t.Errorf("snapshots: %d, %v; want at least one", snaps, err)
+	}
+	o.Close()
+
+	// The log's last two entries deleted with bbolt (issue 16's
+	// reproduction): the tool reports it rather than print a short log.
+	dbPath := filepath.Join(m.dir, "raft", raftlog.DBFile)
+	db, err := bbolt.Open(dbPath, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte("logs")).Cursor()
+		for range 2 {
+			if k, _ := c.Last(); k != nil {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenOffline(m.dir, keyFn(key)); !errors.Is(err, raftlog.ErrRolledBack) || !strings.Contains(err.Error(), "wipe it and rejoin") {
+		t.Errorf("a log with its tail deleted: got %v; want ErrRolledBack saying to wipe and rejoin", err)
 	}
 }
 

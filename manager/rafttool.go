@@ -77,7 +77,7 @@ func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog,
 	if err != nil {
 		return nil, err
 	}
-	opts := raftlog.Options{ClusterID: info.ClusterID, Keys: kf.Keyring()}
+	opts := raftlog.Options{ClusterID: info.ClusterID, NodeID: info.NodeID, Keys: kf.Keyring()}
 	store, err := raftlog.OpenReadOnly(n.raftDir(), opts)
 	if errors.Is(err, raftlog.ErrInUse) {
 		return nil, fmt.Errorf("%w: %s (it holds the raft log); stop it first", ErrNodeRunning, dataDir)

@@ -265,7 +265,7 @@ func (n *Node) writeRestored(info *nodeInfo, rootPEM, certPEM, keyPEM, snap []by
 	if err := n.keyFiles.SaveDEKs(info.NodeID, kf); err != nil {
 		return err
 	}
-	opts := raftlog.Options{ClusterID: info.ClusterID, Keys: kf.Keyring()}
+	opts := raftlog.Options{ClusterID: info.ClusterID, NodeID: info.NodeID, Keys: kf.Keyring()}
 	store, err := raftlog.Open(n.raftDir(), opts)
 	if err != nil {
 		return err

@@ -43,7 +43,7 @@ func (n *Node) openSealedLog(clusterID, nodeID string) (*raftlog.Store, *raftlog
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := raftlog.Options{ClusterID: clusterID, Keys: kf.Keyring(), Logger: n.logger.With("component", "raftlog")}
+	opts := raftlog.Options{ClusterID: clusterID, NodeID: nodeID, Keys: kf.Keyring(), Logger: n.logger.With("component", "raftlog")}
 	store, err := raftlog.Open(n.raftDir(), opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open raft log: %w", err)

@@ -566,26 +566,36 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 		{"new key", raftlog.NewKeyring(kf.Current), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := raftlog.Options{ClusterID: c.init.ClusterID, Keys: tc.keys}
-			store, err := raftlog.Open(raftDir, opts)
+			info, err := n.node.loadNodeInfo()
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer store.Close()
-			first, err1 := store.FirstIndex()
-			last, err2 := store.LastIndex()
-			if err := errors.Join(err1, err2); err != nil || first == 0 || last < first {
-				t.Fatalf("log bounds: got %d..%d, %v; want a non-empty log", first, last, err)
-			}
-			for i := first; i <= last; i++ {
-				var l raft.Log
-				err := store.GetLog(i, &l)
-				if tc.opens && err != nil {
-					t.Errorf("entry %d: got %v; want it to open", i, err)
-				}
-				if !tc.opens && !errors.Is(err, raftlog.ErrUnknownKey) {
-					t.Errorf("entry %d: got %v; want ErrUnknownKey", i, err)
-				}
+			opts := raftlog.Options{ClusterID: c.init.ClusterID, NodeID: info.NodeID, Keys: tc.keys}
+			store, err := raftlog.Open(raftDir, opts)
+			switch {
+			case !tc.opens && errors.Is(err, raftlog.ErrUnknownKey):
+				// Not even the sealed log state opens under the old key.
+			case err != nil:
+				t.Fatal(err)
+			default:
+				func() {
+					defer store.Close()
+					first, err1 := store.FirstIndex()
+					last, err2 := store.LastIndex()
+					if err := errors.Join(err1, err2); err != nil || first == 0 || last < first {
+						t.Fatalf("log bounds: got %d..%d, %v; want a non-empty log", first, last, err)
+					}
+					for i := first; i <= last; i++ {
+						var l raft.Log
+						err := store.GetLog(i, &l)
+						if tc.opens && err != nil {
+							t.Errorf("entry %d: got %v; want it to open", i, err)
+						}
+						if !tc.opens && !errors.Is(err, raftlog.ErrUnknownKey) {
+							t.Errorf("entry %d: got %v; want ErrUnknownKey", i, err)
+						}
+					}
+				}()
 			}
 			snaps, err := raftlog.NewSnapshotStore(raftDir, 2, opts)
 			if err != nil {

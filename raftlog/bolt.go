@@ -118,6 +118,11 @@ func decodeLogValue(v []byte, l *raft.Log) error {
 
 // StoreLogs stores logs in one transaction.
 func (b *boltLog) StoreLogs(logs []*raft.Log) error {
+	return b.db.Update(func(tx *bbolt.Tx) error { return b.putLogs(tx, logs) })
+}
+
+// putLogs stores logs in tx.
+func (b *boltLog) putLogs(tx *bbolt.Tx, logs []*raft.Log) error {
 	defer metrics.MeasureSince([]string{"raft", "boltdb", "storeLogs"}, time.Now())
 	// Bolt keeps each value until the commit, so every entry gets its own
 	// space: one allocation for all, each entry's data plus its framing.
@@ -128,38 +133,39 @@ func (b *boltLog) StoreLogs(logs []*raft.Log) error {
 	arena := make([]byte, 0, size)
 	var scratch []byte
 	enc := codec.NewEncoderBytes(&scratch, encodeHandle)
-	return b.db.Update(func(tx *bbolt.Tx) error {
-		bucket := tx.Bucket(bucketLogs)
-		for _, l := range logs {
-			scratch = scratch[:0]
-			enc.ResetBytes(&scratch)
-			if err := enc.Encode(l); err != nil {
-				return err
-			}
-			if len(arena)+len(scratch) > cap(arena) {
-				arena = make([]byte, 0, max(size, len(scratch)))
-			}
-			start := len(arena)
-			arena = append(arena, scratch...)
-			if err := bucket.Put(indexKey(l.Index), arena[start:len(arena):len(arena)]); err != nil {
-				return err
-			}
+	bucket := tx.Bucket(bucketLogs)
+	for _, l := range logs {
+		scratch = scratch[:0]
+		enc.ResetBytes(&scratch)
+		if err := enc.Encode(l); err != nil {
+			return err
 		}
-		return nil
-	})
+		if len(arena)+len(scratch) > cap(arena) {
+			arena = make([]byte, 0, max(size, len(scratch)))
+		}
+		start := len(arena)
+		arena = append(arena, scratch...)
+		if err := bucket.Put(indexKey(l.Index), arena[start:len(arena):len(arena)]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteRange deletes the entries from lo to hi, both included.
 func (b *boltLog) DeleteRange(lo, hi uint64) error {
-	return b.db.Update(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketLogs).Cursor()
-		for k, _ := c.Seek(indexKey(lo)); k != nil && binary.BigEndian.Uint64(k) <= hi; k, _ = c.Next() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
+	return b.db.Update(func(tx *bbolt.Tx) error { return deleteLogs(tx, lo, hi) })
+}
+
+// deleteLogs deletes the entries from lo to hi in tx.
+func deleteLogs(tx *bbolt.Tx, lo, hi uint64) error {
+	c := tx.Bucket(bucketLogs).Cursor()
+	for k, _ := c.Seek(indexKey(lo)); k != nil && binary.BigEndian.Uint64(k) <= hi; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Set stores v under k in the stable store.

@@ -12,7 +12,21 @@
 // from another cluster is reported as a *RecordError wrapping ErrTampered
 // and never served. Snapshots are sealed with the seal STREAM format and
 // fully authenticated before Open returns them. StableStore values (term,
-// vote) are not secret and are stored as raft-boltdb stores them.
+// vote) are sealed too, bound to their name, the cluster and the node.
+//
+// The disk as a whole cannot be rolled back unnoticed: a sealed log state
+// in raft.db, rewritten in the same bolt transaction as every change to
+// its entries, lists the runs of entries it holds and the last one's
+// term, and a sealed claim in the WAL's header, rewritten with every
+// batch under the same fdatasync, says where the log ended before the
+// latest batch. Open and OpenReadOnly refuse a log that holds less or
+// other than that (entries deleted from the tail, the middle or the head,
+// the last rewound, a removed term or vote record, a WAL cut by more than
+// its last batch) with a *StateError wrapping ErrRolledBack and
+// ErrTampered. What this cannot catch (the last batch of a crashed node's
+// WAL; files put back from an earlier copy of the same disk) is in
+// FORMAT.md, section 1.2, and docs/DESIGN-NOTES.md. A store the previous
+// release wrote is upgraded in place on its first read-write open.
 //
 // Without autolock the key file holds the DEK unwrapped (mode 0600):
 // encryption at rest then protects copies of the raft files, not a stolen
@@ -24,14 +38,19 @@
 //
 //  1. Create the key file once (SaveKeyFile with a NewKey) and at startup
 //     build the Keyring from LoadKeyFile. Give the same Keyring to Open and
-//     NewSnapshotStore, with the same ClusterID.
+//     NewSnapshotStore, with the same ClusterID; give Open and OpenReadOnly
+//     the node's ID as NodeID, the same every time.
 //  2. Put raft.NewLogCache in front of the Store; it does not cache.
 //  3. If the key file lists previous keys at startup, a rotation was
 //     interrupted: call Rotator.Resume (raft may already be running).
 //  4. Poll Store.NeedsRotation (for instance after each snapshot) and call
 //     Rotator.Rotate with a fresh seal.NewKey when it reports true; also
 //     rotate whenever the KEK changes. Run one rotation at a time.
-//  5. On a *RecordError or *SnapshotError wrapping ErrTampered, stop: the
-//     node must be restored from its peers (wipe and rejoin) or a backup.
+//  5. On a *RecordError, *SnapshotError or *StateError wrapping
+//     ErrTampered (ErrRolledBack: the log was rolled back or damaged),
+//     stop: the node must be restored from its peers (wipe and rejoin) or
+//     a backup. StoreLogs refuses an entry too large for the WAL with
+//     ErrTooLarge. A Compact that returns an error after renaming the
+//     compacted file has closed the store (ErrClosed from then on).
 //  6. Close the Store after raft has shut down.
 package raftlog

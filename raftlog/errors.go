@@ -18,6 +18,8 @@ var (
 	ErrClosed = errors.New("store is closed")
 	// ErrSnapshotNotFound means no snapshot has the requested ID.
 	ErrSnapshotNotFound = errors.New("snapshot not found")
+	// ErrTooLarge means a log entry is too large for the write-ahead file.
+	ErrTooLarge = errors.New("log entry too large")
 )
 
 // restoreAdvice tells the operator what to do about a damaged record.

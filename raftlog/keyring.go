@@ -2,10 +2,12 @@ package raftlog
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/holdfast/holdfast/internal/seal"
 )
@@ -231,7 +233,14 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	return syncDir(dir)
 }
 
+// syncDir fsyncs a directory, so the entries created, renamed or removed
+// in it are durable.
 func syncDir(dir string) error {
+	if hook := testHookSyncDir.Load(); hook != nil {
+		if err := (*hook)(dir); err != nil {
+			return fmt.Errorf("sync %s: %w", dir, err)
+		}
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -242,6 +251,41 @@ func syncDir(dir string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// testHookSyncDir, when set by a test, sees every directory syncDir syncs,
+// and may make the sync fail.
+var testHookSyncDir atomic.Pointer[func(dir string) error]
+
+// mkdirDurable creates dir and its missing parents (mode 0700), and syncs
+// the parent of each directory it creates so the new entries survive a
+// power cut.
+func mkdirDurable(dir string) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
 	}
 	return nil
 }

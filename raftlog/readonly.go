@@ -36,12 +36,25 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open raft log %s: %w", path, err)
 	}
 	// Entries still in the WAL are read from it, leaving it as it is.
-	pending, err := readWALFile(filepath.Join(dir, WALFile))
+	s := newStore(dir, opts)
+	s.inner = inner
+	s.threshold = DefaultRotationThreshold
+	have, err := s.loadState()
 	if err != nil {
 		_ = inner.Close()
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
-	return &Store{path: path, clusterID: opts.ClusterID, keys: opts.Keys, log: opts.logger(), threshold: DefaultRotationThreshold, inner: inner, pending: pending}, nil
+	s.sealedValues = have
+	c, err := readWALFile(s.walPath)
+	if err == nil {
+		err = s.checkWAL(have, c, withWAL(s.st, c.logs).last())
+	}
+	if err != nil {
+		_ = inner.Close()
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	s.pending = c.logs
+	return s, nil
 }
 
 // OpenSnapshotsReadOnly returns a snapshot store over <dir>/snapshots for

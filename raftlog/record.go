@@ -10,8 +10,12 @@ import (
 )
 
 const (
-	// recordVersion is the version byte of sealed log records.
-	recordVersion = 0x01
+	// recordVersion is the version byte of the log records this release
+	// seals: 0x02, written only by a store that keeps a sealed log state
+	// (FORMAT.md, section 1.2). Readers also take recordVersionV1, the
+	// previous release's; both are sealed and bound alike.
+	recordVersion   = 0x02
+	recordVersionV1 = 0x01
 	// recordHeaderSize is the version byte plus the key ID.
 	recordHeaderSize = 1 + seal.KeyIDSize
 	// minRecordSize is the smallest well-formed record.
@@ -32,7 +36,7 @@ func parseRecord(b []byte) (record, error) {
 	if len(b) < minRecordSize {
 		return record{}, fmt.Errorf("%w: record is %d bytes; at least %d", ErrTampered, len(b), minRecordSize)
 	}
-	if b[0] != recordVersion {
+	if b[0] != recordVersion && b[0] != recordVersionV1 {
 		return record{}, fmt.Errorf("%w: unknown record version %#x", ErrTampered, b[0])
 	}
 	r := record{version: b[0], sealed: b[recordHeaderSize:]}
@@ -77,6 +81,11 @@ func appendTime(ad []byte, t time.Time) []byte {
 // sealEntry returns a copy of l whose Data is the sealed record of l's
 // Data and Extensions, and whose Extensions is nil.
 func sealEntry(k seal.Key, clusterID string, l *raft.Log) *raft.Log {
+	return sealEntryVersion(k, clusterID, l, recordVersion)
+}
+
+// sealEntryVersion is sealEntry with the given record version.
+func sealEntryVersion(k seal.Key, clusterID string, l *raft.Log, version byte) *raft.Log {
 	out := *l
 	out.Extensions = nil
 	pt := make([]byte, 0, binary.MaxVarintLen64+len(l.Data)+len(l.Extensions))
@@ -85,9 +94,9 @@ func sealEntry(k seal.Key, clusterID string, l *raft.Log) *raft.Log {
 	pt = append(pt, l.Extensions...)
 	id := k.ID()
 	rec := make([]byte, 0, recordHeaderSize+seal.Overhead+len(pt))
-	rec = append(rec, recordVersion)
+	rec = append(rec, version)
 	rec = append(rec, id[:]...)
-	out.Data = seal.AppendSeal(rec, k, pt, entryAD(clusterID, recordVersion, id, l))
+	out.Data = seal.AppendSeal(rec, k, pt, entryAD(clusterID, version, id, l))
 	return &out
 }
 

@@ -152,6 +152,15 @@ func (s *Store) reencrypt(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+	// The stable values and the log state too.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inner == nil {
+		return total, ErrClosed
+	}
+	if err := s.resealValues(); err != nil {
+		return total, err
+	}
 	return total, nil
 }
 
@@ -195,10 +204,10 @@ func (s *Store) reencryptBatch(lo, hi uint64) (int, error) {
 	if len(out) == 0 {
 		return 0, nil
 	}
-	if err := s.count.reserve(s.inner, k.ID(), uint64(len(out)), s.threshold); err != nil {
+	if err := s.count.reserve(s, k.ID(), uint64(len(out)), s.threshold); err != nil {
 		return 0, err
 	}
-	if err := s.inner.StoreLogs(out); err != nil {
+	if err := s.storeBolt(out); err != nil {
 		return 0, fmt.Errorf("re-seal entries %d-%d: %w", lo, hi, err)
 	}
 	return len(out), nil
@@ -220,6 +229,12 @@ func (s *Store) Compact() error {
 		if err := s.drain(); err != nil {
 			return fmt.Errorf("compact %s: %w", s.path, err)
 		}
+		// A new generation even if the WAL is empty: its claim is then
+		// sealed under the current key, like everything else.
+		if err := s.w.reset(); err != nil {
+			s.w.dirty = true
+			return fmt.Errorf("compact %s: %w", s.path, err)
+		}
 		if err := s.w.wipe(); err != nil {
 			return fmt.Errorf("compact %s: %w", s.path, err)
 		}
@@ -229,7 +244,17 @@ func (s *Store) Compact() error {
 		return fmt.Errorf("compact %s: close: %w", s.path, err)
 	}
 	s.inner = nil
-	cerr := compactFile(s.path)
+	renamed, cerr := compactFile(s.path)
+	if renamed && cerr != nil {
+		// The new file is in place but its directory entry may not be
+		// durable: a power cut could bring the old file back and lose
+		// what is written from now on. Nothing more may be acknowledged.
+		if s.w != nil {
+			_ = s.w.close()
+			s.w = nil
+		}
+		return fmt.Errorf("compact %s: %w; the store is closed", s.path, cerr)
+	}
 	inner, err := openBolt(s.path, nil)
 	if err != nil {
 		return fmt.Errorf("compact %s: reopen: %w", s.path, errors.Join(cerr, err))
@@ -241,19 +266,21 @@ func (s *Store) Compact() error {
 	return nil
 }
 
-func compactFile(path string) (err error) {
+// compactFile compacts the bolt file at path into a new file and renames
+// it over path; renamed says the rename happened (whatever err says).
+func compactFile(path string) (renamed bool, err error) {
 	tmp := path + compactSuffix
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return false, err
 	}
 	src, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer src.Close()
 	dst, err := bbolt.Open(tmp, 0o600, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
 		if err != nil {
@@ -262,17 +289,17 @@ func compactFile(path string) (err error) {
 	}()
 	if err := bbolt.Compact(dst, src, compactTxSize); err != nil {
 		_ = dst.Close()
-		return err
+		return false, err
 	}
 	if err := dst.Sync(); err != nil {
 		_ = dst.Close()
-		return err
+		return false, err
 	}
 	if err := dst.Close(); err != nil {
-		return err
+		return false, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return err
+		return false, err
 	}
-	return syncDir(filepath.Dir(path))
+	return true, syncDir(filepath.Dir(path))
 }

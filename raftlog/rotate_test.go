@@ -94,6 +94,9 @@ func TestRotate(t *testing.T) {
 	if traces := oldKeyTraces(t, f.dir, f.old); len(traces) < 2 {
 		t.Fatalf("before rotation, old key traces = %v; want raft.db and snapshots (scanner broken?)", traces)
 	}
+	if err := f.store.SetUint64(keyCurrentTerm, 5); err != nil {
+		t.Fatal(err)
+	}
 	next := seal.NewKey()
 	if err := f.rot.Rotate(t.Context(), next); err != nil {
 		t.Fatalf("Rotate: %v", err)
@@ -120,6 +123,15 @@ func TestRotate(t *testing.T) {
 	// No byte sequence anywhere, free pages included, names the old key.
 	if traces := oldKeyTraces(t, f.dir, f.old); len(traces) > 0 {
 		t.Fatalf("old key ID still on disk: %v", traces)
+	}
+	// The new key alone opens the log state, the WAL's claim and the
+	// stable values, all re-sealed.
+	s2 := openStore(t, f.dir, testOpts(t, NewKeyring(next)))
+	if term, err := s2.GetUint64(keyCurrentTerm); err != nil || term != 5 {
+		t.Fatalf("CurrentTerm under the new key alone: %d, %v; want 5", term, err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
 	}
 	// Try the old key on every record, whatever key ID it names.
 	inner, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(f.dir, DBFile)})

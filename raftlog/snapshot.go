@@ -73,7 +73,7 @@ func NewSnapshotStore(dir string, retain int, opts Options) (*SnapshotStore, err
 		keys:      opts.Keys,
 		log:       opts.logger(),
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := mkdirDurable(s.dir); err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
 	tmps, err := filepath.Glob(filepath.Join(s.dir, "*"+snapTmpExt))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,6 +30,10 @@ type Options struct {
 	// ClusterID is bound into every record's associated data, so an entry
 	// or snapshot copied from another cluster fails to open.
 	ClusterID string
+	// NodeID is bound into the sealed stable values, the log state and
+	// the WAL's claim, so one copied from another node's disk fails to
+	// open. Every opener of a node's log must give the same one.
+	NodeID string
 	// Keys holds the DEKs. A node's Store and SnapshotStore share one.
 	Keys *Keyring
 	// RotationThreshold is how many records the current key may seal
@@ -49,6 +54,9 @@ func (o Options) Validate() error {
 	if len(o.ClusterID) > 0xffff {
 		return errors.New("raftlog: options: cluster ID longer than 65535 bytes")
 	}
+	if len(o.NodeID) > 0xffff {
+		return errors.New("raftlog: options: node ID longer than 65535 bytes")
+	}
 	if o.Keys == nil || o.Keys.Current().IsZero() {
 		return errors.New("raftlog: options: no keyring")
 	}
@@ -64,18 +72,30 @@ func (o Options) logger() *slog.Logger {
 
 // Store is an encrypted raft.LogStore and raft.StableStore over a
 // raft-boltdb file and a write-ahead file (wal.go). It seals each entry's
-// Data and Extensions; StableStore values are stored as raft-boltdb stores
-// them. It is safe for concurrent use.
+// Data and Extensions, and each StableStore value; a sealed log state and
+// the WAL's sealed claim say what the files must hold (integrity.go). It
+// is safe for concurrent use.
 //
 // StoreLogs makes a batch durable in the WAL and keeps it in pending until
 // the flusher has stored it in bolt; reads look in pending first. Locks
-// are taken in this order: mu, flushMu, walMu, pmu.
+// are taken in this order: mu, flushMu, walMu, stMu, pmu.
 type Store struct {
 	path      string
+	walPath   string
 	clusterID string
+	bd        binding
 	keys      *Keyring
 	log       *slog.Logger
 	threshold uint64
+
+	// stMu guards st, the log state, and is held across every bolt
+	// transaction that changes the logs bucket. stLast is st's last index.
+	stMu   sync.Mutex
+	st     logState
+	stLast atomic.Uint64
+	// sealedValues says the stable values and the log state are sealed
+	// (always, once a read-write open has upgraded the store).
+	sealedValues bool
 
 	// mu guards inner, which compaction replaces. Log and stable
 	// operations hold it shared; re-encryption batches and compaction
@@ -115,12 +135,51 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
+	s := newStore(dir, opts)
+	if err := os.Remove(s.path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open raft log: remove stale compaction: %w", err)
+	}
+	_, statErr := os.Stat(s.path)
+	inner, err := openBolt(s.path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
+	}
+	s.inner = inner
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A new file: its directory entry must be durable too, and the
+		// directory's own, which the caller may have just created.
+		for _, d := range []string{dir, filepath.Dir(filepath.Clean(dir))} {
+			if err := syncDir(d); err != nil {
+				_ = inner.Close()
+				return nil, fmt.Errorf("open raft log: %w", err)
+			}
+		}
+	}
+	if err := s.openWAL(opts.WALSize); err != nil {
+		_ = inner.Close()
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	if err := s.count.load(s, s.keys.Current().ID()); err != nil {
+		_ = inner.Close()
+		_ = s.w.close()
+		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
+	}
+	s.flushAfter = flushDelay
+	s.kick, s.stop, s.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go s.flushLoop()
+	return s, nil
+}
+
+// newStore returns a Store over dir, opened by the caller.
+func newStore(dir string, opts Options) *Store {
 	s := &Store{
 		path:      filepath.Join(dir, DBFile),
+		walPath:   filepath.Join(dir, WALFile),
 		clusterID: opts.ClusterID,
+		bd:        binding{clusterID: opts.ClusterID, nodeID: opts.NodeID},
 		keys:      opts.Keys,
 		log:       opts.logger(),
 		threshold: opts.RotationThreshold,
@@ -128,26 +187,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.threshold == 0 {
 		s.threshold = DefaultRotationThreshold
 	}
-	if err := os.Remove(s.path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("open raft log: remove stale compaction: %w", err)
-	}
-	inner, err := openBolt(s.path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
-	}
-	s.inner = inner
-	if err := s.count.load(inner, s.keys.Current().ID()); err != nil {
-		_ = inner.Close()
-		return nil, fmt.Errorf("open raft log %s: %w", s.path, err)
-	}
-	if err := s.openWAL(filepath.Join(dir, WALFile), opts.WALSize); err != nil {
-		_ = inner.Close()
-		return nil, fmt.Errorf("open raft log: %w", err)
-	}
-	s.flushAfter = flushDelay
-	s.kick, s.stop, s.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	go s.flushLoop()
-	return s, nil
+	return s
 }
 
 // Path returns the bolt file's path.
@@ -283,8 +323,14 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if s.inner == nil {
 		return ErrClosed
 	}
+	for _, l := range logs {
+		// The sealed record and its WAL framing must fit in a WAL record.
+		if n := walEntryFixed + minRecordSize + binary.MaxVarintLen64 + len(l.Data) + len(l.Extensions); n > walMaxRecord {
+			return fmt.Errorf("store logs: entry %d: %w: its sealed record would be %d bytes; at most %d", l.Index, ErrTooLarge, n, walMaxRecord)
+		}
+	}
 	k := s.keys.Current()
-	if err := s.count.reserve(s.inner, k.ID(), uint64(len(logs)), s.threshold); err != nil {
+	if err := s.count.reserve(s, k.ID(), uint64(len(logs)), s.threshold); err != nil {
 		return fmt.Errorf("store logs: %w", err)
 	}
 	sealed := make([]*raft.Log, len(logs))
@@ -321,12 +367,12 @@ func (s *Store) DeleteRange(min, max uint64) error {
 		return ErrClosed
 	}
 	if s.w == nil {
-		return s.inner.DeleteRange(min, max)
+		return s.inner.DeleteRange(min, max) // read-only: bolt refuses
 	}
 	// Everything in the WAL goes to bolt first, and the WAL starts over,
 	// so no record of a deleted entry is replayed after a crash. Appends
 	// wait meanwhile.
-	if err := s.drainThen(func() error { return s.inner.DeleteRange(min, max) }); err != nil {
+	if err := s.drainThen(func() error { return s.deleteBolt(min, max) }); err != nil {
 		return fmt.Errorf("delete logs: %w", err)
 	}
 	return nil
@@ -339,7 +385,7 @@ func (s *Store) Set(key, val []byte) error {
 	if s.inner == nil {
 		return ErrClosed
 	}
-	return s.inner.Set(key, val)
+	return s.setValue(key, val)
 }
 
 // Get implements raft.StableStore. A missing key is raft-boltdb's
@@ -350,7 +396,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	if s.inner == nil {
 		return nil, ErrClosed
 	}
-	return s.inner.Get(key)
+	return s.getValue(key)
 }
 
 // SetUint64 implements raft.StableStore.
@@ -360,7 +406,7 @@ func (s *Store) SetUint64(key []byte, val uint64) error {
 	if s.inner == nil {
 		return ErrClosed
 	}
-	return s.inner.SetUint64(key, val)
+	return s.setValue(key, binary.BigEndian.AppendUint64(nil, val))
 }
 
 // GetUint64 implements raft.StableStore.
@@ -370,7 +416,14 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 	if s.inner == nil {
 		return 0, ErrClosed
 	}
-	return s.inner.GetUint64(key)
+	v, err := s.getValue(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("raft stable store %s: value %q: %w: %d bytes, not a uint64", s.path, key, ErrTampered, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // parallelSealBatch is the batch size from which StoreLogs seals on two
@@ -391,11 +444,11 @@ type sealCounter struct {
 	reserved uint64
 }
 
-func (c *sealCounter) load(b *boltLog, id seal.KeyID) error {
+func (c *sealCounter) load(b *Store, id seal.KeyID) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.id, c.n, c.reserved = id, 0, 0
-	v, err := b.Get(counterKey)
+	v, err := b.getValue(counterKey)
 	if err != nil {
 		if errors.Is(err, raftboltdb.ErrKeyNotFound) {
 			return nil
@@ -423,7 +476,7 @@ func (c *sealCounter) value(id seal.KeyID) uint64 {
 
 // reserve counts n more records sealed under id, first persisting a new
 // bound if the count would pass the persisted one.
-func (c *sealCounter) reserve(b *boltLog, id seal.KeyID, n, threshold uint64) error {
+func (c *sealCounter) reserve(b *Store, id seal.KeyID, n, threshold uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.id != id {
@@ -435,7 +488,7 @@ func (c *sealCounter) reserve(b *boltLog, id seal.KeyID, n, threshold uint64) er
 		v := make([]byte, 0, seal.KeyIDSize+8)
 		v = append(v, id[:]...)
 		v = binary.BigEndian.AppendUint64(v, next)
-		if err := b.Set(counterKey, v); err != nil {
+		if err := b.setValue(counterKey, v); err != nil {
 			return fmt.Errorf("persist sealed-record counter: %w", err)
 		}
 		c.reserved = next

@@ -300,8 +300,8 @@ func TestWALHoldsNoPlaintext(t *testing.T) {
 	if bytes.Contains(b, []byte(marker)) {
 		t.Fatal("plaintext entry data found in the WAL")
 	}
-	if _, logs, err := readWAL(b); err != nil || len(logs) != 1 {
-		t.Fatalf("the WAL holds %d records (%v), want the entry's", len(logs), err)
+	if c, err := readWAL(b); err != nil || len(c.logs) != 1 {
+		t.Fatalf("the WAL holds %d records (%v), want the entry's", len(c.logs), err)
 	}
 }
 
@@ -342,13 +342,14 @@ func TestWALForgedRecordRefused(t *testing.T) {
 	crashed := crashCopy(t, dir)
 	p := filepath.Join(crashed, WALFile)
 	b, _ := os.ReadFile(p)
-	_, logs, err := readWAL(b)
+	wc, err := readWAL(b)
+	logs := wc.logs
 	if err != nil || len(logs) != 3 {
 		t.Fatalf("setup: %d records, %v", len(logs), err)
 	}
 	// Re-encode entry 2 with one ciphertext byte changed and a valid crc.
 	off := walDataStart + walRecordHeaderSize + walEntryFixed + len(logs[0].Data)
-	gen, _ := parseWALHeader(b)
+	gen := wc.gen
 	forged := *logs[1]
 	forged.Data = bytes.Clone(forged.Data)
 	forged.Data[len(forged.Data)-20] ^= 1
@@ -407,10 +408,11 @@ func TestWALIndexesWhileFlushing(t *testing.T) {
 	}
 }
 
-// TestWALLargerThanFirstRead: records that run past the prefix loadWAL
-// reads first are all found after a crash, and a torn record far into a
-// large file still only ends the records.
+// TestWALLargerThanFirstRead: records that run far into a large file
+// (past the 1 MiB an earlier reader read first) are all found after a
+// crash, and a torn record far into it still only ends the records.
 func TestWALLargerThanFirstRead(t *testing.T) {
+	const walFirstRead = 1 << 20
 	s, dir, keys := walStore(t, true)
 	big := bytes.Repeat([]byte{0x5a}, 100<<10)
 	var n uint64

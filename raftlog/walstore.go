@@ -1,7 +1,9 @@
 package raftlog
 
 import (
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,28 +19,54 @@ const (
 	flushRetryMax = 5 * time.Second
 )
 
-// openWAL opens the WAL at path, stores whatever it holds in bolt, and
-// starts it over. s.inner must be open.
-func (s *Store) openWAL(path string, capacity int64) error {
-	w, logs, torn, err := openWAL(path, capacity)
+// openWAL opens the WAL, checks it and raft.db against the log state
+// (loadState, checkWAL), stores whatever the WAL holds in bolt, and starts
+// it over. A store the previous release wrote is upgraded: its stable
+// values sealed and its first log state written. s.inner must be open.
+func (s *Store) openWAL(capacity int64) error {
+	have, err := s.loadState()
 	if err != nil {
 		return err
 	}
-	if torn >= 0 {
+	s.sealedValues = have
+	// With a log state the WAL was created whole before it, so a missing
+	// or headerless one is refused (checkWAL), not created anew.
+	w, c, err := openWAL(s.walPath, capacity, s.sealClaim, !have)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		if w != nil {
+			_ = w.close()
+		}
+		return err
+	}
+	if err := s.checkWAL(have, c, withWAL(s.st, c.logs).last()); err != nil {
+		return fail(err)
+	}
+	if w == nil {
+		return errors.New("raftlog: no WAL") // checkWAL refuses first
+	}
+	if c.torn >= 0 {
 		// Only the last batch, whose write a crash cut short, can end like
 		// this; it was never acknowledged.
-		s.log.Warn("raft WAL ends in a torn record, from a write cut short by a crash; the entries before it are kept", "path", path, "offset", torn, "entries", len(logs))
+		s.log.Warn("raft WAL ends in a torn record, from a write cut short by a crash; the entries before it are kept", "path", s.walPath, "offset", c.torn, "entries", len(c.logs))
 	}
-	if len(logs) > 0 {
-		if err := s.inner.StoreLogs(logs); err != nil {
-			_ = w.close()
-			return fmt.Errorf("replay WAL %s: %w", path, err)
+	if len(c.logs) > 0 {
+		if err := s.storeBolt(c.logs); err != nil {
+			return fail(fmt.Errorf("replay WAL %s: %w", s.walPath, err))
 		}
-		s.log.Info("raft log entries moved from the WAL", "entries", len(logs), "first", logs[0].Index, "last", logs[len(logs)-1].Index)
+		s.log.Info("raft log entries moved from the WAL", "entries", len(c.logs), "first", c.logs[0].Index, "last", c.logs[len(c.logs)-1].Index)
 	}
 	if err := w.reset(); err != nil {
-		_ = w.close()
-		return err
+		return fail(err)
+	}
+	if !have {
+		// After the WAL is this release's: a crash before this leaves a
+		// store that opens as the previous release's again.
+		if err := s.upgrade(); err != nil {
+			return fail(err)
+		}
 	}
 	s.w = w
 	return nil
@@ -96,7 +124,7 @@ func (s *Store) appendSealed(sealed []*raft.Log) error {
 		return s.inner.StoreLogs(sealed) // read-only: bolt refuses
 	}
 	if !consecutive(sealed) {
-		return s.drainThen(func() error { return s.inner.StoreLogs(sealed) })
+		return s.drainThen(func() error { return s.storeBolt(sealed) })
 	}
 	for {
 		done, err := s.tryAppend(sealed)
@@ -112,23 +140,34 @@ func (s *Store) appendSealed(sealed []*raft.Log) error {
 	}
 }
 
-// tryAppend writes sealed to the WAL if it follows the pending entries
-// and fits; done is false if it did not try.
+// tryAppend writes sealed to the WAL if it follows the records of the
+// WAL's generation (any batch starts an empty one) and fits; done is
+// false if it did not try.
+//
+// It checks the WAL's own last record, not pending: the flusher empties
+// pending before it starts the WAL over, and a batch that followed an
+// empty pending but not the generation's records would make a WAL that
+// no longer opens.
 func (s *Store) tryAppend(sealed []*raft.Log) (done bool, err error) {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	s.pmu.Lock()
-	n := len(s.pending)
-	follows := n == 0 || s.pending[n-1].Index+1 == sealed[0].Index
-	s.pmu.Unlock()
-	if !follows || s.w.dirty {
+	if s.w.dirty {
+		return false, nil
+	}
+	// The log's last entry before this batch, for the claim.
+	prevLast := s.w.last
+	if s.w.off == walDataStart {
+		prevLast = s.stLast.Load() // everything is in bolt
+	} else if s.w.last+1 != sealed[0].Index {
 		return false, nil
 	}
 	b := s.w.encode(sealed)
 	if !s.w.fits(len(b)) {
 		return false, nil
 	}
-	if err := s.w.write(b); err != nil {
+	last := sealed[len(sealed)-1]
+	claim := s.sealClaim(s.w.gen, prevLast, last.Index, last.Term)
+	if err := s.w.write(b, claim, last.Index); err != nil {
 		// Part of the batch may be in the file: never append after it.
 		s.w.dirty = true
 		return true, err
@@ -175,7 +214,7 @@ func (s *Store) drainLocked() error {
 	batch := s.pending
 	s.pmu.Unlock()
 	if len(batch) > 0 {
-		if err := s.inner.StoreLogs(batch); err != nil {
+		if err := s.storeBolt(batch); err != nil {
 			return fmt.Errorf("move entries from the WAL: %w", err)
 		}
 		s.pmu.Lock()
@@ -199,7 +238,7 @@ func (s *Store) flushPending() error {
 	batch := s.pending[:len(s.pending):len(s.pending)]
 	s.pmu.Unlock()
 	if len(batch) > 0 {
-		if err := s.inner.StoreLogs(batch); err != nil {
+		if err := s.storeBolt(batch); err != nil {
 			return fmt.Errorf("move entries from the WAL: %w", err)
 		}
 		// Only appends changed pending meanwhile (a drain needs flushMu).
@@ -214,6 +253,9 @@ func (s *Store) flushPending() error {
 		}
 		s.pmu.Unlock()
 	}
+	if hook := testHookFlushGap.Load(); hook != nil {
+		(*hook)(s)
+	}
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
 	s.pmu.Lock()
@@ -224,6 +266,10 @@ func (s *Store) flushPending() error {
 	}
 	return s.w.restart()
 }
+
+// testHookFlushGap, when set by a test, runs in flushPending after the
+// flushed entries left pending and before the WAL is started over.
+var testHookFlushGap atomic.Pointer[func(*Store)]
 
 // flushLoop runs until Close, moving pending entries into bolt in large
 // batches.
