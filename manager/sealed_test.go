@@ -350,6 +350,9 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 		{"delete an entry in the middle", func(t *testing.T) {
 			deleteBoltEntries(t, db, idx, idx)
 		}, db, 0, raftlog.ErrRolledBack},
+		{"flip a byte of the term record", func(t *testing.T) {
+			editBoltConf(t, db, "CurrentTerm", func(v []byte) { v[len(v)/2] ^= 0x01 })
+		}, db, 0, raftlog.ErrTampered},
 		{"truncate the snapshot by one byte", func(t *testing.T) {
 			resize(t, snap, -1)
 		}, snap, 0, raftlog.ErrTampered},
@@ -415,8 +418,8 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 				}
 			} else if tc.file == db {
 				var se *raftlog.StateError
-				if !errors.As(err, &se) || se.Path != db {
-					t.Errorf("Run: got %v; want a *raftlog.StateError for %s", err, db)
+				if (!errors.As(err, &se) || se.Path != db) && !strings.Contains(msg, "raft stable store "+db) {
+					t.Errorf("Run: got %v; want a *raftlog.StateError or a stable value error for %s", err, db)
 				}
 			} else {
 				var se *raftlog.SnapshotError
@@ -794,6 +797,29 @@ func deleteBoltEntries(t *testing.T, path string, lo, hi uint64) {
 			}
 		}
 		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editBoltConf lets edit change the stable store value under key in the
+// bolt file at path.
+func editBoltConf(t *testing.T, path, key string, edit func(v []byte)) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("conf"))
+		v := bytes.Clone(b.Get([]byte(key)))
+		if v == nil {
+			return fmt.Errorf("no %s in %s", key, path)
+		}
+		edit(v)
+		return b.Put([]byte(key), v)
 	})
 	if err != nil {
 		t.Fatal(err)
