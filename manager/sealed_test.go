@@ -345,6 +345,15 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 		{"entry from another cluster at the same index", func(t *testing.T) {
 			editBolt(t, db, func(_ func(uint64) []byte, put func(uint64, []byte)) { put(idx, foreignVal) })
 		}, db, idx, raftlog.ErrUnknownKey},
+		{"delete the newest two entries", func(t *testing.T) {
+			deleteBoltEntries(t, db, idxs[len(idxs)-2], idxs[len(idxs)-1])
+		}, db, 0, raftlog.ErrRolledBack},
+		{"delete an entry in the middle", func(t *testing.T) {
+			deleteBoltEntries(t, db, idx, idx)
+		}, db, 0, raftlog.ErrRolledBack},
+		{"flip a byte of the term record", func(t *testing.T) {
+			editBoltConf(t, db, "CurrentTerm", func(v []byte) { v[len(v)/2] ^= 0x01 })
+		}, db, 0, raftlog.ErrTampered},
 		{"truncate the snapshot by one byte", func(t *testing.T) {
 			resize(t, snap, -1)
 		}, snap, 0, raftlog.ErrTampered},
@@ -407,6 +416,11 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 				var re *raftlog.RecordError
 				if !errors.As(err, &re) || re.Path != db || re.Index != tc.index {
 					t.Errorf("Run: got %v; want a *raftlog.RecordError for %s entry %d", err, db, tc.index)
+				}
+			} else if tc.file == db {
+				var se *raftlog.StateError
+				if (!errors.As(err, &se) || se.Path != db) && !strings.Contains(msg, "raft stable store "+db) {
+					t.Errorf("Run: got %v; want a *raftlog.StateError or a stable value error for %s", err, db)
 				}
 			} else {
 				var se *raftlog.SnapshotError
@@ -767,4 +781,49 @@ func restoreTree(t *testing.T, pristine, dir string) {
 		t.Fatal(err)
 	}
 	copyTree(t, pristine, dir)
+}
+
+// deleteBoltEntries deletes entries lo..hi from the bolt file at path, as
+// someone with the stopped node's disk could with a few lines of bbolt.
+func deleteBoltEntries(t *testing.T, path string, lo, hi uint64) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for i := lo; i <= hi; i++ {
+			if err := tx.Bucket([]byte("logs")).Delete(binary.BigEndian.AppendUint64(nil, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editBoltConf lets edit change the stable store value under key in the
+// bolt file at path.
+func editBoltConf(t *testing.T, path, key string, edit func(v []byte)) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("conf"))
+		v := bytes.Clone(b.Get([]byte(key)))
+		if v == nil {
+			return fmt.Errorf("no %s in %s", key, path)
+		}
+		edit(v)
+		return b.Put([]byte(key), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

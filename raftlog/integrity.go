@@ -62,6 +62,20 @@ func (s *Store) loadState() (have bool, err error) {
 		if detail != "" {
 			return &StateError{Path: s.path, Detail: detail}
 		}
+		// Every stable value opens, so an edited term or vote record
+		// stops the store here rather than inside raft.
+		err = tx.Bucket(bucketConf).ForEach(func(k, v []byte) error {
+			if string(k) == string(stateKey) {
+				return nil
+			}
+			if _, err := s.bd.open(s.keys, valueADLabel, k, v); err != nil {
+				return fmt.Errorf("raft stable store %s: value %q: %w; %s", s.path, k, err, restoreAdvice)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		have = true
 		s.st = st
 		s.stLast.Store(st.last())

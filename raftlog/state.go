@@ -39,7 +39,7 @@ var stateKey = []byte("holdfast/raftlog/state")
 var ErrRolledBack = fmt.Errorf("%w: the log was rolled back or damaged", ErrTampered)
 
 // rollbackAdvice tells the operator what to do about a rolled-back log.
-const rollbackAdvice = "this node's log was rolled back or damaged: wipe it and rejoin (stop the node, wipe its data dir, and join again) or restore it from a backup"
+const rollbackAdvice = "this node's log was rolled back or damaged: wipe it and rejoin (restore it from its peers: stop it, wipe its data dir, and join again) or restore it from a backup"
 
 // StateError reports a raft log whose files do not hold what this node
 // made durable. It wraps ErrRolledBack (and so ErrTampered).
