@@ -96,6 +96,12 @@ type Node struct {
 	// GossipAddr is where the node's memberlist listens, once it has
 	// started gossiping.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// Level is, for a manager, the level its build advertised when the
+	// leader last recorded it (NodeLevel); 0 until then.
+	Level int `json:"level,omitempty"`
+	// Commands are the command types and versions that build can apply,
+	// as "type/version".
+	Commands []string `json:"commands,omitempty"`
 }
 
 func newState() *State {
