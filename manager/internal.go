@@ -121,6 +121,9 @@ func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequ
 			if node == nil || node.Role != roleManager {
 				return api.Errorf(http.StatusForbidden, "node %s is not a manager of this cluster", req.NodeID)
 			}
+			if err := n.admitLevel(ctx, rn, node.ID, node.Addr); err != nil {
+				return err
+			}
 			if err := rn.r.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 				return api.Errorf(http.StatusServiceUnavailable, "add %s to raft: %v", node.ID, err)
 			}
@@ -287,6 +290,11 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	}
 	now := time.Now().UTC()
 	id := ca.Identity{NodeID: ca.NewID(), Role: role, ClusterID: clusterID}
+	if role == roleManager {
+		if err := rn.checkJoinLevel(id.NodeID, req.Level); err != nil {
+			return nil, err
+		}
+	}
 	certPEM, err := plan.issuer().Issue(req.CSR, id, expiry, now)
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)

@@ -50,6 +50,10 @@ type raftNode struct {
 	// while this node leads.
 	reachMu     sync.Mutex
 	unreachable map[raft.ServerID]bool
+
+	// levels is what the managers answered this node's probes while it
+	// leads (levels.go).
+	levels levelView
 }
 
 // startRaft opens the raft log and starts raft on inc's port.
@@ -163,7 +167,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 			}
 		}
 	}
-	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.New(n.logger.With("component", "fsm")), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
+	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.NewAtLevel(n.logger.With("component", "fsm"), n.cfg.level()), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
 	r, err := raft.NewRaft(conf, rn.fsm, logs, store, snaps, trans)
 	if err != nil {
 		trans.Close()

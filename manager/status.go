@@ -52,6 +52,12 @@ func (n *Node) managerStatus(ctx context.Context, inc *incarnation, rn *raftNode
 			st.Autolock = s.Cluster.Settings.Autolock
 		}
 	})
+	own := rn.ownLevel()
+	st.Level, st.Commands, st.NeedsUpgrade = own.Level, own.Commands, own.Stopped
+	st.ClusterVersion = rn.clusterVersion()
+	if st.NeedsUpgrade != nil {
+		st.State = api.StateNeedsUpgrade
+	}
 	st.Leader.NodeID, st.Leader.Addr = rn.leaderInfo()
 	reach := n.reachability(ctx, inc, rn, askLeader)
 	for _, s := range rn.servers() {
