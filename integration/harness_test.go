@@ -55,6 +55,10 @@ type daemon struct {
 	cmd    *exec.Cmd
 	exited chan error
 	client *api.Client
+	// bin, when set, is the binary to run instead of the one TestMain
+	// built; env is added to the daemon's environment.
+	bin string
+	env []string
 }
 
 // freePort returns a loopback address whose port was free a moment ago.
@@ -70,13 +74,20 @@ func freePort(tb testing.TB) string {
 
 func newDaemon(tb testing.TB, name string) *daemon {
 	tb.Helper()
+	return newDaemonOf(tb, name, "")
+}
+
+// newDaemonOf starts a daemon of binary bin (empty: the one TestMain
+// built) with env added to its environment.
+func newDaemonOf(tb testing.TB, name, bin string, env ...string) *daemon {
+	tb.Helper()
 	dir := tb.TempDir()
 	sockDir, err := os.MkdirTemp("", "hfi")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(sockDir) })
-	d := &daemon{tb: tb, name: name, dir: dir, sock: filepath.Join(sockDir, "s"), listen: freePort(tb), log: filepath.Join(dir, "daemon.log")}
+	d := &daemon{tb: tb, name: name, dir: dir, sock: filepath.Join(sockDir, "s"), listen: freePort(tb), log: filepath.Join(dir, "daemon.log"), bin: bin, env: env}
 	d.client = api.NewUnixClient(d.sock)
 	tb.Cleanup(func() {
 		d.kill()
@@ -96,8 +107,15 @@ func (d *daemon) start() {
 	if err != nil {
 		d.tb.Fatal(err)
 	}
-	d.cmd = exec.Command(binary, "daemon", "--data-dir", d.dir, "--socket", d.sock, "--listen-addr", d.listen, "--advertise-addr", d.listen, "--gossip-addr", gossipAddrFor(d.listen), "--log-level", "debug")
+	bin := binary
+	if d.bin != "" {
+		bin = d.bin
+	}
+	d.cmd = exec.Command(bin, "daemon", "--data-dir", d.dir, "--socket", d.sock, "--listen-addr", d.listen, "--advertise-addr", d.listen, "--gossip-addr", gossipAddrFor(d.listen), "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if d.env != nil {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
 		d.tb.Fatal(err)
