@@ -308,10 +308,28 @@ func TestMixedVersionWithThePreviousBuild(t *testing.T) {
 		st, err := l.status()
 		return err == nil && st.ClusterVersion == fsm.LowestLevel
 	})
+	st, err := l.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := st.Raft.LastIndex
 	written = append(written, loadWrites(t, c.daemons, "c", 16, 8)...)
 	sameSecrets(t, c.daemons, written)
 	if b, err := os.ReadFile(d0.log); err == nil && strings.Contains(string(b), "refusing log entry") {
 		t.Errorf("the previous build refused entries:\n%s", grepLines(string(b), "refusing log entry"))
+	}
+	// What this build's leader proposed with d0 a member: no batch, and
+	// no node.level, which the previous build would have skipped.
+	var f *daemon
+	for _, d := range c.daemons[1:] {
+		if d != l {
+			f = d
+		}
+	}
+	for idx, name := range dumpCommands(t, f) {
+		if (idx > mark && name == "batch") || name == "node.level" {
+			t.Errorf("entry %d is %s, with a manager of the previous build in the cluster", idx, name)
+		}
 	}
 }
 
