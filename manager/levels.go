@@ -22,8 +22,8 @@ import (
 // being added alike; the leader proposes only what it allows (propose.go).
 // What the leader knows of each manager's level, freshest first:
 //
-//  1. what the manager answered the leader's last probe (levelsLoop),
-//     fsm.LowestLevel for a build that has no such route;
+//  1. what the manager answered this node's last probe (levelsLoop, on
+//     every manager), fsm.LowestLevel for a build that has no such route;
 //  2. what the joiner said when it was granted its certificate;
 //  3. the level recorded in its node record (fsm.NodeLevel), which the
 //     leader commits once the cluster version allows node.level;
@@ -36,7 +36,7 @@ import (
 // levelProbeInterval is how often the leader asks every manager its level.
 const levelProbeInterval = 2 * time.Second
 
-// levelView is the leader's memory of what each manager answered.
+// levelView is what each manager answered this node's last probe.
 type levelView struct {
 	mu    sync.Mutex
 	known map[string]*api.LevelInfo // by node ID
@@ -56,13 +56,6 @@ func (v *levelView) get(id string) (*api.LevelInfo, bool) {
 	defer v.mu.Unlock()
 	li, ok := v.known[id]
 	return li, ok
-}
-
-// forget drops what was learnt, when leadership changes hands.
-func (v *levelView) forget() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	clear(v.known)
 }
 
 // ownLevel is what this manager's build can apply.
@@ -173,32 +166,24 @@ func (n *Node) askLevel(ctx context.Context, inc *incarnation, addr string) (*ap
 	return li, err
 }
 
-// levelsLoop runs on every manager. While this node leads it asks every
-// manager its level, and records the levels in the node records once the
-// cluster version allows; a manager that stopped at an entry it cannot
-// apply hands leadership over, since it can neither serve reads nor see
-// its own writes applied.
+// levelsLoop runs on every manager: it asks every other manager its
+// level, so that each knows the cluster version (status, metrics) and a
+// new leader starts from fresh answers. While this node leads it also
+// records the levels in the node records once the cluster version
+// allows; a manager stopped at an entry it cannot apply hands leadership
+// over, since it can neither serve reads nor see its own writes applied.
 func (n *Node) levelsLoop(ctx context.Context, inc *incarnation, rn *raftNode) {
 	t := time.NewTicker(levelProbeInterval)
 	defer t.Stop()
-	leading := false
 	for {
 		changed := rn.leaderChanged()
-		if !rn.isLeader() {
-			if leading {
-				rn.levels.forget()
-			}
-			leading = false
-		} else {
-			leading = true
+		n.probeLevels(ctx, inc, rn)
+		if rn.isLeader() {
 			if st := rn.fsm.NeedsUpgrade(); st != nil {
 				n.logger.Error("handing leadership over: this manager needs an upgrade", "err", st)
 				_ = rn.r.LeadershipTransfer().Error()
-			} else {
-				n.probeLevels(ctx, inc, rn)
-				if err := n.recordLevels(ctx, rn); err != nil && rn.isLeader() {
-					n.logger.Warn("recording the managers' levels", "err", err)
-				}
+			} else if err := n.recordLevels(ctx, rn); err != nil && rn.isLeader() {
+				n.logger.Warn("recording the managers' levels", "err", err)
 			}
 		}
 		select {

@@ -23,10 +23,10 @@ func atLevel(l int) func(*Config) { return func(c *Config) { c.Level = l } }
 // mixedCluster is m0 at level, which created the cluster, and m1 and m2
 // at this build's level, which joined it (a cluster half way through an
 // upgrade), with one of m1 and m2 in the lead.
-func mixedCluster(t *testing.T, level int) (c *testCluster, low, leader *testNode) {
+func mixedCluster(t *testing.T, level int, opts ...func(*Config)) (c *testCluster, low, leader *testNode) {
 	t.Helper()
 	c = &testCluster{t: t}
-	low = newTestNode(t, "m0", atLevel(level))
+	low = newTestNode(t, "m0", append(opts, atLevel(level))...)
 	init, err := low.client.Init(ctxT(t), api.InitRequest{})
 	if err != nil {
 		t.Fatalf("init: %v", err)
@@ -194,7 +194,7 @@ func TestLeaderProposesWhatEveryManagerCanApply(t *testing.T) {
 // command; the others go on. Restarted on a build that knows the entry,
 // it applies it and everything after, and holds the same state.
 func TestNeedsUpgradeStopsAManagerUntilItIsUpgraded(t *testing.T) {
-	c, low, l := mixedCluster(t, fsm.Level2)
+	c, low, l := mixedCluster(t, fsm.Level2, withMetrics)
 	rn := l.node.current().rn()
 	// What this build's leader never proposes while m2 is at level 2:
 	// forced through raft, as a newer build's leader would.
@@ -231,6 +231,12 @@ func TestNeedsUpgradeStopsAManagerUntilItIsUpgraded(t *testing.T) {
 	if logs := low.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "command=batch") || !strings.Contains(logs, "version=1") {
 		t.Errorf("no error log line naming the command and version:\n%s", logs)
 	}
+	fams := scrape(t, low.node.MetricsAddr())
+	for name, want := range map[string]float64{"holdfast_needs_upgrade": 1, "holdfast_level": fsm.Level2, "holdfast_cluster_version": fsm.Level2} {
+		if got := mustValue(t, fams, name); got != want {
+			t.Errorf("%s: got %v; want %v", name, got, want)
+		}
+	}
 	for _, m := range c.managers[1:] {
 		if st := m.status(); st.State != api.StateReady {
 			t.Errorf("%s is %s", m.name, st.State)
@@ -264,7 +270,10 @@ func TestJoinRefusesAManagerBelowTheClusterVersion(t *testing.T) {
 	}
 	w := newTestNode(t, "w", atLevel(fsm.Level3))
 	if _, err := w.client.Join(ctxT(t), api.JoinRequest{Token: c.init.WorkerToken, Addr: c.init.Addr}); err != nil {
-		t.Errorf("a worker at level 3: %v", err)
+		t.Fatalf("a worker at level 3: %v", err)
+	}
+	if st := w.status(); st.Level != fsm.Level3 || st.ClusterVersion != fsm.CurrentLevel || st.NeedsUpgrade != nil {
+		t.Errorf("worker status: level %d, cluster version %d, needs_upgrade %v; want %d, %d, none", st.Level, st.ClusterVersion, st.NeedsUpgrade, fsm.Level3, fsm.CurrentLevel)
 	}
 }
 

@@ -149,6 +149,10 @@ func (n *Node) workerStatus(ctx context.Context, inc *incarnation) *api.Status {
 	st.Addr = inc.info.AdvertiseAddr
 	st.IsLeader = false
 	st.Raft = api.RaftStatus{}
+	// The manager's cluster version stands; the level is this build's,
+	// and a worker applies no log, so it never needs an upgrade to.
+	level := n.cfg.level()
+	st.Level, st.Commands, st.NeedsUpgrade = level, commandNames(fsm.Commands(level)), nil
 	return st
 }
 
