@@ -147,7 +147,7 @@ func (n *Node) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api
 wait:
 	for {
 		ch := rn.fsm.Changed()
-		if rn.fsm.Index() > afterIndex {
+		if rn.fsm.Index() > afterIndex || rn.fsm.NeedsUpgrade() != nil {
 			break
 		}
 		select {
@@ -155,6 +155,11 @@ wait:
 		case <-ctx.Done():
 			break wait
 		}
+	}
+	if st := rn.fsm.NeedsUpgrade(); st != nil {
+		// A state that stops short of the log is no answer: the node
+		// asks another manager.
+		return nil, errNeedsUpgrade(st)
 	}
 	view := &api.SelfView{Managers: inc.managers()}
 	rn.fsm.Read(func(s *fsm.State, index uint64) {

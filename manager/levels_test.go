@@ -36,12 +36,18 @@ func mixedCluster(t *testing.T, level int, opts ...func(*Config)) (c *testCluste
 	for i := 1; i < 3; i++ {
 		c.managers = append(c.managers, c.join(fmt.Sprintf("m%d", i), init.ManagerToken))
 	}
-	if err := low.node.current().rn().r.LeadershipTransfer().Error(); err != nil {
-		t.Fatalf("hand leadership over: %v", err)
-	}
-	eventually(t, 10*time.Second, "a full-level leader", func() bool {
-		leader = c.leader()
-		return leader != low
+	eventually(t, 30*time.Second, "a full-level leader", func() bool {
+		for _, m := range c.managers[1:] {
+			if m.status().IsLeader {
+				leader = m
+				return true
+			}
+		}
+		if low.status().IsLeader {
+			// Hand over (again, if an election gave it back).
+			_ = low.node.current().rn().r.LeadershipTransfer().Error()
+		}
+		return false
 	})
 	return c, low, leader
 }
@@ -227,6 +233,9 @@ func TestNeedsUpgradeStopsAManagerUntilItIsUpgraded(t *testing.T) {
 	}
 	if _, err := low.client.Nodes(ctxT(t)); apiStatus(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "needs upgrade") {
 		t.Errorf("a read on m0: got %v; want 503 needs upgrade", err)
+	}
+	if _, err := low.node.Self(ctxT(t), api.Peer{NodeID: "w1", Role: roleWorker}, 0); apiStatus(err) != http.StatusServiceUnavailable {
+		t.Errorf("a worker following m0: got %v; want 503, so that it asks another manager", err)
 	}
 	if logs := low.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "command=batch") || !strings.Contains(logs, "version=1") {
 		t.Errorf("no error log line naming the command and version:\n%s", logs)
