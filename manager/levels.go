@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -40,6 +41,13 @@ const levelProbeInterval = 2 * time.Second
 type levelView struct {
 	mu    sync.Mutex
 	known map[string]*api.LevelInfo // by node ID
+	// cv is the cluster version the proposer uses, 0 until computed: it
+	// reads neither raft's configuration nor the FSM's lock on every
+	// batch. Recomputed whenever a level is learnt and at every probe, so
+	// that it follows the configuration within levelProbeInterval; a
+	// manager that joins is checked against it first, so the cached value
+	// is never above a member's level.
+	cv atomic.Int64
 }
 
 func (v *levelView) set(id string, li *api.LevelInfo) {
@@ -49,6 +57,7 @@ func (v *levelView) set(id string, li *api.LevelInfo) {
 		v.known = map[string]*api.LevelInfo{}
 	}
 	v.known[id] = li
+	v.cv.Store(0) // computed again at the next proposal
 }
 
 func (v *levelView) get(id string) (*api.LevelInfo, bool) {
@@ -104,6 +113,16 @@ func (rn *raftNode) clusterVersion() int {
 		}
 		cv = min(cv, max(l, fsm.LowestLevel))
 	}
+	return cv
+}
+
+// proposalVersion is the cluster version the proposer encodes for.
+func (rn *raftNode) proposalVersion() int {
+	if cv := rn.levels.cv.Load(); cv > 0 {
+		return int(cv)
+	}
+	cv := rn.clusterVersion()
+	rn.levels.cv.Store(int64(cv))
 	return cv
 }
 
@@ -178,6 +197,7 @@ func (n *Node) levelsLoop(ctx context.Context, inc *incarnation, rn *raftNode) {
 	for {
 		changed := rn.leaderChanged()
 		n.probeLevels(ctx, inc, rn)
+		rn.levels.cv.Store(int64(rn.clusterVersion()))
 		if rn.isLeader() {
 			if st := rn.fsm.NeedsUpgrade(); st != nil {
 				n.logger.Error("handing leadership over: this manager needs an upgrade", "err", st)

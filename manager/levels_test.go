@@ -73,31 +73,42 @@ func entriesAfter(t *testing.T, tn *testNode, index uint64) [][]byte {
 	return out
 }
 
-// sameState waits until every running manager has applied the leader's
-// last index, then compares their states byte for byte.
+// sameState waits until every running manager has applied the same
+// index, at or past the leader's last one, and holds the same state
+// there. The leader may commit more meanwhile (node.level records), so it
+// compares again until they agree or time runs out.
 func sameState(t *testing.T, c *testCluster) {
 	t.Helper()
 	l := c.leader()
 	want := l.node.current().rn().r.LastIndex()
-	for _, m := range c.managers {
-		eventually(t, 20*time.Second, m.name+" to apply index "+fmt.Sprint(want), func() bool {
-			return m.node.current().rn().fsm.Index() >= want
-		})
-	}
-	var ref []byte
-	for _, m := range c.managers {
-		rn := m.node.current().rn()
-		data, _, err := rn.fsm.SnapshotData()
-		if err != nil {
-			t.Fatal(err)
+	differ := "not every manager has applied index " + fmt.Sprint(want)
+	same := func() bool {
+		var ref []byte
+		var refIndex uint64
+		for i, m := range c.managers {
+			data, index, err := m.node.current().rn().fsm.SnapshotData()
+			if err != nil || index < want || (i > 0 && index != refIndex) {
+				return false
+			}
+			// The document's index is checked above; compare the state.
+			data = data[bytes.Index(data, []byte(`"state":`)):]
+			if i == 0 {
+				ref, refIndex = data, index
+			} else if !bytes.Equal(data, ref) {
+				differ = fmt.Sprintf("%s's state differs from %s's at index %d", m.name, c.managers[0].name, index)
+				return false
+			}
 		}
-		// The document's index differs by entries since applied
-		// (leader.ready of a term); the state after it must not.
-		data = data[bytes.Index(data, []byte(`"state":`)):]
-		if ref == nil {
-			ref = data
-		} else if !bytes.Equal(data, ref) {
-			t.Errorf("%s's state differs from %s's", m.name, c.managers[0].name)
+		return true
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !same() {
+		if time.Now().After(deadline) {
+			t.Fatal(differ)
+		}
+		select {
+		case <-l.node.current().rn().fsm.Changed():
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -68,7 +68,7 @@ func (p *proposer) apply(cmds [][]byte) []error {
 // command for the cluster version, and proposes a batch entry only when
 // the cluster version allows one, else each command as its own entry.
 func (p *proposer) send(batch []*batchReq) {
-	cv := p.rn.clusterVersion()
+	cv := p.rn.proposalVersion()
 	if batch = encodeFor(cv, batch); len(batch) == 0 {
 		return
 	}
