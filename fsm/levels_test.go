@@ -226,3 +226,31 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDowngrade: Check, Downgrade and the FSM's own check never panic on
+// any bytes, and what Downgrade returns for a cluster version, a manager
+// of that level can apply.
+func FuzzDowngrade(f *testing.F) {
+	f.Add(mustEncodeF(f, secretCmd("s1", "a")), uint8(Level1))
+	f.Add([]byte{1, 0x7f, 0x01, 1, '{', '}'}, uint8(Level4))
+	f.Add([]byte{1, 0, byte(TypeBatch), 1, 0}, uint8(Level3))
+	f.Fuzz(func(t *testing.T, b []byte, level uint8) {
+		cv := int(level)%CurrentLevel + 1
+		_ = Check(b)
+		out, err := Downgrade(b, cv)
+		if err != nil {
+			return
+		}
+		if u, ok := unknownIn(out, cv); ok {
+			t.Fatalf("Downgrade(%x, %d) = %x, which holds %s", b, cv, out, u)
+		}
+	})
+}
+
+func mustEncodeF(f *testing.F, c Command) []byte {
+	b, err := Encode(c)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
+}
