@@ -54,7 +54,8 @@ func New(logger *slog.Logger) *FSM {
 
 // NewAtLevel returns an FSM that applies only what a build of the given
 // level knows, and stops at anything else as that build would. Only tests
-// (and the daemon's hidden test flag) run at a level below CurrentLevel.
+// (and the daemon's test-only HOLDFAST_TEST_LEVEL) run at a level below
+// CurrentLevel.
 func NewAtLevel(logger *slog.Logger, level int) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

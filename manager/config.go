@@ -79,8 +79,8 @@ type Config struct {
 
 	// Level runs this build as one of an older level: it advertises that
 	// level and stops at any entry such a build could not apply. 0 means
-	// fsm.CurrentLevel. Only tests set it (the daemon's hidden
-	// --test-level flag), to run a mixed-level cluster of one binary.
+	// fsm.CurrentLevel. Only tests set it (the daemon's test-only
+	// HOLDFAST_TEST_LEVEL), to run a mixed-level cluster of one binary.
 	Level int
 
 	// plainLog stores the raft log unsealed, in plain raft-boltdb; only

@@ -17,11 +17,12 @@ import (
 )
 
 // Levels and the cluster version. Every manager's build has a level
-// (fsm.CurrentLevel, or a lower one under the daemon's hidden test flag)
+// (fsm.CurrentLevel, or a lower one under the daemon's test-only
+// HOLDFAST_TEST_LEVEL)
 // and says so at GET /internal/v1/level. The cluster version is the lowest
 // level among the managers in raft's configuration, voters and servers
 // being added alike; the leader proposes only what it allows (propose.go).
-// What the leader knows of each manager's level, freshest first:
+// What a manager knows of each other manager's level, freshest first:
 //
 //  1. what the manager answered this node's last probe (levelsLoop, on
 //     every manager), fsm.LowestLevel for a build that has no such route;
@@ -34,7 +35,8 @@ import (
 // manager nobody has heard of counts as the lowest level: the leader
 // never sends a manager an entry it cannot apply.
 
-// levelProbeInterval is how often the leader asks every manager its level.
+// levelProbeInterval is how often every manager asks the others their
+// level.
 const levelProbeInterval = 2 * time.Second
 
 // levelView is what each manager answered this node's last probe.
@@ -44,9 +46,9 @@ type levelView struct {
 	// cv is the cluster version the proposer uses, 0 until computed: it
 	// reads neither raft's configuration nor the FSM's lock on every
 	// batch. Recomputed whenever a level is learnt and at every probe, so
-	// that it follows the configuration within levelProbeInterval; a
-	// manager that joins is checked against it first, so the cached value
-	// is never above a member's level.
+	// that it follows the configuration within levelProbeInterval. A
+	// manager that joins is checked against the cluster version computed
+	// afresh, so the cached value is never above a member's level.
 	cv atomic.Int64
 }
 
