@@ -223,7 +223,7 @@ func (c *Client) ReadIndex(ctx context.Context) (*ReadIndex, error) {
 
 func (c *Client) JoinForwarded(ctx context.Context, req JoinGrantRequest) (*JoinGrant, error) {
 	var out JoinGrant
-	return &out, c.Do(ctx, "POST", "/internal/v1/join", req, &out)
+	return &out, c.Do(ctx, "POST", "/internal/v1/join"+levelQuery(req.Level), req, &out)
 }
 
 func (c *Client) AddVoter(ctx context.Context, req AddVoterRequest) error {
@@ -275,5 +275,19 @@ func (c *Client) ClusterStatus(ctx context.Context) (*Status, error) {
 
 func (c *Client) Grant(ctx context.Context, req JoinGrantRequest) (*JoinGrant, error) {
 	var out JoinGrant
-	return &out, c.Do(ctx, "POST", "/join", req, &out)
+	return &out, c.Do(ctx, "POST", "/join"+levelQuery(req.Level), req, &out)
+}
+
+// levelQuery carries a joiner's level.
+func levelQuery(level int) string {
+	if level <= 0 {
+		return ""
+	}
+	return "?level=" + strconv.Itoa(level)
+}
+
+// Level asks a manager what its build can apply (LevelInfo).
+func (c *Client) Level(ctx context.Context) (*LevelInfo, error) {
+	var out LevelInfo
+	return &out, c.Do(ctx, "GET", "/internal/v1/level", nil, &out)
 }

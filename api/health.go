@@ -14,6 +14,9 @@ const (
 	HealthLocked        = "locked"
 	HealthNoLeader      = "no-leader"
 	HealthUninitialized = "uninitialized"
+	// HealthNeedsUpgrade: a manager stopped at a log entry its build
+	// cannot apply (StateNeedsUpgrade).
+	HealthNeedsUpgrade = "needs-upgrade"
 )
 
 // Health is GET /v1/health: whether this node can serve the cluster now.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"net/http"
+	"strconv"
 )
 
 // Peer is the authenticated caller of the node API, from its certificate.
@@ -35,6 +36,8 @@ type NodeBackend interface {
 	RemoveNodeForwarded(ctx context.Context, from Peer, id string, force bool) error
 	RotateJoinTokenForwarded(ctx context.Context, from Peer, role string) (*JoinToken, error)
 	Reachability(ctx context.Context, from Peer) (*Reachability, error)
+	// Level says what this manager's build can apply.
+	Level(ctx context.Context, from Peer) (*LevelInfo, error)
 	// Routes for any node of the cluster.
 	Self(ctx context.Context, from Peer, afterIndex uint64) (*SelfView, error)
 	Renew(ctx context.Context, from Peer, req RenewRequest) (*RenewResponse, error)
@@ -121,9 +124,12 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 	})
 	handle("POST /internal/v1/join", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		var req JoinGrantRequest
-		if decode(w, r, &req) {
+		if decodeJoin(w, r, &req) {
 			reply(w, res(b.JoinForwarded(r.Context(), p, req)))
 		}
+	})
+	handle("GET /internal/v1/level", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
+		reply(w, res(b.Level(r.Context(), p)))
 	})
 	handle("POST /internal/v1/raft/add-voter", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		var req AddVoterRequest
@@ -209,7 +215,7 @@ func NewJoinHandler(b JoinBackend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /join", func(w http.ResponseWriter, r *http.Request) {
 		var req JoinGrantRequest
-		if decode(w, r, &req) {
+		if decodeJoin(w, r, &req) {
 			reply(w, res(b.Grant(r.Context(), req)))
 		}
 	})
@@ -223,4 +229,21 @@ func NewJoinHandler(b JoinBackend) http.Handler {
 		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// decodeJoin reads a join request: its body, and the joiner's level from
+// the query.
+func decodeJoin(w http.ResponseWriter, r *http.Request, req *JoinGrantRequest) bool {
+	if !decode(w, r, req) {
+		return false
+	}
+	if v := r.URL.Query().Get("level"); v != "" {
+		l, err := strconv.Atoi(v)
+		if err != nil || l < 0 {
+			writeError(w, Errorf(http.StatusBadRequest, "level %q: want a number", v))
+			return false
+		}
+		req.Level = l
+	}
+	return true
 }

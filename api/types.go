@@ -7,6 +7,10 @@ const (
 	StateUninitialized = "uninitialized"
 	StateLocked        = "locked"
 	StateReady         = "ready"
+	// StateNeedsUpgrade is a manager that met a log entry its build
+	// cannot apply: it applies nothing more and serves no reads until it
+	// is restarted on a build that knows the entry.
+	StateNeedsUpgrade = "needs-upgrade"
 )
 
 // Status is GET /v1/status and `holdfast status --format json`.
@@ -23,6 +27,34 @@ type Status struct {
 	Managers  []ManagerStatus `json:"managers"`
 	// Gossip is this node's memberlist, once it gossips.
 	Gossip *GossipStatus `json:"gossip,omitempty"`
+	// Level is the level of this node's build: what it can apply
+	// (docs/OPERATIONS.md, "Versions and levels"); Commands lists it as
+	// "type/version".
+	Level    int      `json:"level,omitempty"`
+	Commands []string `json:"commands,omitempty"`
+	// ClusterVersion is, on a manager, the lowest level among the
+	// managers as this manager knows it: what the leader may propose.
+	ClusterVersion int `json:"cluster_version,omitempty"`
+	// NeedsUpgrade names the entry this manager stopped at, in state
+	// needs-upgrade.
+	NeedsUpgrade *NeedsUpgrade `json:"needs_upgrade,omitempty"`
+}
+
+// NeedsUpgrade is the log entry a manager cannot apply: its index, and
+// its command type and version.
+type NeedsUpgrade struct {
+	Index   uint64 `json:"index"`
+	Command string `json:"command"`
+	Version uint8  `json:"version"`
+}
+
+// LevelInfo is GET /internal/v1/level: what a manager's build can apply.
+// The leader asks every manager; one that has no such route (a build from
+// before levels) counts as the lowest level.
+type LevelInfo struct {
+	Level    int           `json:"level"`
+	Commands []string      `json:"commands"`
+	Stopped  *NeedsUpgrade `json:"needs_upgrade,omitempty"`
 }
 
 // GossipStatus is this node's gossip: where it listens, how many members
@@ -68,6 +100,11 @@ type Node struct {
 	CertExpiresAt time.Time `json:"cert_expires_at"`
 	CreatedAt     time.Time `json:"created_at"`
 	GossipAddr    string    `json:"gossip_addr,omitempty"`
+	// Level is, for a manager, its build's level as the cluster recorded
+	// it (0: not recorded yet, or a build from before levels); Commands
+	// lists what it can apply, as "type/version".
+	Level    int      `json:"level,omitempty"`
+	Commands []string `json:"commands,omitempty"`
 }
 
 // Node statuses.
@@ -142,6 +179,10 @@ type JoinGrantRequest struct {
 	Token string `json:"token"`
 	CSR   []byte `json:"csr"`
 	Addr  string `json:"addr"`
+	// Level is the joiner's build level. It travels as the query
+	// parameter "level" (a body field would be refused by builds from
+	// before levels); 0 is a joiner that sent none.
+	Level int `json:"-"`
 }
 
 // JoinGrant is the answer: who the joiner now is, and its certificate.

@@ -75,6 +75,7 @@ var typeNames = map[Type]string{
 	TypeCARotateNode:   "ca.rotate_node",
 	TypeCARotateFinish: "ca.rotate_finish",
 	TypeBatch:          "batch",
+	TypeNodeLevel:      "node.level",
 }
 
 // Errors from decoding a command.
@@ -126,6 +127,7 @@ var registry = map[Type]struct {
 	TypeCARotateNode:   {1, func() Command { return new(CARotateNode) }},
 	TypeCARotateFinish: {1, func() Command { return new(CARotateFinish) }},
 	TypeBatch:          {1, func() Command { return new(Batch) }},
+	TypeNodeLevel:      {1, func() Command { return new(NodeLevel) }},
 }
 
 // oldestVersion is, for a type whose older versions still decode, the

@@ -75,6 +75,21 @@ func (c *NodeUpdate) Version() uint8   { return certVersion(c.CertSerial, c.Cert
 func (*TokenRotate) Version() uint8    { return 1 }
 func (*SettingsUpdate) Version() uint8 { return 1 }
 
+// TypeNodeLevel records the level a manager's build advertises (levels.go).
+const TypeNodeLevel Type = 31
+
+// NodeLevel records what manager ID can apply: its build's level and the
+// command versions it knows. The leader commits it only once the cluster
+// version is Level4 or above.
+type NodeLevel struct {
+	ID       string   `json:"id"`
+	Level    int      `json:"level"`
+	Commands []string `json:"commands,omitempty"`
+}
+
+func (*NodeLevel) Type() Type     { return TypeNodeLevel }
+func (*NodeLevel) Version() uint8 { return 1 }
+
 // LeaderReady is the first command a new leader commits in its term. It
 // changes nothing; once it is applied, every entry the leader commits in
 // this term reaches the FSM, which is what linearizable reads wait on
@@ -229,6 +244,15 @@ func applyTo(s *State, c Command) error {
 		return s.Secrets.ApplyGrant(c.GrantCmd, s.nodeExists)
 	case *SecretRevoke:
 		return s.Secrets.ApplyRevoke(c.RevokeCmd)
+	case *NodeLevel:
+		n, ok := s.Nodes[c.ID]
+		if !ok {
+			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
+		}
+		if c.Level < LowestLevel {
+			return fmt.Errorf("%w: level %d", ErrMalformedCommand, c.Level)
+		}
+		n.Level, n.Commands = c.Level, c.Commands
 	case *CARotateStart, *CARotateNode, *CARotateFinish:
 		return s.applyCA(c)
 	default:

@@ -29,6 +29,9 @@ type Result struct {
 // Apply, Snapshot and Restore; everyone else calls Read, Index and Changed.
 type FSM struct {
 	logger *slog.Logger
+	// level is what this FSM applies; CurrentLevel but in tests that run
+	// a build as an older one (NewAtLevel).
+	level int
 
 	mu      sync.RWMutex
 	state   *State
@@ -38,6 +41,9 @@ type FSM struct {
 	// (accessChanging); appendedAt is the newest AppendedAt applied.
 	access     uint64
 	appendedAt time.Time
+	// stuck is the entry this FSM could not apply, once it met one: it
+	// then applies nothing more, and index stays before that entry.
+	stuck *UpgradeError
 }
 
 var (
@@ -47,10 +53,31 @@ var (
 
 // New returns an FSM holding an empty, uninitialized state.
 func New(logger *slog.Logger) *FSM {
+	return NewAtLevel(logger, CurrentLevel)
+}
+
+// NewAtLevel returns an FSM that applies only what a build of the given
+// level knows, and stops at anything else as that build would. Only tests
+// (and the daemon's test-only HOLDFAST_TEST_LEVEL) run at a level below
+// CurrentLevel.
+func NewAtLevel(logger *slog.Logger, level int) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{logger: logger, state: newState(), changed: make(chan struct{})}
+	level = min(max(level, LowestLevel), CurrentLevel)
+	return &FSM{logger: logger, level: level, state: newState(), changed: make(chan struct{})}
+}
+
+// Level returns the level this FSM applies.
+func (f *FSM) Level() int { return f.level }
+
+// NeedsUpgrade returns the entry this FSM stopped at, or nil while it
+// applies every entry. Once set it stays until a snapshot is restored: a
+// build that knows the entry applies it after a restart, from the log.
+func (f *FSM) NeedsUpgrade() *UpgradeError {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.stuck
 }
 
 // Apply applies one committed log entry.
@@ -75,20 +102,33 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 }
 
 func (f *FSM) applyLocked(l *raft.Log) *Result {
-	if l.Index > f.index {
-		f.index = l.Index
+	if f.stuck != nil {
+		// Never skip: nothing after the entry this build cannot apply is
+		// applied, and the index stays before it.
+		return &Result{Err: f.stuck}
+	}
+	if l.Type == raft.LogCommand && f.level < CurrentLevel {
+		if cv, ok := unknownIn(l.Data, f.level); ok {
+			return f.stopAt(l.Index, cv)
+		}
 	}
 	if l.AppendedAt.After(f.appendedAt) {
 		f.appendedAt = l.AppendedAt
 	}
 	if l.Type != raft.LogCommand {
+		f.index = max(f.index, l.Index)
 		return &Result{}
 	}
 	c, err := Decode(l.Data)
 	if err != nil {
+		if cv, ok := unknownIn(l.Data, f.level); ok {
+			return f.stopAt(l.Index, cv)
+		}
+		f.index = max(f.index, l.Index)
 		f.logger.Warn("refusing log entry", "index", l.Index, "err", err)
 		return &Result{Err: err}
 	}
+	f.index = max(f.index, l.Index)
 	if b, ok := c.(*Batch); ok {
 		res := &Result{Batch: make([]Result, len(b.Commands))}
 		for i, c := range b.Commands {
@@ -102,6 +142,15 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 		return &Result{Err: err}
 	}
 	return &Result{}
+}
+
+// stopAt records that entry index holds cv, which this build cannot
+// apply, and says so once, loudly.
+func (f *FSM) stopAt(index uint64, cv CommandVersion) *Result {
+	f.stuck = &UpgradeError{Index: index, Command: cv, Level: f.level}
+	f.logger.Error("cannot apply log entry: this build does not know its command; applying stops here until this manager runs a build that does",
+		"index", index, "command", cv.Type.String(), "version", cv.Version, "level", f.level)
+	return &Result{Err: f.stuck}
 }
 
 func (f *FSM) notifyLocked() {
@@ -160,6 +209,11 @@ type snapshotDoc struct {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if f.stuck != nil {
+		// raft would record this snapshot as covering every entry it
+		// handed over, and compact the log past the one not applied.
+		return nil, fmt.Errorf("no snapshot while stopped: %w", f.stuck)
+	}
 	header, frozen, err := f.freezeLocked(snapshotFormat2)
 	if err != nil {
 		return nil, err
@@ -198,6 +252,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.state = st
 	f.access++
 	f.index = index
+	f.stuck = nil
 	f.notifyLocked()
 	return nil
 }

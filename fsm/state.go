@@ -101,6 +101,12 @@ type Node struct {
 	// expired. Empty in records written before they were kept.
 	CertSerial    string `json:"cert_serial,omitempty"`
 	CertKeySHA256 string `json:"cert_key_sha256,omitempty"`
+	// Level is, for a manager, the level its build advertised when the
+	// leader last recorded it (NodeLevel); 0 until then.
+	Level int `json:"level,omitempty"`
+	// Commands are the command types and versions that build can apply,
+	// as "type/version".
+	Commands []string `json:"commands,omitempty"`
 }
 
 func newState() *State {

@@ -73,6 +73,18 @@ func freePort(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
+// newDaemonOf starts a daemon of binary bin (empty: the one TestMain
+// built) with env added to its environment.
+func newDaemonOf(tb testing.TB, name, bin string, env ...string) *daemon {
+	tb.Helper()
+	return newDaemon(tb, name, func(d *daemon) {
+		d.bin = bin
+		d.env = append(d.env, env...)
+	})
+}
+
+// newDaemon starts a daemon of the binary TestMain built; opts adjust it
+// before it starts.
 func newDaemon(tb testing.TB, name string, opts ...func(*daemon)) *daemon {
 	tb.Helper()
 	dir := tb.TempDir()
@@ -113,6 +125,9 @@ func (d *daemon) start() {
 		d.cmd.Env = append(os.Environ(), d.env...)
 	}
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if d.env != nil {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
 		d.tb.Fatal(err)

@@ -157,6 +157,11 @@ func (n *Node) linearize(ctx context.Context) (*raftNode, error) {
 	// must not wait for ever.
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	defer cancel()
+	if _, rn, err := n.managerRaft(); err == nil {
+		if st := rn.fsm.NeedsUpgrade(); st != nil {
+			return nil, errNeedsUpgrade(st)
+		}
+	}
 	var index uint64
 	err := n.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
@@ -208,6 +213,9 @@ func waitApplied(ctx context.Context, f *fsm.FSM, index uint64) error {
 		ch := f.Changed()
 		if f.Index() >= index {
 			return nil
+		}
+		if st := f.NeedsUpgrade(); st != nil {
+			return errNeedsUpgrade(st)
 		}
 		select {
 		case <-ch:

@@ -1,14 +1,16 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
@@ -112,28 +114,35 @@ func TestInitAndDemoteRefusals(t *testing.T) {
 	}
 }
 
-// An unknown command in the log is an error result on every replica, and
-// the cluster goes on.
-func TestUnknownCommandThroughRaft(t *testing.T) {
+// An unknown command never reaches the log: it would stop every manager
+// (needs-upgrade), so the leader refuses it with a clear 400, whether it
+// came from its own API or from a follower, and the cluster goes on.
+func TestUnknownCommandIsRefusedBeforeTheLog(t *testing.T) {
 	c := newCluster(t, 3, 0)
 	l := c.leader()
 	rn := l.node.current().rn()
 	bad := []byte{1, 0x7f, 0x7f, 1, '{', '}'}
-	f := rn.r.Apply(bad, 5*time.Second)
-	if err := f.Error(); err != nil {
-		t.Fatal(err)
+	before := rn.r.LastIndex()
+	if err := l.node.apply(ctxT(t), rawCommand(bad)); apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "unknown command type") {
+		t.Errorf("unknown command on the leader: got %v; want 400 unknown command type", err)
 	}
-	res := f.Response().(*fsm.Result)
-	if !errors.Is(res.Err, fsm.ErrUnknownCommand) {
-		t.Fatalf("got %v; want ErrUnknownCommand", res.Err)
-	}
-	// Forwarded through the node API it is a clear 400.
 	err := c.followers(l)[0].node.apply(ctxT(t), rawCommand(bad))
 	if err == nil || !strings.Contains(err.Error(), "unknown command type") {
 		t.Errorf("forwarded unknown command: got %v; want unknown command type", err)
 	}
+	for i := before + 1; i <= rn.r.LastIndex(); i++ {
+		var e raft.Log
+		if rn.logs.GetLog(i, &e) == nil && bytes.Equal(e.Data, bad) {
+			t.Fatalf("the unknown command is in the log at %d", i)
+		}
+	}
 	if _, err := l.client.RotateJoinToken(ctxT(t), "worker"); err != nil {
 		t.Errorf("cluster stopped working after an unknown command: %v", err)
+	}
+	for _, m := range c.managers {
+		if st := m.status(); st.State != api.StateReady {
+			t.Errorf("%s is %s", m.name, st.State)
+		}
 	}
 }
 

@@ -82,6 +82,7 @@ func (n *Node) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s 
 		v := api.Node{
 			ID: node.ID, Role: node.Role, Addr: node.Addr, Leader: node.ID == leaderID,
 			Voter: voters[node.ID], CertExpiresAt: node.CertExpiresAt, CreatedAt: node.CreatedAt, GossipAddr: node.GossipAddr,
+			Level: node.Level, Commands: node.Commands,
 		}
 		alive, gossiped := inc.gossipReach(node.ID)
 		switch {

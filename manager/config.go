@@ -9,7 +9,17 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/holdfast/holdfast/fsm"
 )
+
+// level is the level this node runs at.
+func (c *Config) level() int {
+	if c.Level == 0 {
+		return fsm.CurrentLevel
+	}
+	return c.Level
+}
 
 // Config configures one node.
 type Config struct {
@@ -71,6 +81,12 @@ type Config struct {
 	// DEKCheckInterval is how often a manager checks whether its DEK has
 	// sealed enough records to be rotated.
 	DEKCheckInterval time.Duration
+
+	// Level runs this build as one of an older level: it advertises that
+	// level and stops at any entry such a build could not apply. 0 means
+	// fsm.CurrentLevel. Only tests set it (the daemon's test-only
+	// HOLDFAST_TEST_LEVEL), to run a mixed-level cluster of one binary.
+	Level int
 
 	// plainLog stores the raft log unsealed, in plain raft-boltdb; only
 	// benchmarks set it, to measure what sealing costs.
@@ -143,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ApplyTimeout <= 0 || c.ForwardTimeout <= 0 || c.WatchTimeout <= 0 || c.DEKCheckInterval <= 0 {
 		errs = append(errs, errors.New("apply, forward and watch timeouts and the DEK check interval must be positive"))
+	}
+	if c.Level < 0 || c.Level > fsm.CurrentLevel {
+		errs = append(errs, fmt.Errorf("level %d: this build runs at levels %d to %d", c.Level, fsm.LowestLevel, fsm.CurrentLevel))
 	}
 	if c.SnapshotThreshold == 0 || c.SnapshotInterval <= 0 {
 		errs = append(errs, errors.New("snapshot threshold and interval must be positive"))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
 )
 
 // nodeInfo is node.json: who this node is and where it listens. Nothing in
@@ -26,9 +27,24 @@ type nodeInfo struct {
 	// Managers are the managers this node last knew of; a worker uses them
 	// to reach the cluster after a restart.
 	Managers []api.PeerAddr `json:"managers,omitempty"`
+	// Level is the level of the build that last wrote the data dir, and
+	// ReadLevel the lowest level that can read it. A build whose level is
+	// below ReadLevel refuses to start on it, naming both. Builds from
+	// before levels wrote neither (and ignore both).
+	Level     int `json:"level,omitempty"`
+	ReadLevel int `json:"read_level,omitempty"`
 }
 
 const nodeInfoFormat = 1
+
+// dataDirReadLevel is the lowest level that can read the data dir this
+// build writes: raise it when a change of format leaves older builds
+// unable to read it, and say so in docs/OPERATIONS.md.
+const dataDirReadLevel = fsm.Level1
+
+// errDataDirLevel is a data dir written by a build newer than this one can
+// read.
+var errDataDirLevel = errors.New("data dir written by a newer build")
 
 // Paths inside the data directory.
 func (n *Node) path(parts ...string) string {
@@ -51,6 +67,10 @@ func (n *Node) loadNodeInfo() (*nodeInfo, error) {
 	if err := json.Unmarshal(b, &info); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", n.nodeInfoPath(), err)
 	}
+	if level := n.cfg.level(); info.ReadLevel > level {
+		return nil, fmt.Errorf("%w: %s was written by a build of level %d and needs a build of level %d or later; this build is level %d: run a newer build, or restore a backup taken before the upgrade",
+			errDataDirLevel, n.cfg.DataDir, info.Level, info.ReadLevel, level)
+	}
 	if info.Format != nodeInfoFormat {
 		return nil, fmt.Errorf("%s: format %d is not supported by this build", n.nodeInfoPath(), info.Format)
 	}
@@ -62,7 +82,9 @@ func (n *Node) loadNodeInfo() (*nodeInfo, error) {
 
 func (n *Node) saveNodeInfo(info *nodeInfo) error {
 	info.Format = nodeInfoFormat
-	b, err := json.MarshalIndent(info, "", "  ")
+	c := *info // the caller's info may be shared: its level fields are this file's
+	c.Level, c.ReadLevel = n.cfg.level(), dataDirReadLevel
+	b, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,12 @@
 // backup (which the daemon makes with SaveSnapshot), and OpenOffline reads
 // a stopped manager's raft log for inspection.
 //
+// Levels: the leader asks every manager its build's level and proposes
+// only what the lowest (the cluster version) can apply (levels.go,
+// propose.go); a manager stopped at an entry its build cannot apply is
+// needs-upgrade and serves no reads. Config.Level runs a build as an
+// older level, for tests.
+//
 // Lifecycle of a node: uninitialized → ready (manager or worker). A manager
 // runs raft; a worker does not, and follows the cluster through a manager's
 // node API.

@@ -253,7 +253,7 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	jc := transport.NewJoinClient(tok.CADigest, 10*time.Second)
 	defer jc.CloseIdleConnections()
 	gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	grant, err := api.NewClient(jc, "https://"+req.Addr).Grant(gctx, api.JoinGrantRequest{Token: req.Token, CSR: csr, Addr: advertise})
+	grant, err := api.NewClient(jc, "https://"+req.Addr).Grant(gctx, api.JoinGrantRequest{Token: req.Token, CSR: csr, Addr: advertise, Level: n.cfg.level()})
 	cancel()
 	if err != nil {
 		var ae *api.Error

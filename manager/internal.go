@@ -122,6 +122,9 @@ func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequ
 			if node == nil || node.Role != roleManager {
 				return api.Errorf(http.StatusForbidden, "node %s is not a manager of this cluster", req.NodeID)
 			}
+			if err := n.admitLevel(ctx, rn, node.ID, node.Addr); err != nil {
+				return err
+			}
 			if err := rn.r.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 				return api.Errorf(http.StatusServiceUnavailable, "add %s to raft: %v", node.ID, err)
 			}
@@ -145,7 +148,7 @@ func (n *Node) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api
 wait:
 	for {
 		ch := rn.fsm.Changed()
-		if rn.fsm.Index() > afterIndex {
+		if rn.fsm.Index() > afterIndex || rn.fsm.NeedsUpgrade() != nil {
 			break
 		}
 		select {
@@ -158,6 +161,11 @@ wait:
 	// the state from then on (not the keyrings that replaced its keys).
 	if role, err := n.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) || role == api.RoleRemoved {
 		return nil, api.ErrRemoved
+	}
+	if st := rn.fsm.NeedsUpgrade(); st != nil {
+		// A state that stops short of the log is no answer: the node
+		// asks another manager.
+		return nil, errNeedsUpgrade(st)
 	}
 	view := &api.SelfView{Managers: inc.managers()}
 	rn.fsm.Read(func(s *fsm.State, index uint64) {
@@ -293,6 +301,11 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	}
 	now := time.Now().UTC()
 	id := ca.Identity{NodeID: ca.NewID(), Role: role, ClusterID: clusterID}
+	if role == roleManager {
+		if err := rn.checkJoinLevel(id.NodeID, req.Level); err != nil {
+			return nil, err
+		}
+	}
 	certPEM, err := plan.issuer().Issue(req.CSR, id, expiry, now)
 	if err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)

@@ -195,6 +195,12 @@ var (
 		"When this node's TLS certificate expires, in Unix seconds.", nil, nil)
 	descSecrets = prometheus.NewDesc("holdfast_secrets",
 		"Secrets in the cluster's state, as this manager has applied it.", nil, nil)
+	descLevel = prometheus.NewDesc("holdfast_level",
+		"The level of this manager's build: which command types and versions it can apply.", nil, nil)
+	descClusterVersion = prometheus.NewDesc("holdfast_cluster_version",
+		"The lowest level among the managers, as this manager knows them: what the leader may propose.", nil, nil)
+	descNeedsUpgrade = prometheus.NewDesc("holdfast_needs_upgrade",
+		"1 while this manager is stopped at a log entry its build cannot apply (state needs-upgrade), else 0.", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -202,6 +208,9 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLeader
 	ch <- descCertExpiry
 	ch <- descSecrets
+	ch <- descLevel
+	ch <- descClusterVersion
+	ch <- descNeedsUpgrade
 }
 
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -235,6 +244,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		var count int
 		rn.fsm.Read(func(s *fsm.State, _ uint64) { count = s.Secrets.Len() })
 		gauge(descSecrets, float64(count))
+		gauge(descLevel, float64(rn.fsm.Level()))
+		gauge(descClusterVersion, float64(rn.clusterVersion()))
+		gauge(descNeedsUpgrade, boolFloat(rn.fsm.NeedsUpgrade() != nil))
 	}
 }
 
@@ -258,7 +270,10 @@ func (n *Node) Health(context.Context) *api.Health {
 	if rn := inc.rn(); rn != nil {
 		h.Role = roleManager
 		h.Leader, _ = rn.leaderInfo()
-		if h.Leader == "" {
+		switch {
+		case rn.fsm.NeedsUpgrade() != nil:
+			h.Status = api.HealthNeedsUpgrade
+		case h.Leader == "":
 			h.Status = api.HealthNoLeader
 		}
 	}

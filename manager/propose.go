@@ -108,7 +108,18 @@ func (p *proposer) check(cmds [][]byte, errs []error) {
 }
 
 // send proposes one batch as one entry and hands each command its result.
+// Every manager must be able to apply what it proposes: it encodes each
+// command for the cluster version, and proposes a batch entry only when
+// the cluster version allows one, else each command as its own entry.
 func (p *proposer) send(batch []*batchReq) {
+	cv := p.rn.proposalVersion()
+	if batch = encodeFor(cv, batch); len(batch) == 0 {
+		return
+	}
+	if len(batch) > 1 && !fsm.BatchAllowed(cv) {
+		p.sendEach(batch)
+		return
+	}
 	answer := func(err error) {
 		for _, r := range batch {
 			r.done <- err
@@ -145,6 +156,51 @@ func (p *proposer) send(batch []*batchReq) {
 	default:
 		for i, r := range batch {
 			r.done <- fsmError(res.Batch[i].Err)
+		}
+	}
+}
+
+// encodeFor puts each command of batch in an encoding that every manager
+// at cluster version cv can apply, answers those that have none (or that
+// no build knows), and returns the others.
+func encodeFor(cv int, batch []*batchReq) []*batchReq {
+	out := batch[:0] // in place: each is written at or before where it was read
+	for _, r := range batch {
+		if err := fsm.Check(r.cmd); err != nil {
+			r.done <- api.Wrap(http.StatusBadRequest, err)
+			continue
+		}
+		b, err := fsm.Downgrade(r.cmd, cv)
+		switch {
+		case errors.Is(err, fsm.ErrClusterVersion):
+			r.done <- api.Wrap(http.StatusConflict, err)
+		case err != nil:
+			r.done <- api.Wrap(http.StatusBadRequest, err)
+		default:
+			r.cmd = b
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sendEach proposes each command of batch as its own entry, for a cluster
+// whose oldest manager knows no batch entry. The entries are proposed
+// together and answered in turn.
+func (p *proposer) sendEach(batch []*batchReq) {
+	futures := make([]raft.ApplyFuture, len(batch))
+	for i, r := range batch {
+		futures[i] = p.rn.r.Apply(r.cmd, p.timeout)
+	}
+	for i, f := range futures {
+		if err := f.Error(); err != nil {
+			batch[i].done <- raftApplyError(err)
+			continue
+		}
+		if res, ok := f.Response().(*fsm.Result); ok {
+			batch[i].done <- fsmError(res.Err)
+		} else {
+			batch[i].done <- fmt.Errorf("unexpected apply response %T", f.Response())
 		}
 	}
 }

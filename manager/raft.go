@@ -50,6 +50,13 @@ type raftNode struct {
 	// while this node leads.
 	reachMu     sync.Mutex
 	unreachable map[raft.ServerID]bool
+
+	// stable is the stable store as raft sees it (closableStable).
+	stable *closableStable
+
+	// levels is what the managers answered this node's probes
+	// (levels.go).
+	levels levelView
 }
 
 // startRaft opens the raft log and starts raft on inc's port.
@@ -163,8 +170,9 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 			}
 		}
 	}
-	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.New(n.logger.With("component", "fsm")), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
-	r, err := raft.NewRaft(conf, rn.fsm, logs, store, snaps, trans)
+	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.NewAtLevel(n.logger.With("component", "fsm"), n.cfg.level()), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
+	rn.stable = &closableStable{StableStore: store}
+	r, err := raft.NewRaft(conf, rn.fsm, logs, rn.stable, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()
@@ -228,7 +236,44 @@ func (rn *raftNode) shutdown(graceful bool, logger *slog.Logger) {
 			return
 		}
 	}
+	rn.stable.close()
 	_ = rn.logs.Close()
+}
+
+// closableStable is the stable store raft is given. The transport hands
+// a heartbeat to raft on the connection's goroutine, which can still be
+// in raft when Shutdown has returned and the transport is closed; a new
+// term it then stores into a closed store makes raft panic. After close,
+// writes are dropped, as if the heartbeat had come after the process
+// stopped; close waits for a write in progress.
+type closableStable struct {
+	raft.StableStore
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (s *closableStable) Set(k, v []byte) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.StableStore.Set(k, v)
+}
+
+func (s *closableStable) SetUint64(k []byte, v uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.StableStore.SetUint64(k, v)
+}
+
+func (s *closableStable) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 }
 
 func (rn *raftNode) voters() int {

@@ -42,6 +42,8 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 		inc.loops.Add(2)
 		go func() { defer inc.loops.Done(); n.askOwnRole(ctx, inc, rn) }()
 		go func() { defer inc.loops.Done(); n.fillOwnAddr(ctx, inc, rn) }()
+		inc.loops.Add(1)
+		go func() { defer inc.loops.Done(); n.levelsLoop(ctx, inc, rn) }()
 		n.startCALoops(ctx, inc, rn)
 		return
 	}

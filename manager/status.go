@@ -52,6 +52,12 @@ func (n *Node) managerStatus(ctx context.Context, inc *incarnation, rn *raftNode
 			st.Autolock = s.Cluster.Settings.Autolock
 		}
 	})
+	own := rn.ownLevel()
+	st.Level, st.Commands, st.NeedsUpgrade = own.Level, own.Commands, own.Stopped
+	st.ClusterVersion = rn.clusterVersion()
+	if st.NeedsUpgrade != nil {
+		st.State = api.StateNeedsUpgrade
+	}
 	st.Leader.NodeID, st.Leader.Addr = rn.leaderInfo()
 	reach := n.reachability(ctx, inc, rn, askLeader)
 	for _, s := range rn.servers() {
@@ -143,6 +149,10 @@ func (n *Node) workerStatus(ctx context.Context, inc *incarnation) *api.Status {
 	st.Addr = inc.info.AdvertiseAddr
 	st.IsLeader = false
 	st.Raft = api.RaftStatus{}
+	// The manager's cluster version stands; the level is this build's,
+	// and a worker applies no log, so it never needs an upgrade to.
+	level := n.cfg.level()
+	st.Level, st.Commands, st.NeedsUpgrade = level, commandNames(fsm.Commands(level)), nil
 	return st
 }
 

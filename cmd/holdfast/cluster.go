@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
 )
 
 func setupInit(c *cli, fs *flag.FlagSet) action {
@@ -213,7 +214,10 @@ func setupVersion(c *cli, fs *flag.FlagSet) action {
 		if err := wantArgs(args); err != nil {
 			return err
 		}
-		v := versionInfo{Version: version, Commit: buildCommit(), GoVersion: runtime.Version()}
+		v := versionInfo{Version: version, Commit: buildCommit(), GoVersion: runtime.Version(), Level: fsm.CurrentLevel}
+		for _, cv := range fsm.Commands(fsm.CurrentLevel) {
+			v.Commands = append(v.Commands, cv.String())
+		}
 		if format.json() {
 			return writeJSON(c.stdout, v)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"github.com/holdfast/holdfast/manager"
@@ -62,6 +63,14 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.CertRecoveryWindow = *recoverWindow
 		cfg.Logger = logger
 		testTune(&cfg)
+		if v := os.Getenv(testLevelEnv); v != "" {
+			l, err := strconv.Atoi(v)
+			if err != nil {
+				return usagef("%s=%q: want a level number", testLevelEnv, v)
+			}
+			cfg.Level = l
+			logger.Warn("running as a build of an older level, for tests", "level", l, "env", testLevelEnv)
+		}
 		node, err := manager.New(cfg)
 		if err != nil {
 			return usagef("%v", err)
@@ -80,6 +89,10 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		return nil
 	}
 }
+
+// testLevelEnv, when set, runs the daemon as a build of that older level
+// (manager.Config.Level). Tests only: a mixed-level cluster of one binary.
+const testLevelEnv = "HOLDFAST_TEST_LEVEL"
 
 // checkHostPort checks an address flag; empty means unset.
 func checkHostPort(flagName, addr string) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -75,6 +76,9 @@ func printStatus(w io.Writer, st *api.Status) error {
 		r := st.Raft
 		fmt.Fprintf(tw, "Raft:\tterm %d, last index %d, commit index %d, applied index %d\n",
 			r.Term, r.LastIndex, r.CommitIndex, r.AppliedIndex)
+		if st.Level != 0 {
+			fmt.Fprintf(tw, "Level:\t%d (cluster version %d)\n", st.Level, st.ClusterVersion)
+		}
 	}
 	if g := st.Gossip; g != nil {
 		fmt.Fprintf(tw, "Gossip:\t%s, %d members alive, primary key Lamport %d\n", g.Addr, g.Members, g.PrimaryLamport)
@@ -84,6 +88,11 @@ func printStatus(w io.Writer, st *api.Status) error {
 	}
 	if st.State == api.StateLocked {
 		fmt.Fprint(w, "\nThis node is locked; run 'holdfast unlock' to unlock it.\n")
+	}
+	if u := st.NeedsUpgrade; u != nil {
+		fmt.Fprintf(w, "\nThis manager stopped at log entry %d (%s version %d), which its build (level %d) cannot apply.\n"+
+			"It applies nothing more and serves no reads; restart it on a build that knows that command.\n",
+			u.Index, u.Command, u.Version, st.Level)
 	}
 	if len(st.Managers) > 0 {
 		fmt.Fprint(w, "\nManagers:\n")
@@ -158,10 +167,10 @@ func printListing[T any](c *cli, quiet bool, format *choiceFlag, items []T, id f
 
 func printNodes(w io.Writer, nodes []api.Node) error {
 	tw := newTable(w)
-	fmt.Fprint(tw, "ID\tROLE\tADDR\tSTATUS\tLEADER\tVOTER\tCERT EXPIRES\n")
+	fmt.Fprint(tw, "ID\tROLE\tADDR\tSTATUS\tLEADER\tVOTER\tCERT EXPIRES\tLEVEL\n")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Role, orDash(n.Addr), orDash(n.Status),
-			yesNo(n.Leader), yesNo(n.Voter), fmtTime(n.CertExpiresAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Role, orDash(n.Addr), orDash(n.Status),
+			yesNo(n.Leader), yesNo(n.Voter), fmtTime(n.CertExpiresAt), levelText(n.Level))
 	}
 	return tw.Flush()
 }
@@ -177,7 +186,18 @@ func printNode(w io.Writer, n *api.Node) error {
 	fmt.Fprintf(tw, "Voter:\t%s\n", yesNo(n.Voter))
 	fmt.Fprintf(tw, "Cert expires:\t%s\n", fmtTime(n.CertExpiresAt))
 	fmt.Fprintf(tw, "Created:\t%s\n", fmtTime(n.CreatedAt))
+	if n.Role == "manager" {
+		fmt.Fprintf(tw, "Level:\t%s\n", levelText(n.Level))
+	}
 	return tw.Flush()
+}
+
+// levelText shows a recorded level; "-" for none recorded.
+func levelText(l int) string {
+	if l == 0 {
+		return "-"
+	}
+	return strconv.Itoa(l)
 }
 
 // printInit prints what `holdfast init` did and how to grow the cluster.
@@ -222,6 +242,10 @@ type versionInfo struct {
 	Version   string `json:"version"`
 	Commit    string `json:"commit"`
 	GoVersion string `json:"go_version"`
+	// Level is what this build can apply, and Commands lists it as
+	// "type/version" (docs/OPERATIONS.md, "Versions and levels").
+	Level    int      `json:"level"`
+	Commands []string `json:"commands"`
 }
 
 func printVersion(w io.Writer, v versionInfo) error {
@@ -229,6 +253,8 @@ func printVersion(w io.Writer, v versionInfo) error {
 	fmt.Fprintf(tw, "Version:\t%s\n", v.Version)
 	fmt.Fprintf(tw, "Commit:\t%s\n", orDash(v.Commit))
 	fmt.Fprintf(tw, "Go version:\t%s\n", v.GoVersion)
+	fmt.Fprintf(tw, "Level:\t%d\n", v.Level)
+	fmt.Fprintf(tw, "Commands:\t%s\n", strings.Join(v.Commands, " "))
 	return tw.Flush()
 }
 

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
 )
 
 func writeTestFile(t *testing.T, path, content string) {
@@ -108,7 +110,7 @@ var testExpiry = time.Date(2027, 2, 1, 12, 0, 0, 0, time.UTC)
 
 func TestPrintNodes(t *testing.T) {
 	nodes := []api.Node{
-		{ID: "n1", Role: "manager", Addr: "10.0.0.1:4242", Status: api.NodeReady, Leader: true, Voter: true, CertExpiresAt: testExpiry},
+		{ID: "n1", Role: "manager", Addr: "10.0.0.1:4242", Status: api.NodeReady, Leader: true, Voter: true, CertExpiresAt: testExpiry, Level: 4},
 		{ID: "w2", Role: "worker", Addr: "10.0.0.2:4242", Status: api.NodeDown, CertExpiresAt: testExpiry.In(time.FixedZone("X", 3600))},
 	}
 	var b strings.Builder
@@ -116,9 +118,9 @@ func TestPrintNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := lines(
-		"ID  ROLE     ADDR           STATUS  LEADER  VOTER  CERT EXPIRES",
-		"n1  manager  10.0.0.1:4242  ready   yes     yes    2027-02-01T12:00:00Z",
-		"w2  worker   10.0.0.2:4242  down    no      no     2027-02-01T12:00:00Z",
+		"ID  ROLE     ADDR           STATUS  LEADER  VOTER  CERT EXPIRES          LEVEL",
+		"n1  manager  10.0.0.1:4242  ready   yes     yes    2027-02-01T12:00:00Z  4",
+		"w2  worker   10.0.0.2:4242  down    no      no     2027-02-01T12:00:00Z  -",
 	)
 	if got := b.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
@@ -197,15 +199,20 @@ func TestPrintJoinToken(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	r := runCLI(t, "version", "--format", "json")
-	var v map[string]string
+	var v map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 		t.Fatalf("version --format json: %v\n%s", err, r.stdout)
 	}
-	if v["version"] != version || !strings.HasPrefix(v["go_version"], "go") {
+	if gv, _ := v["go_version"].(string); v["version"] != version || !strings.HasPrefix(gv, "go") {
 		t.Errorf("got %v; want version %q and a Go version", v, version)
 	}
 	if _, ok := v["commit"]; !ok {
 		t.Errorf("no commit field in %v", v)
+	}
+	// The build's level and what it can apply (docs/OPERATIONS.md §7).
+	cmds, _ := v["commands"].([]any)
+	if v["level"] != float64(fsm.CurrentLevel) || !slices.Contains(cmds, any("batch/1")) || !slices.Contains(cmds, any("secret.create/2")) {
+		t.Errorf("version: level %v, commands %v; want level %d with batch/1 and secret.create/2", v["level"], cmds, fsm.CurrentLevel)
 	}
 	r = runCLI(t, "version")
 	if !strings.HasPrefix(r.stdout, "Version:     "+version+"\n") {
