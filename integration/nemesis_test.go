@@ -127,6 +127,7 @@ func faults() []fault {
 		{"restart-all-locked", always, restartAllLocked},
 		{"rotate-unlock-key-while-down", always, rotateWhileDown},
 		{"flip-raft-byte", always, flipRaftByte},
+		{"flip-file-byte", always, flipFileByte},
 		{"disk-full", needsTmpfs, diskFull},
 		{"power-cut-leader", needsPowerCut, func(c *chaosCluster, rng *mrand.Rand) error {
 			l, err := c.leader()
@@ -273,6 +274,46 @@ func rotateWhileDown(c *chaosCluster, rng *mrand.Rand) error {
 // serve; then it wipes the node, removes it from the cluster and joins it
 // again as a new manager.
 func flipRaftByte(c *chaosCluster, rng *mrand.Rand) error {
+	return flipAndRejoin(c, rng, func(f *chaosNode) (string, error) { return flipNewestEntry(f.raftDB(), rng) })
+}
+
+// flipFileByte is flipRaftByte for the node's other files: its key file
+// (the DEKs), its TLS key, or its newest raft snapshot.
+func flipFileByte(c *chaosCluster, rng *mrand.Rand) error {
+	return flipAndRejoin(c, rng, func(f *chaosNode) (string, error) {
+		targets := []string{f.diskPath("keys"), f.diskPath(filepath.Join("certs", "node.key"))}
+		if snaps, _ := filepath.Glob(f.diskPath(filepath.Join("raft", "snapshots", "*.snap"))); len(snaps) > 0 {
+			targets = append(targets, snaps[len(snaps)-1])
+		}
+		return flipMiddleByte(targets[rng.IntN(len(targets))], rng)
+	})
+}
+
+// flipMiddleByte flips one byte in the middle half of the file at path.
+func flipMiddleByte(path string, rng *mrand.Rand) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if len(raw) < 8 {
+		return "", fmt.Errorf("%s has only %d bytes", path, len(raw))
+	}
+	off := len(raw)/4 + rng.IntN(len(raw)/2)
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	if _, err := fh.WriteAt([]byte{raw[off] ^ 0x20}, int64(off)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("byte %d of %s", off, path), fh.Sync()
+}
+
+// flipAndRejoin stops a follower, damages its disk with flip, checks that
+// it refuses to start or unlock rather than serve, then wipes it, removes
+// it and joins it again.
+func flipAndRejoin(c *chaosCluster, rng *mrand.Rand, flip func(*chaosNode) (string, error)) error {
 	fi, err := c.follower(rng)
 	if err != nil {
 		return err
@@ -281,7 +322,7 @@ func flipRaftByte(c *chaosCluster, rng *mrand.Rand) error {
 	if err := f.term(); err != nil {
 		return fmt.Errorf("stop %s: %v", f.name, err)
 	}
-	where, err := flipNewestEntry(f.raftDB(), rng)
+	where, err := flip(f)
 	if err != nil {
 		return err
 	}

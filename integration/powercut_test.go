@@ -61,11 +61,15 @@ func mountPowerFS(t testing.TB, dir, backing string) (*powerfs.FS, error) {
 // FUSE mapping in the process that serves the mount can deadlock with
 // the garbage collector. A change made there is durable (bypassing the
 // mount's record); the node must be stopped.
-func (n *chaosNode) raftDB() string {
+func (n *chaosNode) raftDB() string { return n.diskPath(filepath.Join("raft", "raft.db")) }
+
+// diskPath is where the test reaches the node's file rel (a path inside
+// its data dir) without going through its FUSE mount.
+func (n *chaosNode) diskPath(rel string) string {
 	if n.pfs != nil {
-		return filepath.Join(n.backing, "tree", "raft", "raft.db")
+		return filepath.Join(n.backing, "tree", rel)
 	}
-	return filepath.Join(n.dir, "raft", "raft.db")
+	return filepath.Join(n.dir, rel)
 }
 
 // tamperWords are what a node says when it refuses its disk as damaged;
