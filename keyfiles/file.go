@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/internal/dirsync"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,20 +60,7 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode, beforeRename fu
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return dirsync.Sync(dir) }
 
 // The journal (FORMAT.md):
 //

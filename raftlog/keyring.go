@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/internal/dirsync"
 	"os"
 	"path/filepath"
 	"sync"
@@ -241,18 +242,7 @@ func syncDir(dir string) error {
 			return fmt.Errorf("sync %s: %w", dir, err)
 		}
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return dirsync.Sync(dir)
 }
 
 // testHookSyncDir, when set by a test, sees every directory syncDir syncs,

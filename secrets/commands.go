@@ -54,20 +54,30 @@ type RevokeCmd struct {
 // (nodeExists; nil refuses every grant), else ErrUnknownNode; the other
 // errors are New's and Create's.
 func (st *Store) ApplyCreate(c CreateCmd, nodeExists func(string) bool) error {
-	s, err := New(c.ID, c.Name, c.Data, c.Labels, c.Grants, c.CreatedAt)
+	s, err := st.checkCreate(c, nodeExists)
 	if err != nil {
-		return err
-	}
-	for _, g := range s.Grants {
-		if nodeExists == nil || !nodeExists(g) {
-			return errorf(ErrUnknownNode, "cannot grant secret %q to unknown node %q", s.Name, g)
-		}
-	}
-	if err := st.checkFree(s); err != nil {
 		return err
 	}
 	st.insert(s)
 	return nil
+}
+
+// checkCreate is what ApplyCreate and CheckCreate check; it returns the
+// secret to insert.
+func (st *Store) checkCreate(c CreateCmd, nodeExists func(string) bool) (*Secret, error) {
+	s, err := New(c.ID, c.Name, c.Data, c.Labels, c.Grants, c.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range s.Grants {
+		if nodeExists == nil || !nodeExists(g) {
+			return nil, errorf(ErrUnknownNode, "cannot grant secret %q to unknown node %q", s.Name, g)
+		}
+	}
+	if err := st.checkFree(s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // ApplyRemove removes the secret c.Ref names.
@@ -128,16 +138,8 @@ func (c CreateCmd) LogValue() slog.Value {
 
 // CheckCreate is ApplyCreate's checks.
 func (st *Store) CheckCreate(c CreateCmd, nodeExists func(string) bool) error {
-	s, err := New(c.ID, c.Name, c.Data, c.Labels, c.Grants, c.CreatedAt)
-	if err != nil {
-		return err
-	}
-	for _, g := range s.Grants {
-		if nodeExists == nil || !nodeExists(g) {
-			return errorf(ErrUnknownNode, "cannot grant secret %q to unknown node %q", s.Name, g)
-		}
-	}
-	return st.checkFree(s)
+	_, err := st.checkCreate(c, nodeExists)
+	return err
 }
 
 // CheckRemove is ApplyRemove's checks.
