@@ -4,7 +4,7 @@
 // The servers:
 //
 //   - the control API (NewControlHandler) on the local unix socket, for the
-//     operator's CLI and scripts; routes under /v1/ as ../shared/CLI.md lists;
+//     operator's CLI and scripts; routes under /v1/ (the README lists them);
 //   - the node API (NewNodeHandler) on the holdfast-api/1 protocol, for other
 //     nodes over mutual TLS; routes under /internal/v1/. The handler reads the
 //     caller's identity from its certificate and refuses manager-only routes
