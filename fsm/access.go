@@ -81,18 +81,15 @@ func accessChanging(c Command) bool {
 
 func (f *FSM) noteAccess(c Command) {
 	if accessChanging(c) {
-		f.access++
+		f.access.Add(1)
 	}
 }
 
 // AccessGeneration returns a number that changes whenever an applied
 // command (or a restored snapshot) may have changed who may do what:
-// watchers re-check open connections when it moves.
-func (f *FSM) AccessGeneration() uint64 {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.access
-}
+// watchers re-check open connections when it moves. It takes no lock, so
+// a per-message check can read it while an entry is being applied.
+func (f *FSM) AccessGeneration() uint64 { return f.access.Load() }
 
 // AppendedAt returns the newest leader time at which an entry this FSM
 // has applied was appended (raft.Log.AppendedAt); zero if none says.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -39,7 +40,7 @@ type FSM struct {
 	changed chan struct{}
 	// access counts applied commands that change who may do what
 	// (accessChanging); appendedAt is the newest AppendedAt applied.
-	access     uint64
+	access     atomic.Uint64
 	appendedAt time.Time
 	// stuck is the entry this FSM could not apply, once it met one: it
 	// then applies nothing more, and index stays before that entry.
@@ -250,7 +251,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.state = st
-	f.access++
+	f.access.Add(1)
 	f.index = index
 	f.stuck = nil
 	f.notifyLocked()

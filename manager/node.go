@@ -432,6 +432,31 @@ func (n *Node) authorize(proto string, id ca.Identity, leaf *x509.Certificate) e
 }
 
 func (n *Node) authorizeManager(rn *raftNode, proto string, id ca.Identity, leaf *x509.Certificate) error {
+	// A peer allowed once stays allowed until the access generation moves
+	// (a node added, removed, given a role; a CA rotation's start or end):
+	// the raft guard asks on every RPC, and must not wait for the FSM's
+	// lock while an entry is applied. Refusals are never cached: a node
+	// refused now (say, before raft's configuration names it) is asked
+	// about again.
+	key := authKey{proto: proto, node: id.NodeID, role: id.Role}
+	if leaf != nil {
+		key.serial = leaf.SerialNumber.String()
+	}
+	gen := rn.fsm.AccessGeneration()
+	if g, ok := rn.authOK.Load(key); ok && g.(uint64) == gen {
+		return nil
+	}
+	err := n.decideAccess(rn, proto, id, leaf)
+	if err == nil {
+		rn.authOK.Store(key, gen)
+	}
+	return err
+}
+
+// authKey names a peer's certificate on a protocol, for raftNode.authOK.
+type authKey struct{ proto, node, role, serial string }
+
+func (n *Node) decideAccess(rn *raftNode, proto string, id ca.Identity, leaf *x509.Certificate) error {
 	if proto != transport.ProtoRaft {
 		_, err := n.peerRole(id)
 		if errors.Is(err, fsm.ErrNodeRemoved) {
