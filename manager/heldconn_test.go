@@ -3,12 +3,9 @@ package manager
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -57,18 +54,6 @@ func (h *heldConn) get(path string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// closedWithin reports whether the server closes the connection within d
-// (the connection then reads EOF or a reset), nil if it did; an error if
-// it is still open after d or sent something.
-func (h *heldConn) closedWithin(d time.Duration) error {
-	_ = h.c.SetReadDeadline(time.Now().Add(d))
-	_, err := h.br.ReadByte()
-	var ne net.Error
-	switch {
-	case err == nil:
-		return errors.New("the server sent data on an idle connection")
-	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("still open after %v", d)
-	}
-	return nil
-}
+// closedWithin reports nil if the server closes the idle connection
+// within d.
+func (h *heldConn) closedWithin(d time.Duration) error { return connClosedWithin(h.c, d) }

@@ -536,6 +536,7 @@ func (n *Node) watchAccess(ctx context.Context, inc *incarnation, rn *raftNode) 
 		changed := rn.fsm.Changed()
 		if g, c := rn.fsm.AccessGeneration(), inc.creds.Load(); g != gen || c != creds {
 			gen, creds = g, c
+			rn.authOK.Clear() // every entry is of an older generation now
 			if closed := inc.conns.Revalidate(inc.creds, n.authorizeOpen, log); closed > 0 {
 				accessClosed.Add(float64(closed))
 			}
