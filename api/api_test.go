@@ -36,7 +36,7 @@ func (f *fakeNode) ReadIndex(_ context.Context, from Peer) (*ReadIndex, error) {
 func (f *fakeNode) CAConverted(_ context.Context, from Peer, leaf *x509.Certificate) error {
 	f.calls = append(f.calls, "ca-converted:"+from.NodeID)
 	if leaf != nil {
-		return Errorf(500, "a request without TLS came with a certificate")
+		return Errorf(CodeInternal, "a request without TLS came with a certificate")
 	}
 	return nil
 }
@@ -116,7 +116,7 @@ func TestDecodeBody(t *testing.T) {
 
 func TestClientReturnsServerErrors(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(http.StatusLocked, "this node is locked; run 'holdfast unlock'"))
+		writeError(w, Errorf(CodeLocked, "this node is locked; run 'holdfast unlock'"))
 	}))
 	defer srv.Close()
 	_, err := NewClient(srv.Client(), srv.URL).Status(context.Background())

@@ -117,7 +117,7 @@ func NewControlHandler(b Backend) http.Handler {
 	mux.Handle("GET /v1/health", HealthHandler(b))
 	caRoutes(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
+		writeError(w, Errorf(CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -168,13 +168,13 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength <= 0 || r.ContentLength > limit {
 		data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 		if err != nil {
-			return nil, Errorf(http.StatusBadRequest, "read request body: %v", err)
+			return nil, Errorf(CodeInvalidArgument, "read request body: %v", err)
 		}
 		return data, nil
 	}
 	data := make([]byte, r.ContentLength, r.ContentLength+1)
 	if _, err := io.ReadFull(r.Body, data); err != nil {
-		return nil, Errorf(http.StatusBadRequest, "read request body: %v", err)
+		return nil, Errorf(CodeInvalidArgument, "read request body: %v", err)
 	}
 	return data, nil
 }
@@ -184,13 +184,13 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 // 400 or 413 *Error.
 func decodeBody(data []byte, v any) error {
 	if len(data) > maxBody {
-		return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
+		return Errorf(CodeTooLarge, "request body is larger than %d bytes", maxBody)
 	}
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
 	if err := strictjson.Unmarshal(data, v); err != nil {
-		return Errorf(http.StatusBadRequest, "invalid request body: %v", err)
+		return Errorf(CodeInvalidArgument, "invalid request body: %v", err)
 	}
 	return nil
 }
@@ -202,7 +202,7 @@ func boolQuery(r *http.Request, name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, Errorf(http.StatusBadRequest, "query parameter %s: %q is not a boolean", name, v)
+		return false, Errorf(CodeInvalidArgument, "query parameter %s: %q is not a boolean", name, v)
 	}
 	return b, nil
 }
@@ -214,7 +214,7 @@ func uintQuery(r *http.Request, name string) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, Errorf(http.StatusBadRequest, "query parameter %s: %q is not a number", name, v)
+		return 0, Errorf(CodeInvalidArgument, "query parameter %s: %q is not a number", name, v)
 	}
 	return n, nil
 }
