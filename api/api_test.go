@@ -124,6 +124,9 @@ func TestClientReturnsServerErrors(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != http.StatusLocked || ae.Message != "this node is locked; run 'holdfast unlock'" {
 		t.Errorf("got %#v; want the server's 423 and message", err)
 	}
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("got %#v; want errors.Is ErrLocked after the round trip", err)
+	}
 	_, err = NewUnixClient("/nonexistent/socket").Status(context.Background())
 	if !errors.Is(err, ErrUnreachable) {
 		t.Errorf("got %v; want ErrUnreachable", err)

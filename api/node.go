@@ -196,10 +196,7 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 	handle("GET /internal/v1/status", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.ClusterStatus(r.Context(), p)))
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return Routes(mux, "")
 }
 
 // JoinBackend grants certificates to nodes that present a join token.
@@ -225,10 +222,7 @@ func NewJoinHandler(b JoinBackend) http.Handler {
 			reply(w, res(b.Recover(r.Context(), req)))
 		}
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return Routes(mux, "")
 }
 
 // decodeJoin reads a join request: its body, and the joiner's level from

@@ -116,10 +116,57 @@ func NewControlHandler(b Backend) http.Handler {
 	snapshotRoutes(mux, b)
 	mux.Handle("GET /v1/health", HealthHandler(b))
 	caRoutes(mux, b)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	return Routes(mux, "")
+}
+
+// Routes serves mux's routes and answers a request no route takes with a
+// JSON error: 405 (method_not_allowed) with an Allow header when the path
+// has routes for other methods, else 404 (not_found), whose message ends
+// with hint when there is one. mux must have no catch-all "/" route.
+func Routes(mux *http.ServeMux, hint string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No route: the mux knows whether the path has other methods.
+		rec := &headerRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeError(w, Errorf(CodeMethodNotAllowed, "method %s is not allowed on %s; it takes %s", r.Method, r.URL.Path, allow))
+		case http.StatusNotFound:
+			if hint != "" {
+				hint = ": " + hint
+			}
+			writeError(w, Errorf(CodeNotFound, "no route %s %s%s", r.Method, r.URL.Path, hint))
+		default: // a redirect to the cleaned path
+			h.ServeHTTP(w, r)
+		}
 	})
-	return mux
+}
+
+// headerRecorder keeps the status and headers of a mux's own answer,
+// which Routes replaces with a JSON error.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header { return h.header }
+
+func (h *headerRecorder) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *headerRecorder) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // result is a backend call's outcome.

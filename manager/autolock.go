@@ -40,7 +40,7 @@ func (n *Node) setLocked(l *lockState) {
 	n.incMu.Unlock()
 }
 
-// lockedHandler answers 423 on a locked node for everything but status,
+// lockedHandler answers api.ErrLocked on a locked node for everything but status,
 // unlock and health.
 func (n *Node) lockedHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -291,10 +291,7 @@ func (n *Node) metricsHandler() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.Handle("GET /v1/health", api.HealthHandler(n))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, api.Errorf(api.CodeNotFound, "no route %s %s: the metrics listener serves GET /metrics and GET /v1/health", r.Method, r.URL.Path))
-	})
-	return mux
+	return api.Routes(mux, "the metrics listener serves GET /metrics and GET /v1/health")
 }
 
 type slogPrinter struct{ n *Node }

@@ -124,7 +124,7 @@ func errNotGranted(id, node string) error {
 }
 
 // FetchSecret gives a node the data of a secret granted to it, and nothing
-// else: any other secret, existing or not, is 403.
+// else: any other secret, existing or not, is errNotGranted.
 func (n *Node) FetchSecret(ctx context.Context, from api.Peer, id string) (*api.SecretData, error) {
 	var out *api.SecretData
 	err := n.readState(ctx, func(s *fsm.State) error {
