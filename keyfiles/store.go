@@ -124,6 +124,21 @@ func (s *Store) Wrapped() (bool, error) {
 	return s.wrappedLocked(), nil
 }
 
+// AllWrapped reports whether the DEK file and the TLS key in the data
+// dir dir are both wrapped (an autolocked manager's, which comes up locked
+// after a restart). It only reads: it finishes no interrupted write and
+// needs no Store, so a tool may ask it about the dir of a node running in
+// another process, which owns the files.
+func AllWrapped(dir string) bool {
+	for _, name := range []string{DEKFile, NodeKeyFile} {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil || !autolock.IsWrapped(b) {
+			return false
+		}
+	}
+	return true
+}
+
 // WrappedUnder reports whether the store's KEK is want (compared in
 // constant time; zero for autolock off) and both files are stored under
 // it: wrapped under want, or unwrapped when want is zero. A file not there

@@ -483,3 +483,40 @@ func TestLoadDEKsWith(t *testing.T) {
 		t.Errorf("the store kept the key: LoadDEKs = %v; want ErrLocked", err)
 	}
 }
+
+// TestAllWrapped: true only when both the DEK file and the TLS key are
+// wrapped; it writes nothing, not even to finish a pending journal.
+func TestAllWrapped(t *testing.T) {
+	plain := newNode(t, seal.Key{})
+	if AllWrapped(plain.dir) {
+		t.Error("AllWrapped of unwrapped files = true")
+	}
+	kek := seal.NewKey()
+	wrapped := newNode(t, kek)
+	if !AllWrapped(wrapped.dir) {
+		t.Error("AllWrapped of wrapped files = false")
+	}
+	// One of the two unwrapped: a node that would not come up locked.
+	b, err := os.ReadFile(filepath.Join(plain.dir, "certs", "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(wrapped.dir, "certs", "node.key"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if AllWrapped(wrapped.dir) {
+		t.Error("AllWrapped with an unwrapped TLS key = true")
+	}
+	if AllWrapped(t.TempDir()) {
+		t.Error("AllWrapped of an empty dir = true")
+	}
+	// A committed journal is left for the node to apply.
+	journal := filepath.Join(wrapped.dir, JournalFile)
+	if err := os.WriteFile(journal, []byte("not applied by AllWrapped"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	AllWrapped(wrapped.dir)
+	if got, err := os.ReadFile(journal); err != nil || string(got) != "not applied by AllWrapped" {
+		t.Errorf("AllWrapped touched the journal: %q, %v", got, err)
+	}
+}

@@ -91,7 +91,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, rec, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
+	certPEM, keyPEM, rec, err := root.IssueNewKey(ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
 	if err != nil {
 		return nil, err
 	}
@@ -157,27 +157,6 @@ func parseDuration(what, s string, dst *time.Duration) error {
 	}
 	*dst = d
 	return nil
-}
-
-// issueSelf makes a key and has root certify it as id; it returns both as
-// PEM, and when the certificate expires.
-func issueSelf(root *ca.Root, id ca.Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, rec ca.Record, err error) {
-	key, err := ca.NewKey()
-	if err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	csr, err := ca.NewCSR(key)
-	if err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	if certPEM, err = root.Issue(csr, id, validity, now); err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	if keyPEM, err = ca.MarshalKey(key); err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	rec, err = ca.RecordOfPEM(certPEM)
-	return certPEM, keyPEM, rec, err
 }
 
 // certUpdate records a certificate just issued to node id.
