@@ -164,7 +164,7 @@ func TestRestoreBackup(t *testing.T) {
 	if err != nil || info == nil || info.NodeID != res.NodeID || info.ClusterID != clusterID || info.Role != fsm.RoleManager || info.ReadLevel != ReadLevel {
 		t.Errorf("node.json = %+v, %v; want manager %s of %s", info, err, res.NodeID, clusterID)
 	}
-	if keyfiles.AllWrapped(target) {
+	if _, ok := keyfiles.WrappedKEKID(target); ok {
 		t.Error("autolock is off in the backup, yet the restored key files are wrapped")
 	}
 	raftDir := filepath.Join(target, RaftDir)
@@ -231,7 +231,8 @@ func TestRestoreBackup(t *testing.T) {
 // TestRestoreAutolocked restores a backup sealed under the unlock key: the
 // restored key files are wrapped, and the offline reader needs the key.
 func TestRestoreAutolocked(t *testing.T) {
-	key := autolock.NewKey().String()
+	uk := autolock.NewKey()
+	key := uk.String()
 	path, _ := writeBackup(t, key)
 	h, err := ReadBackupHeader(path)
 	if err != nil || h.KDF != backup.KDFUnlockKey || !h.Meta.Autolock {
@@ -252,7 +253,7 @@ func TestRestoreAutolocked(t *testing.T) {
 	if !res.Autolock {
 		t.Errorf("restore = %+v; want autolock on", res)
 	}
-	if !keyfiles.AllWrapped(target) {
+	if id, ok := keyfiles.WrappedKEKID(target); !ok || id != uk.KEK().ID() {
 		t.Error("the restored key files are not both wrapped under the unlock key")
 	}
 	if _, err := OpenOffline(target, keyFn("")); err == nil || !strings.Contains(err.Error(), "--key-file") {

@@ -484,39 +484,43 @@ func TestLoadDEKsWith(t *testing.T) {
 	}
 }
 
-// TestAllWrapped: true only when both the DEK file and the TLS key are
-// wrapped; it writes nothing, not even to finish a pending journal.
-func TestAllWrapped(t *testing.T) {
+// TestWrappedKEKID: the KEK's ID only when both the DEK file and the TLS
+// key are wrapped under it; it writes nothing, not even to finish a
+// pending journal.
+func TestWrappedKEKID(t *testing.T) {
 	plain := newNode(t, seal.Key{})
-	if AllWrapped(plain.dir) {
-		t.Error("AllWrapped of unwrapped files = true")
+	if id, ok := WrappedKEKID(plain.dir); ok {
+		t.Errorf("WrappedKEKID of unwrapped files = %v, true", id)
 	}
 	kek := seal.NewKey()
 	wrapped := newNode(t, kek)
-	if !AllWrapped(wrapped.dir) {
-		t.Error("AllWrapped of wrapped files = false")
+	if id, ok := WrappedKEKID(wrapped.dir); !ok || id != kek.ID() {
+		t.Errorf("WrappedKEKID of wrapped files = %v, %v; want %v, true", id, ok, kek.ID())
 	}
-	// One of the two unwrapped: a node that would not come up locked.
-	b, err := os.ReadFile(filepath.Join(plain.dir, "certs", "node.key"))
-	if err != nil {
-		t.Fatal(err)
+	// The TLS key under another KEK, then unwrapped.
+	other := newNode(t, seal.NewKey())
+	for _, from := range []*node{other, plain} {
+		b, err := os.ReadFile(filepath.Join(from.dir, "certs", "node.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(wrapped.dir, "certs", "node.key"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if id, ok := WrappedKEKID(wrapped.dir); ok {
+			t.Errorf("WrappedKEKID with the TLS key of another node's files = %v, true", id)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(wrapped.dir, "certs", "node.key"), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if AllWrapped(wrapped.dir) {
-		t.Error("AllWrapped with an unwrapped TLS key = true")
-	}
-	if AllWrapped(t.TempDir()) {
-		t.Error("AllWrapped of an empty dir = true")
+	if _, ok := WrappedKEKID(t.TempDir()); ok {
+		t.Error("WrappedKEKID of an empty dir = true")
 	}
 	// A committed journal is left for the node to apply.
 	journal := filepath.Join(wrapped.dir, JournalFile)
-	if err := os.WriteFile(journal, []byte("not applied by AllWrapped"), 0o600); err != nil {
+	if err := os.WriteFile(journal, []byte("not applied by WrappedKEKID"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	AllWrapped(wrapped.dir)
-	if got, err := os.ReadFile(journal); err != nil || string(got) != "not applied by AllWrapped" {
-		t.Errorf("AllWrapped touched the journal: %q, %v", got, err)
+	WrappedKEKID(wrapped.dir)
+	if got, err := os.ReadFile(journal); err != nil || string(got) != "not applied by WrappedKEKID" {
+		t.Errorf("WrappedKEKID touched the journal: %q, %v", got, err)
 	}
 }
