@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"context"
 	"path/filepath"
 
 	"github.com/holdfast/holdfast/datadir"
@@ -24,4 +25,10 @@ func (n *Node) loadNodeInfo() (*nodeInfo, error) {
 
 func (n *Node) saveNodeInfo(info *nodeInfo) error {
 	return datadir.SaveInfo(n.cfg.DataDir, info, n.cfg.level())
+}
+
+// fillOwnAddr records this manager's address in its node record when the
+// record has none, as after a restore (datadir.FillOwnAddr).
+func (n *Node) fillOwnAddr(ctx context.Context, inc *incarnation, rn *raftNode) {
+	datadir.FillOwnAddr(ctx, inc.info.NodeID, inc.info.AdvertiseAddr, rn.fsm, n.apply)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
-	"github.com/holdfast/holdfast/datadir"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/keyfiles"
@@ -42,10 +41,7 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
 		inc.loops.Add(2)
 		go func() { defer inc.loops.Done(); n.askOwnRole(ctx, inc, rn) }()
-		go func() {
-			defer inc.loops.Done()
-			datadir.FillOwnAddr(ctx, inc.info.NodeID, inc.info.AdvertiseAddr, rn.fsm, n.apply)
-		}()
+		go func() { defer inc.loops.Done(); n.fillOwnAddr(ctx, inc, rn) }()
 		inc.loops.Add(1)
 		go func() { defer inc.loops.Done(); n.levelsLoop(ctx, inc, rn) }()
 		n.startCALoops(ctx, inc, rn)
