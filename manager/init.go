@@ -91,7 +91,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, rec, err := root.IssueNewKey(ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
+	certPEM, keyPEM, rec, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: clusterID}, settings.CertExpiry, now)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +157,12 @@ func parseDuration(what, s string, dst *time.Duration) error {
 	}
 	*dst = d
 	return nil
+}
+
+// issueSelf makes a key and has root certify it as id; it returns both as
+// PEM, and when the certificate expires.
+func issueSelf(root *ca.Root, id ca.Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, rec ca.Record, err error) {
+	return root.IssueNewKey(id, validity, now)
 }
 
 // certUpdate records a certificate just issued to node id.
