@@ -162,6 +162,29 @@ func DigestOf(certDER []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// IssueNewKey makes a new key and issues a certificate for it as id, for
+// a node whose certificate is made where the CA is (init, a restore). It
+// returns the certificate and the key as PEM, and the certificate's
+// record (see Issue).
+func (r *Root) IssueNewKey(id Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, rec Record, err error) {
+	key, err := NewKey()
+	if err != nil {
+		return nil, nil, Record{}, err
+	}
+	csr, err := NewCSR(key)
+	if err != nil {
+		return nil, nil, Record{}, err
+	}
+	if certPEM, err = r.Issue(csr, id, validity, now); err != nil {
+		return nil, nil, Record{}, err
+	}
+	if keyPEM, err = MarshalKey(key); err != nil {
+		return nil, nil, Record{}, err
+	}
+	rec, err = RecordOfPEM(certPEM)
+	return certPEM, keyPEM, rec, err
+}
+
 // Issue issues a node certificate for the public key in csrDER, after
 // checking the CSR's self-signature. The subject comes from id, never from
 // the CSR: CN id.NodeID, OU the role's OU, O id.ClusterID, which must be the

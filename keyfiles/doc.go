@@ -37,7 +37,10 @@
 //
 //  1. Make one Store per data directory (New) and use only it for these
 //     files; never read or write them, or their directory entries,
-//     elsewhere.
+//     elsewhere. A tool outside the node that only needs to know whether
+//     the files are wrapped, and under which KEK (the bench harness
+//     watching a running daemon, a test), calls WrappedKEKID: it reads
+//     the two files and changes nothing.
 //  2. At start call Wrapped (or Recover): it finishes a write a crash
 //     interrupted, and reports whether the node starts locked. An error
 //     (a damaged journal) must stop the start.

@@ -124,6 +124,33 @@ func (s *Store) Wrapped() (bool, error) {
 	return s.wrappedLocked(), nil
 }
 
+// WrappedKEKID reports the ID of the KEK that both the DEK file and the
+// TLS key in the data dir dir say they are wrapped under, and false when
+// either is missing, not wrapped, or under another KEK than the other.
+// The ID is read from the envelopes' headers, not authenticated. It only
+// reads: it finishes no interrupted write and needs no Store, so a tool
+// or a test may ask it about the dir of a node running in another
+// process, which owns the files (true: that node comes up locked after a
+// restart).
+func WrappedKEKID(dir string) (seal.KeyID, bool) {
+	var ids []seal.KeyID
+	for _, name := range []string{DEKFile, NodeKeyFile} {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil {
+			return seal.KeyID{}, false
+		}
+		id, ok := autolock.KEKID(b)
+		if !ok {
+			return seal.KeyID{}, false
+		}
+		ids = append(ids, id)
+	}
+	if ids[0] != ids[1] {
+		return seal.KeyID{}, false
+	}
+	return ids[0], true
+}
+
 // WrappedUnder reports whether the store's KEK is want (compared in
 // constant time; zero for autolock off) and both files are stored under
 // it: wrapped under want, or unwrapped when want is zero. A file not there

@@ -483,3 +483,44 @@ func TestLoadDEKsWith(t *testing.T) {
 		t.Errorf("the store kept the key: LoadDEKs = %v; want ErrLocked", err)
 	}
 }
+
+// TestWrappedKEKID: the KEK's ID only when both the DEK file and the TLS
+// key are wrapped under it; it writes nothing, not even to finish a
+// pending journal.
+func TestWrappedKEKID(t *testing.T) {
+	plain := newNode(t, seal.Key{})
+	if id, ok := WrappedKEKID(plain.dir); ok {
+		t.Errorf("WrappedKEKID of unwrapped files = %v, true", id)
+	}
+	kek := seal.NewKey()
+	wrapped := newNode(t, kek)
+	if id, ok := WrappedKEKID(wrapped.dir); !ok || id != kek.ID() {
+		t.Errorf("WrappedKEKID of wrapped files = %v, %v; want %v, true", id, ok, kek.ID())
+	}
+	// The TLS key under another KEK, then unwrapped.
+	other := newNode(t, seal.NewKey())
+	for _, from := range []*node{other, plain} {
+		b, err := os.ReadFile(filepath.Join(from.dir, "certs", "node.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(wrapped.dir, "certs", "node.key"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if id, ok := WrappedKEKID(wrapped.dir); ok {
+			t.Errorf("WrappedKEKID with the TLS key of another node's files = %v, true", id)
+		}
+	}
+	if _, ok := WrappedKEKID(t.TempDir()); ok {
+		t.Error("WrappedKEKID of an empty dir = true")
+	}
+	// A committed journal is left for the node to apply.
+	journal := filepath.Join(wrapped.dir, JournalFile)
+	if err := os.WriteFile(journal, []byte("not applied by WrappedKEKID"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	WrappedKEKID(wrapped.dir)
+	if got, err := os.ReadFile(journal); err != nil || string(got) != "not applied by WrappedKEKID" {
+		t.Errorf("WrappedKEKID touched the journal: %q, %v", got, err)
+	}
+}

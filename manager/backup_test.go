@@ -16,6 +16,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/backup"
+	"github.com/holdfast/holdfast/datadir"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/raftlog"
 	"go.etcd.io/bbolt"
@@ -111,14 +112,14 @@ func TestBackupSaveWipeRestore(t *testing.T) {
 	// A wrong passphrase and a flipped byte are refused, and the target
 	// stays untouched.
 	target := filepath.Join(t.TempDir(), "restored")
-	if _, err := RestoreBackup(ctxT(t), RestoreConfig{DataDir: target, Backup: path, Passphrase: []byte("not the passphrase at all")}); !errors.Is(err, ErrWrongPassphrase) {
-		t.Errorf("wrong passphrase: got %v; want ErrWrongPassphrase", err)
+	if _, err := datadir.RestoreBackup(ctxT(t), datadir.RestoreConfig{DataDir: target, Backup: path, Passphrase: []byte("not the passphrase at all")}); !errors.Is(err, datadir.ErrWrongPassphrase) {
+		t.Errorf("wrong passphrase: got %v; want datadir.ErrWrongPassphrase", err)
 	}
 	b, _ := os.ReadFile(path)
 	bad := filepath.Join(t.TempDir(), "bad.hfb")
 	b[len(b)/2] ^= 0x40
 	os.WriteFile(bad, b, 0o600)
-	if _, err := RestoreBackup(ctxT(t), RestoreConfig{DataDir: target, Backup: bad, Passphrase: []byte(backupPassphrase)}); !errors.Is(err, backup.ErrTampered) {
+	if _, err := datadir.RestoreBackup(ctxT(t), datadir.RestoreConfig{DataDir: target, Backup: bad, Passphrase: []byte(backupPassphrase)}); !errors.Is(err, backup.ErrTampered) {
 		t.Errorf("flipped byte: got %v; want ErrTampered", err)
 	}
 	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
@@ -126,12 +127,12 @@ func TestBackupSaveWipeRestore(t *testing.T) {
 	}
 	occupied := t.TempDir()
 	os.WriteFile(filepath.Join(occupied, "x"), nil, 0o600)
-	if _, err := RestoreBackup(ctxT(t), RestoreConfig{DataDir: occupied, Backup: path, Passphrase: []byte(backupPassphrase)}); !errors.Is(err, ErrTargetNotEmpty) {
-		t.Errorf("non-empty target: got %v; want ErrTargetNotEmpty", err)
+	if _, err := datadir.RestoreBackup(ctxT(t), datadir.RestoreConfig{DataDir: occupied, Backup: path, Passphrase: []byte(backupPassphrase)}); !errors.Is(err, datadir.ErrTargetNotEmpty) {
+		t.Errorf("non-empty target: got %v; want datadir.ErrTargetNotEmpty", err)
 	}
 
 	var reports int
-	res, err := RestoreBackup(ctxT(t), RestoreConfig{DataDir: target, Backup: path, Passphrase: []byte(backupPassphrase), Progress: func(done, total int64) { reports++ }})
+	res, err := datadir.RestoreBackup(ctxT(t), datadir.RestoreConfig{DataDir: target, Backup: path, Passphrase: []byte(backupPassphrase), Progress: func(done, total int64) { reports++ }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestBackupSaveWipeRestore(t *testing.T) {
 	if st.ClusterID != clusterID || st.NodeID != res.NodeID || len(st.Managers) != 1 || st.Managers[0].Addr != st.Addr {
 		t.Errorf("restored status = %+v; want node %s alone in cluster %s at its own address", st, res.NodeID, clusterID)
 	}
-	if _, err := os.Stat(filepath.Join(target, "raft", restoreMarker)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(target, "raft", datadir.RestoreMarker)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the restore marker is still there after the first start: %v", err)
 	}
 	secs, err := r.client.Secrets(ctxT(t))
@@ -194,16 +195,16 @@ func TestBackupAutolock(t *testing.T) {
 	if hits := scanFiles(t, []string{filepath.Dir(path)}, needlesOf(append(backupCanaries(t, m), canary{"unlock key", []byte(key)}))); len(hits) > 0 {
 		t.Fatalf("the backup holds plaintext: %+v", hits)
 	}
-	h, err := ReadBackupHeader(path)
+	h, err := datadir.ReadBackupHeader(path)
 	if err != nil || h.KDF != backup.KDFUnlockKey || !h.Meta.Autolock {
 		t.Fatalf("header = %+v, %v; want one keyed from the unlock key", h, err)
 	}
 	target := filepath.Join(t.TempDir(), "restored")
 	other := newLockedKey(t)
-	if _, err := RestoreBackup(ctxT(t), RestoreConfig{DataDir: target, Backup: path, UnlockKey: other}); !errors.Is(err, ErrWrongBackupKey) || !strings.Contains(err.Error(), "invalid unlock key") {
+	if _, err := datadir.RestoreBackup(ctxT(t), datadir.RestoreConfig{DataDir: target, Backup: path, UnlockKey: other}); !errors.Is(err, datadir.ErrWrongBackupKey) || !strings.Contains(err.Error(), "invalid unlock key") {
 		t.Errorf("wrong unlock key: got %v; want invalid unlock key", err)
 	}
-	if _, err := RestoreBackup(ctxT(t), RestoreConfig{DataDir: target, Backup: path, UnlockKey: key}); err != nil {
+	if _, err := datadir.RestoreBackup(ctxT(t), datadir.RestoreConfig{DataDir: target, Backup: path, UnlockKey: key}); err != nil {
 		t.Fatal(err)
 	}
 	r := startRestored(t, target)
@@ -236,17 +237,17 @@ func TestRafttoolOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	forceSnapshot(t, m)
-	if _, err := OpenOffline(m.dir, keyFn(key)); !errors.Is(err, ErrNodeRunning) {
-		t.Errorf("a running node's dir: got %v; want ErrNodeRunning", err)
+	if _, err := datadir.OpenOffline(m.dir, keyFn(key)); !errors.Is(err, datadir.ErrNodeRunning) {
+		t.Errorf("a running node's dir: got %v; want datadir.ErrNodeRunning", err)
 	}
 	m.stop()
-	if _, err := OpenOffline(m.dir, keyFn(newLockedKey(t))); err == nil || !strings.Contains(err.Error(), "invalid unlock key") {
+	if _, err := datadir.OpenOffline(m.dir, keyFn(newLockedKey(t))); err == nil || !strings.Contains(err.Error(), "invalid unlock key") {
 		t.Errorf("wrong key: got %v; want invalid unlock key", err)
 	}
-	if _, err := OpenOffline(m.dir, keyFn("")); err == nil || !strings.Contains(err.Error(), "--key-file") {
+	if _, err := datadir.OpenOffline(m.dir, keyFn("")); err == nil || !strings.Contains(err.Error(), "--key-file") {
 		t.Errorf("no key: got %v; want a hint about --key-file", err)
 	}
-	o, err := OpenOffline(m.dir, keyFn(key))
+	o, err := datadir.OpenOffline(m.dir, keyFn(key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestRafttoolOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenOffline(m.dir, keyFn(key)); !errors.Is(err, raftlog.ErrRolledBack) || !strings.Contains(err.Error(), "wipe it and rejoin") {
+	if _, err := datadir.OpenOffline(m.dir, keyFn(key)); !errors.Is(err, raftlog.ErrRolledBack) || !strings.Contains(err.Error(), "wipe it and rejoin") {
 		t.Errorf("a log with its tail deleted: got %v; want ErrRolledBack saying to wipe and rejoin", err)
 	}
 }

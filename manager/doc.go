@@ -17,9 +17,12 @@
 //     MetricsAddr tells the bound address. Logs go to Config.Logger, raft's
 //     bridged in.
 //
-// Offline, with no daemon running: RestoreBackup builds a data dir from a
-// backup (which the daemon makes with SaveSnapshot), and OpenOffline reads
-// a stopped manager's raft log for inspection.
+// Offline tools that need no running node live in package datadir:
+// datadir.RestoreBackup builds a data dir from a backup (which the daemon
+// makes with SaveSnapshot), and datadir.OpenOffline reads a stopped
+// manager's raft log for inspection. The node reads node.json through
+// datadir, and finishes a pending restore at start with its functions
+// (RestorePending, FinishRestore, FillOwnAddr).
 //
 // Levels: the leader asks every manager its build's level and proposes
 // only what the lowest (the cluster version) can apply (levels.go,

@@ -161,22 +161,7 @@ func parseDuration(what, s string, dst *time.Duration) error {
 // issueSelf makes a key and has root certify it as id; it returns both as
 // PEM, and when the certificate expires.
 func issueSelf(root *ca.Root, id ca.Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, rec ca.Record, err error) {
-	key, err := ca.NewKey()
-	if err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	csr, err := ca.NewCSR(key)
-	if err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	if certPEM, err = root.Issue(csr, id, validity, now); err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	if keyPEM, err = ca.MarshalKey(key); err != nil {
-		return nil, nil, ca.Record{}, err
-	}
-	rec, err = ca.RecordOfPEM(certPEM)
-	return certPEM, keyPEM, rec, err
+	return root.IssueNewKey(id, validity, now)
 }
 
 // certUpdate records a certificate just issued to node id.

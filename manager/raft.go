@@ -15,6 +15,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/datadir"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/raftlog"
 	"github.com/holdfast/holdfast/transport"
@@ -156,7 +157,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		Logger:          hlog,
 	})
 	self := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}}
-	restored := mode == raftResume && n.restorePending() // first start after a restore (restore.go)
+	restored := mode == raftResume && datadir.RestorePending(n.raftDir()) // first start after a restore
 	if mode == raftRecover || restored {
 		// Replays the log into a scratch FSM, snapshots it, and writes a
 		// configuration of this node alone.
@@ -166,7 +167,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 			return nil, fmt.Errorf("force a new cluster: %w", err)
 		}
 		if restored {
-			if err := n.restoreDone(); err != nil {
+			if err := datadir.FinishRestore(n.raftDir()); err != nil {
 				trans.Close()
 				store.Close()
 				return nil, err

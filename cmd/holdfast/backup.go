@@ -16,8 +16,8 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/backup"
+	"github.com/holdfast/holdfast/datadir"
 	"github.com/holdfast/holdfast/fsm"
-	"github.com/holdfast/holdfast/manager"
 )
 
 // maxPassphraseRead bounds a passphrase file.
@@ -76,7 +76,7 @@ func setupSnapshotSave(c *cli, fs *flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
-		h, err := manager.ReadBackupHeader(path)
+		h, err := datadir.ReadBackupHeader(path)
 		if err != nil {
 			return fmt.Errorf("the saved backup %s: %w", path, err)
 		}
@@ -191,11 +191,11 @@ func setupSnapshotRestore(c *cli, fs *flag.FlagSet) action {
 			return usagef("--key-file and --passphrase-file need a file")
 		}
 		path, dir := args[0], c.dataDir()
-		h, err := manager.ReadBackupHeader(path)
+		h, err := datadir.ReadBackupHeader(path)
 		if err != nil {
 			return fmt.Errorf("cannot read the backup %s: %w", path, err)
 		}
-		cfg := manager.RestoreConfig{DataDir: dir, Backup: path}
+		cfg := datadir.RestoreConfig{DataDir: dir, Backup: path}
 		switch h.KDF {
 		case backup.KDFArgon2id:
 			if *passFile == "" {
@@ -216,7 +216,7 @@ func setupSnapshotRestore(c *cli, fs *flag.FlagSet) action {
 		prog := newProgress(c.stderr)
 		bp := &byteProgress{p: prog, what: "verifying backup"}
 		cfg.Progress = bp.report
-		res, err := manager.RestoreBackup(ctx, cfg)
+		res, err := datadir.RestoreBackup(ctx, cfg)
 		prog.done()
 		if err != nil {
 			return err
@@ -245,7 +245,7 @@ func setupRafttoolDump(c *cli, fs *flag.FlagSet) action {
 		if err := wantArgs(args); err != nil {
 			return err
 		}
-		o, err := manager.OpenOffline(c.dataDir(), c.offlineKey(ctx, *keyFile))
+		o, err := datadir.OpenOffline(c.dataDir(), c.offlineKey(ctx, *keyFile))
 		if err != nil {
 			return err
 		}
@@ -276,7 +276,7 @@ type configServer struct {
 	Suffrage string `json:"suffrage"`
 }
 
-func dumpLog(w io.Writer, o *manager.OfflineLog, reveal bool) error {
+func dumpLog(w io.Writer, o *datadir.OfflineLog, reveal bool) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	err := o.Entries(func(l *raft.Log) error {
@@ -334,7 +334,7 @@ func setupRafttoolDecrypt(c *cli, fs *flag.FlagSet) action {
 		if ents, err := os.ReadDir(*out); err == nil && len(ents) > 0 {
 			return fmt.Errorf("--out %s is not empty: give a new or empty directory", *out)
 		}
-		o, err := manager.OpenOffline(c.dataDir(), c.offlineKey(ctx, *keyFile))
+		o, err := datadir.OpenOffline(c.dataDir(), c.offlineKey(ctx, *keyFile))
 		if err != nil {
 			return err
 		}
@@ -375,7 +375,7 @@ func setupRafttoolDecrypt(c *cli, fs *flag.FlagSet) action {
 
 // dumpEntries writes every entry in full: the decoded command, unredacted,
 // and the raw data in base64.
-func dumpEntries(w io.Writer, o *manager.OfflineLog) error {
+func dumpEntries(w io.Writer, o *datadir.OfflineLog) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	return o.Entries(func(l *raft.Log) error {

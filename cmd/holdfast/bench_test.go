@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/internal/bench"
 )
 
 // buildHoldfast builds this command into a temporary directory: bench
@@ -138,7 +140,7 @@ func TestBenchQuickJSON(t *testing.T) {
 	}
 
 	// Sane values.
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +158,7 @@ func TestBenchQuickJSON(t *testing.T) {
 	if conc.Writers != 64 || conc.Writes <= 0 || conc.WritesPerSec <= 0 || conc.Seconds <= 0 {
 		t.Errorf("concurrent_writes = %+v; want 64 writers, writes/s > 0", conc)
 	}
-	for name, tr := range map[string]benchTrials{"failover": rep.Failover, "unlock_to_first_write": rep.UnlockToFirstWrite} {
+	for name, tr := range map[string]bench.Trials{"failover": rep.Failover, "unlock_to_first_write": rep.UnlockToFirstWrite} {
 		if tr.Trials != trials || len(tr.TrialsMs) != trials || tr.P50Ms <= 0 || tr.P50Ms > tr.P99Ms {
 			t.Errorf("%s = %+v; want %d trials, 0 < p50 ≤ p99", name, tr, trials)
 		}
@@ -234,97 +236,5 @@ func TestBenchUsage(t *testing.T) {
 	r := runCLI(t, "help")
 	if !strings.Contains(r.stdout, "  bench ") {
 		t.Errorf("help does not list bench:\n%s", r.stdout)
-	}
-}
-
-func TestBenchHelpers(t *testing.T) {
-	ds := func(ms ...int) []time.Duration {
-		var out []time.Duration
-		for _, m := range ms {
-			out = append(out, time.Duration(m)*time.Millisecond)
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		in       []time.Duration
-		p        float64
-		want     time.Duration
-		describe string
-	}{
-		{ds(5, 1, 3), 0.5, 3 * time.Millisecond, "median of 3"},
-		{ds(2, 1), 0.5, time.Millisecond, "p50 of 2 is the lower"},
-		{ds(2, 1), 0.99, 2 * time.Millisecond, "p99 of 2 is the higher"},
-		{ds(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 0.99, 10 * time.Millisecond, "p99 of 10 is the max"},
-		{nil, 0.5, 0, "empty"},
-	} {
-		if got := percentile(tc.in, tc.p); got != tc.want {
-			t.Errorf("%s: percentile(%v, %v) = %v; want %v", tc.describe, tc.in, tc.p, got, tc.want)
-		}
-	}
-	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
-		t.Errorf("median = %v; want 2.5", got)
-	}
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 20000: "20,000", 1234567: "1,234,567", -4200: "-4,200"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q; want %q", n, got, want)
-		}
-	}
-	if got := round(0.123456, 3); got != 0.123 {
-		t.Errorf("round = %v", got)
-	}
-	rss, err := parseVmRSS(strings.NewReader("Name:\tholdfast\nVmPeak:\t  200 kB\nVmRSS:\t   51200 kB\n"))
-	if err != nil || rss != 50<<20 {
-		t.Errorf("parseVmRSS = %d, %v; want 50 MiB", rss, err)
-	}
-	if _, err := parseVmRSS(strings.NewReader("Name:\tx\n")); err == nil {
-		t.Error("parseVmRSS without a VmRSS line: no error")
-	}
-	if got := parseCPUModel(strings.NewReader("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n")); got != "AMD EPYC 7B13" {
-		t.Errorf("parseCPUModel = %q", got)
-	}
-	if got := parseCPUModel(strings.NewReader("")); got != "unknown" {
-		t.Errorf("parseCPUModel of nothing = %q", got)
-	}
-}
-
-func TestPrintBench(t *testing.T) {
-	rep := &benchReport{
-		Time: "2026-01-02T03:04:05Z", Machine: benchMachine{CPUModel: "Test CPU", NumCPU: 2, GOMAXPROCS: 2, GoVersion: "go1.26", OS: "linux", Arch: "amd64"},
-		Cluster:              benchClusterInfo{Managers: 3, Autolock: true},
-		SequentialWrite:      benchSequential{Writes: 1000, P50Ms: 0.8, P99Ms: 2.5, Met: true},
-		ConcurrentWrites:     benchConcurrent{Writers: 64, Writes: 20000, WritesPerSec: 9123.4, Met: true},
-		Failover:             benchTrials{Trials: 10, P50Ms: 900, P99Ms: 2100},
-		UnlockToFirstWrite:   benchTrials{Trials: 10, P50Ms: 200, P99Ms: 300, Met: true},
-		SealedVsPlainLog:     benchLog{SealedMBPerSec: 40, PlainMBPerSec: 41, Ratio: 0.976, Met: true},
-		ManagerMemory:        benchMemory{Secrets: 10000, MaxRSSMiB: 160.2},
-		DataPlaneKeyRotation: benchTrials{Trials: 3, P50Ms: 12.5, P99Ms: 20},
-	}
-	var out bytes.Buffer
-	if err := printBench(&out, rep); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(out.String(), "\n")
-	for _, want := range [][]string{
-		{"sequential write p50 (1 KiB, 1,000 writes)", "0.800 ms", "≤ 1.0 ms", "yes"},
-		{"64 concurrent writers (20,000 writes)", "9,123 writes/s", "≥ 8,000 writes/s", "yes"},
-		{"failover p50", "0.900 s", "≤ 1.0 s", "yes"},
-		{"failover p99", "2.100 s", "≤ 2.0 s", "no"},
-		{"unlock to first write p50 (10 trials)", "0.200 s", "≤ 0.5 s", "yes"},
-		{"sealed log store / plain raft-boltdb", "0.976 (40.0 / 41.0 MB/s)", "≥ 0.95", "yes"},
-		{"manager memory (10,000 secrets of 1 KiB)", "160.2 MiB max RSS", "≤ 150 MiB", "no"},
-		{"data-plane key rotation to all 3 managers p50 (3 rotations)", "0.013 s"},
-		{"Test CPU, 2 CPUs, GOMAXPROCS 2, go1.26 linux/amd64; 2026-01-02T03:04:05Z"},
-	} {
-		found := false
-		for _, l := range lines {
-			all := true
-			for _, w := range want {
-				all = all && strings.Contains(l, w)
-			}
-			found = found || all
-		}
-		if !found {
-			t.Errorf("no line with %q in:\n%s", want, out.String())
-		}
 	}
 }

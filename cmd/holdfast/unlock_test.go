@@ -14,6 +14,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/manager"
 )
 
@@ -128,16 +129,8 @@ func waitWrapped(t *testing.T, dataDir string, key autolock.Key) {
 	t.Helper()
 	want := key.KEK().ID()
 	waitUntil(t, "the node's keys to be wrapped under the new unlock key", func() bool {
-		for _, p := range []string{filepath.Join(dataDir, "keys"), filepath.Join(dataDir, "certs", "node.key")} {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return false
-			}
-			if id, ok := autolock.KEKID(b); !ok || id != want {
-				return false
-			}
-		}
-		return true
+		id, ok := keyfiles.WrappedKEKID(dataDir)
+		return ok && id == want
 	})
 }
 

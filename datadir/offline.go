@@ -1,4 +1,4 @@
-package manager
+package datadir
 
 import (
 	"errors"
@@ -35,23 +35,24 @@ type OfflineLog struct {
 // "invalid unlock key". A running daemon's dir is refused: its control socket
 // answers, or it holds the bolt file's lock.
 func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog, error) {
-	n := &Node{cfg: Config{DataDir: dataDir}, keyFiles: keyfiles.New(dataDir)}
-	if c, err := net.DialTimeout("unix", n.cfg.socketPath(), time.Second); err == nil {
+	if c, err := net.DialTimeout("unix", filepath.Join(dataDir, SocketFile), time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: %s (its control socket answers); stop it first", ErrNodeRunning, dataDir)
 	}
-	info, err := n.loadNodeInfo()
+	info, err := LoadInfo(dataDir, fsm.CurrentLevel)
 	if err != nil {
 		return nil, err
 	}
 	if info == nil {
 		return nil, fmt.Errorf("%s holds no node (no node.json)", dataDir)
 	}
-	dbPath := filepath.Join(n.raftDir(), raftlog.DBFile)
+	raftDir := filepath.Join(dataDir, RaftDir)
+	dbPath := filepath.Join(raftDir, raftlog.DBFile)
 	if !fileExists(dbPath) {
 		return nil, fmt.Errorf("%s has no raft log (%s): only managers keep one", dataDir, dbPath)
 	}
-	wrapped, err := n.keyFiles.Wrapped()
+	keyFiles := keyfiles.New(dataDir)
+	wrapped, err := keyFiles.Wrapped()
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +71,7 @@ func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog,
 		}
 		kek = uk.KEK()
 	}
-	kf, err := n.keyFiles.LoadDEKsWith(info.NodeID, kek)
+	kf, err := keyFiles.LoadDEKsWith(info.NodeID, kek)
 	if errors.Is(err, autolock.ErrInvalidKey) {
 		return nil, fmt.Errorf("invalid unlock key: it does not open the keys of %s", dataDir)
 	}
@@ -78,14 +79,14 @@ func OpenOffline(dataDir string, unlockKey func() (string, error)) (*OfflineLog,
 		return nil, err
 	}
 	opts := raftlog.Options{ClusterID: info.ClusterID, NodeID: info.NodeID, Keys: kf.Keyring()}
-	store, err := raftlog.OpenReadOnly(n.raftDir(), opts)
+	store, err := raftlog.OpenReadOnly(raftDir, opts)
 	if errors.Is(err, raftlog.ErrInUse) {
 		return nil, fmt.Errorf("%w: %s (it holds the raft log); stop it first", ErrNodeRunning, dataDir)
 	}
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := raftlog.OpenSnapshotsReadOnly(n.raftDir(), opts)
+	snaps, err := raftlog.OpenSnapshotsReadOnly(raftDir, opts)
 	if err != nil {
 		store.Close()
 		return nil, err

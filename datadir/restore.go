@@ -1,4 +1,4 @@
-package manager
+package datadir
 
 import (
 	"bufio"
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -23,10 +22,11 @@ import (
 	"github.com/holdfast/holdfast/raftlog"
 )
 
-// restoreMarker, in raft/, says the snapshot there came from a backup: the
-// first start replaces its placeholder configuration with this node alone
-// at its real address (raft.RecoverCluster), then deletes the marker.
-const restoreMarker = "restored-from-backup"
+// RestoreMarker, in raft/, says the snapshot there came from a backup:
+// the first start replaces its placeholder configuration with this node
+// alone at its real address (raft.RecoverCluster), then deletes the
+// marker (RestorePending, FinishRestore).
+const RestoreMarker = "restored-from-backup"
 
 // raftCurrentTermKey is raft's StableStore key for the current term.
 const raftCurrentTermKey = "CurrentTerm"
@@ -128,13 +128,13 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 		return nil, fmt.Errorf("the backup's CA: %w", err)
 	}
 	nodeID := ca.NewID()
-	certPEM, keyPEM, rec, err := issueSelf(root, ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: st.Cluster.ID}, st.Cluster.Settings.CertExpiry, now)
+	certPEM, keyPEM, rec, err := root.IssueNewKey(ca.Identity{NodeID: nodeID, Role: ca.RoleManager, ClusterID: st.Cluster.ID}, st.Cluster.Settings.CertExpiry, now)
 	if err != nil {
 		return nil, err
 	}
 	// The address is filled in by the node itself once it runs
-	// (fillOwnAddr): only the daemon knows where it listens.
-	st.Nodes[nodeID] = &fsm.Node{ID: nodeID, Role: roleManager, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}
+	// (FillOwnAddr): only the daemon knows where it listens.
+	st.Nodes[nodeID] = &fsm.Node{ID: nodeID, Role: fsm.RoleManager, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}
 	snap, err := fsm.EncodeSnapshot(st, index)
 	if err != nil {
 		return nil, err
@@ -145,19 +145,19 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
 	}
-	n := &Node{cfg: Config{DataDir: cfg.DataDir}, logger: slog.New(slog.DiscardHandler), keyFiles: keyfiles.New(cfg.DataDir)}
+	keyFiles := keyfiles.New(cfg.DataDir)
 	if st.Cluster.Settings.Autolock {
 		uk, err := autolock.ParseKey(st.Cluster.UnlockKey)
 		if err != nil {
 			return nil, fmt.Errorf("the backup's unlock key: %w", err)
 		}
-		n.keyFiles.SetKEK(uk.KEK())
+		keyFiles.SetKEK(uk.KEK())
 	}
-	info := &nodeInfo{NodeID: nodeID, ClusterID: st.Cluster.ID, Role: roleManager}
-	if err := n.writeRestored(info, root.CertPEM(), certPEM, keyPEM, snap, index, h.Meta.Term); err != nil {
+	info := &Info{NodeID: nodeID, ClusterID: st.Cluster.ID, Role: fsm.RoleManager}
+	if err := writeRestored(cfg.DataDir, keyFiles, info, root.CertPEM(), certPEM, keyPEM, snap, index, h.Meta.Term); err != nil {
 		// Leave the target as it was found.
 		if existed {
-			_ = n.wipeState()
+			_ = wipe(cfg.DataDir, keyFiles)
 		} else {
 			_ = os.RemoveAll(cfg.DataDir)
 		}
@@ -257,16 +257,17 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 // the KEK when autolock is on), the raft snapshot with a placeholder
 // configuration of this node alone, the restore marker, and node.json
 // last (a dir without it is not a node).
-func (n *Node) writeRestored(info *nodeInfo, rootPEM, certPEM, keyPEM, snap []byte, index, term uint64) error {
-	if err := n.keyFiles.SaveCerts(info.NodeID, &keyfiles.Certs{RootPEM: rootPEM, CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
+func writeRestored(dataDir string, keyFiles *keyfiles.Store, info *Info, rootPEM, certPEM, keyPEM, snap []byte, index, term uint64) error {
+	raftDir := filepath.Join(dataDir, RaftDir)
+	if err := keyFiles.SaveCerts(info.NodeID, &keyfiles.Certs{RootPEM: rootPEM, CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
 		return err
 	}
 	kf := raftlog.KeyFile{Current: seal.NewKey()}
-	if err := n.keyFiles.SaveDEKs(info.NodeID, kf); err != nil {
+	if err := keyFiles.SaveDEKs(info.NodeID, kf); err != nil {
 		return err
 	}
 	opts := raftlog.Options{ClusterID: info.ClusterID, NodeID: info.NodeID, Keys: kf.Keyring()}
-	store, err := raftlog.Open(n.raftDir(), opts)
+	store, err := raftlog.Open(raftDir, opts)
 	if err != nil {
 		return err
 	}
@@ -279,7 +280,7 @@ func (n *Node) writeRestored(info *nodeInfo, rootPEM, certPEM, keyPEM, snap []by
 	if err != nil {
 		return fmt.Errorf("write raft term: %w", err)
 	}
-	snaps, err := raftlog.NewSnapshotStore(n.raftDir(), 2, opts)
+	snaps, err := raftlog.NewSnapshotStore(raftDir, 2, opts)
 	if err != nil {
 		return err
 	}
@@ -295,25 +296,28 @@ func (n *Node) writeRestored(info *nodeInfo, rootPEM, certPEM, keyPEM, snap []by
 	if err := sink.Close(); err != nil {
 		return fmt.Errorf("write raft snapshot: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(n.raftDir(), restoreMarker), []byte("this node was restored from a backup; its first start makes it the only manager\n"), 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(raftDir, RestoreMarker), []byte("this node was restored from a backup; its first start makes it the only manager\n"), 0o600); err != nil {
 		return err
 	}
-	return n.saveNodeInfo(info)
+	return SaveInfo(dataDir, info, fsm.CurrentLevel)
 }
 
-// restorePending reports whether raft/ holds a snapshot restored from a
-// backup that has not been started yet.
-func (n *Node) restorePending() bool {
-	return fileExists(filepath.Join(n.raftDir(), restoreMarker))
+// RestorePending reports whether raftDir (a data dir's raft/) holds a
+// snapshot restored from a backup that has not been started yet. The node
+// asks at start: then it makes its raft configuration this node alone at
+// its real address (raft.RecoverCluster) and calls FinishRestore.
+func RestorePending(raftDir string) bool {
+	return fileExists(filepath.Join(raftDir, RestoreMarker))
 }
 
-// restoreDone deletes the restore marker once raft's configuration is
-// this node alone at its real address.
-func (n *Node) restoreDone() error {
-	if err := os.Remove(filepath.Join(n.raftDir(), restoreMarker)); err != nil {
+// FinishRestore deletes the restore marker in raftDir once raft's
+// configuration is this node alone at its real address, and syncs the
+// directory.
+func FinishRestore(raftDir string) error {
+	if err := os.Remove(filepath.Join(raftDir, RestoreMarker)); err != nil {
 		return fmt.Errorf("remove restore marker: %w", err)
 	}
-	d, err := os.Open(n.raftDir())
+	d, err := os.Open(raftDir)
 	if err != nil {
 		return err
 	}
@@ -321,21 +325,32 @@ func (n *Node) restoreDone() error {
 	return d.Sync()
 }
 
-// fillOwnAddr records this manager's address in its node record when the
-// record has none, as after a restore (only the running daemon knows
-// where it listens). It retries until it is applied or ctx ends.
-func (n *Node) fillOwnAddr(ctx context.Context, inc *incarnation, rn *raftNode) {
+// StateView is the replicated state as a running node sees it
+// (*fsm.FSM).
+type StateView interface {
+	// Read calls fn with the state; fn must not keep s.
+	Read(fn func(s *fsm.State, index uint64))
+	// Changed returns a channel closed at the next change.
+	Changed() <-chan struct{}
+}
+
+// FillOwnAddr records addr as node nodeID's address in the replicated
+// state when its record has none, as after a restore (only the running
+// daemon knows where it listens). A running manager calls it once raft
+// runs; apply proposes a command through the cluster. It retries until
+// the command is applied, the record has an address, or ctx ends.
+func FillOwnAddr(ctx context.Context, nodeID, addr string, st StateView, apply func(context.Context, fsm.Command) error) {
 	for {
-		ch := rn.fsm.Changed()
+		ch := st.Changed()
 		empty := false
-		rn.fsm.Read(func(s *fsm.State, _ uint64) {
-			rec, ok := s.Nodes[inc.info.NodeID]
+		st.Read(func(s *fsm.State, _ uint64) {
+			rec, ok := s.Nodes[nodeID]
 			empty = ok && rec.Addr == ""
 		})
 		if !empty {
 			return
 		}
-		if err := n.apply(ctx, &fsm.NodeUpdate{ID: inc.info.NodeID, Addr: inc.info.AdvertiseAddr}); err == nil {
+		if err := apply(ctx, &fsm.NodeUpdate{ID: nodeID, Addr: addr}); err == nil {
 			return
 		}
 		select {
@@ -345,4 +360,18 @@ func (n *Node) fillOwnAddr(ctx context.Context, inc *incarnation, rn *raftNode) 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// wipe removes what a failed restore wrote into a data dir that existed
+// (and was empty): the key files, node.json and raft/.
+func wipe(dataDir string, keyFiles *keyfiles.Store) error {
+	if err := keyFiles.Wipe(); err != nil {
+		return err
+	}
+	for _, p := range []string{filepath.Join(dataDir, InfoFile), filepath.Join(dataDir, RaftDir)} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
 }

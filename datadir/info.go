@@ -1,0 +1,144 @@
+package datadir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
+)
+
+// Names inside a data directory.
+const (
+	// InfoFile is node.json, the Info record.
+	InfoFile = "node.json"
+	// RaftDir holds raft's files (raftlog's bolt file, its write-ahead
+	// file and snapshots).
+	RaftDir = "raft"
+	// SocketFile is the control socket's default name.
+	SocketFile = "holdfast.sock"
+)
+
+// Info is node.json: who this node is and where it listens. Nothing in
+// it is secret.
+type Info struct {
+	Format        int    `json:"format"`
+	NodeID        string `json:"node_id"`
+	ClusterID     string `json:"cluster_id"`
+	Role          string `json:"role"`
+	ListenAddr    string `json:"listen_addr"`
+	AdvertiseAddr string `json:"advertise_addr"`
+	// GossipAddr is where this node's memberlist listens, with the port
+	// it bound.
+	GossipAddr string `json:"gossip_addr,omitempty"`
+	// Managers are the managers this node last knew of; a worker uses them
+	// to reach the cluster after a restart.
+	Managers []api.PeerAddr `json:"managers,omitempty"`
+	// Level is the level of the build that last wrote the data dir, and
+	// ReadLevel the lowest level that can read it. A build whose level is
+	// below ReadLevel refuses to start on it, naming both. Builds from
+	// before levels wrote neither (and ignore both).
+	Level     int `json:"level,omitempty"`
+	ReadLevel int `json:"read_level,omitempty"`
+}
+
+const infoFormat = 1
+
+// ReadLevel is the lowest level that can read the data dir this build
+// writes: raise it when a change of format leaves older builds unable to
+// read it, and say so in docs/OPERATIONS.md.
+const ReadLevel = fsm.Level1
+
+// ErrLevel is a data dir written by a build newer than this one can read.
+var ErrLevel = errors.New("data dir written by a newer build")
+
+// LoadInfo reads dataDir's node.json for a build of level level; (nil,
+// nil) when the node has no state. A data dir that needs a higher level
+// is ErrLevel; an unknown format or an incomplete record is an error.
+func LoadInfo(dataDir string, level int) (*Info, error) {
+	path := filepath.Join(dataDir, InfoFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read node info: %w", err)
+	}
+	var info Info
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if info.ReadLevel > level {
+		return nil, fmt.Errorf("%w: %s was written by a build of level %d and needs a build of level %d or later; this build is level %d: run a newer build, or restore a backup taken before the upgrade",
+			ErrLevel, dataDir, info.Level, info.ReadLevel, level)
+	}
+	if info.Format != infoFormat {
+		return nil, fmt.Errorf("%s: format %d is not supported by this build", path, info.Format)
+	}
+	if info.NodeID == "" || info.ClusterID == "" || (info.Role != fsm.RoleManager && info.Role != fsm.RoleWorker) {
+		return nil, fmt.Errorf("%s: incomplete node info", path)
+	}
+	return &info, nil
+}
+
+// SaveInfo writes info as dataDir's node.json, atomically, recording
+// that a build of level level wrote it. It sets info.Format.
+func SaveInfo(dataDir string, info *Info, level int) error {
+	info.Format = infoFormat
+	c := *info // the caller's info may be shared: its level fields are this file's
+	c.Level, c.ReadLevel = level, ReadLevel
+	b, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dataDir, InfoFile), append(b, '\n'), 0o644)
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory: write, fsync, rename, fsync the directory. A crash leaves the
+// old file or the new one, never a torn one.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write %s: sync directory: %w", path, err)
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

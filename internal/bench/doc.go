@@ -1,0 +1,29 @@
+// Package bench is the harness behind `holdfast bench`: it starts a
+// cluster of real holdfast daemons on loopback and measures the product's
+// performance figures against their goals — sequential write latency,
+// throughput of 64 concurrent writers, failover after kill -9 of the
+// leader, unlock to first write, the time a data-plane key rotation takes
+// to reach every manager, holdfast's log store against plain raft-boltdb,
+// and the managers' memory. It is a process supervisor (start, kill,
+// restart, stop the daemons; never leave one behind), a workload (1 KiB
+// secrets through the control sockets) and statistics (percentiles,
+// medians), kept out of the command package so that the binary's command
+// code stays flags, output and exit codes.
+//
+// # Caller's duties
+//
+//  1. Build the holdfast binary (or use the running one: os.Executable)
+//     and make an empty directory; set both in a Config with the number
+//     of trials (1 to MaxTrials), Quick for a short run, and optionally
+//     Progress, Warn and Started.
+//  2. Call Run with a context that ends on an interrupt. Run stops every
+//     daemon it started before it returns, whatever happens; on an error
+//     the daemons' data dirs and logs stay in the directory for the
+//     caller to show or keep. Removing the directory is the caller's.
+//  3. Print the Report: it marshals to the JSON document of
+//     `holdfast bench --format json`, and WriteTable prints the table.
+//
+// Key files are read only through package keyfiles (whether a manager's
+// keys are wrapped), and the log stores compared are raftlog's and
+// raft-boltdb's, each in a directory of its own under Config.Dir.
+package bench
