@@ -447,7 +447,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 	err := n.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return errMisdirected },
 		func(ctx context.Context, c *api.Client) error {
-			return c.LeaveNode(ctx, api.LeaveNodeRequest{Force: req.Force})
+			return c.LeaveNode(ctx, api.LeaveNodeRequest(req))
 		})
 	if err != nil && !req.Force {
 		return fmt.Errorf("remove this node from the cluster: %w", err)

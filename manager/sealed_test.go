@@ -392,7 +392,7 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 			restoreTree(t, pristine, f.dir)
 			tc.tamper(t)
 
-			err, answered, panicked := runUntilServing(t, f.cfg)
+			answered, panicked, err := runUntilServing(t, f.cfg)
 			if panicked != nil {
 				leaked = true
 				t.Fatalf("Run panicked: %v; want an error naming %s", panicked, tc.file)
@@ -451,7 +451,7 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 // runUntilServing runs a node until Run returns, polling its control
 // socket meanwhile; a node that answers is stopped and reported. A panic
 // in Run is returned rather than ending the test binary.
-func runUntilServing(t *testing.T, cfg Config) (runErr error, answered bool, panicked any) {
+func runUntilServing(t *testing.T, cfg Config) (answered bool, panicked any, runErr error) {
 	t.Helper()
 	n, err := New(cfg)
 	if err != nil {
@@ -478,9 +478,9 @@ func runUntilServing(t *testing.T, cfg Config) (runErr error, answered bool, pan
 	for {
 		select {
 		case err := <-done:
-			return err, answered, nil
+			return answered, nil, err
 		case p := <-panics:
-			return nil, answered, p
+			return answered, p, nil
 		case <-deadline.C:
 			t.Fatal("Run neither failed nor served within 30s")
 		case <-tick.C:
