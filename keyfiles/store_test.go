@@ -12,6 +12,7 @@ import (
 
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/internal/atomicfile"
 	"github.com/holdfast/holdfast/internal/failpoint"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/raftlog"
@@ -481,5 +482,14 @@ func TestLoadDEKsWith(t *testing.T) {
 	}
 	if _, err := s.LoadDEKs(nodeID); !errors.Is(err, ErrLocked) {
 		t.Errorf("the store kept the key: LoadDEKs = %v; want ErrLocked", err)
+	}
+}
+
+// Crash recovery finds temporary files by the names atomicfile gives them.
+func TestTempNamesAreAtomicfiles(t *testing.T) {
+	for _, name := range []string{DEKFile, JournalFile, RootFile, CertFile, NodeKeyFile} {
+		if got, want := atomicfile.TempPrefix(name), "."+filepath.Base(name)+tmpInfix; got != want {
+			t.Errorf("atomicfile.TempPrefix(%q) = %q; recovery looks for %q", name, got, want)
+		}
 	}
 }
