@@ -10,6 +10,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/backoff"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
@@ -159,7 +160,7 @@ func (n *Node) askOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 // for this node's record, remembers the managers, and notices promotion.
 func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 	var index uint64
-	backoff := 100 * time.Millisecond
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	next := 0
 	ws := &workerSecrets{}
 	for ctx.Err() == nil {
@@ -184,12 +185,11 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(bo.Next()):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		bo.Reset()
 		index = view.Index
 		if view.CA != nil {
 			offerView(inc.caViews, view.CA)
@@ -202,9 +202,8 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(bo.Next()):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 		}
 		if len(view.Managers) > 0 {
 			n.rememberManagers(inc, view.Managers)
