@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/atomicfile"
 )
@@ -16,12 +17,12 @@ import (
 // nodeInfo is node.json: who this node is and where it listens. Nothing in
 // it is secret.
 type nodeInfo struct {
-	Format        int    `json:"format"`
-	NodeID        string `json:"node_id"`
-	ClusterID     string `json:"cluster_id"`
-	Role          string `json:"role"`
-	ListenAddr    string `json:"listen_addr"`
-	AdvertiseAddr string `json:"advertise_addr"`
+	Format        int     `json:"format"`
+	NodeID        string  `json:"node_id"`
+	ClusterID     string  `json:"cluster_id"`
+	Role          ca.Role `json:"role"`
+	ListenAddr    string  `json:"listen_addr"`
+	AdvertiseAddr string  `json:"advertise_addr"`
 	// GossipAddr is where this node's memberlist listens, with the port
 	// it bound.
 	GossipAddr string `json:"gossip_addr,omitempty"`

@@ -16,9 +16,6 @@ import (
 	"github.com/holdfast/holdfast/transport"
 )
 
-// roleRemoved is the "role" of a node the cluster removed.
-const roleRemoved = "removed"
-
 // startLoops starts the incarnation's background loops for its role.
 // n.mu must be held.
 func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
@@ -70,7 +67,7 @@ func (n *Node) requestRoleChange() {
 func (n *Node) watchOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 	for {
 		ch := rn.fsm.Changed()
-		var role string
+		var role ca.Role
 		var removed bool
 		rn.fsm.Read(func(s *fsm.State, _ uint64) {
 			if p, ok := s.Nodes[inc.info.NodeID]; ok {
@@ -79,7 +76,7 @@ func (n *Node) watchOwnRole(ctx context.Context, inc *incarnation, rn *raftNode)
 			_, removed = s.Removed[inc.info.NodeID]
 		})
 		if removed {
-			inc.wantRole.Store(roleRemoved)
+			inc.wantRole.StoreRemoved()
 			n.requestRoleChange()
 			return
 		}
@@ -138,7 +135,7 @@ func (n *Node) askOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 			cancel()
 			if api.IsRemoved(err) {
 				n.logger.Warn("the cluster removed this manager while it could not hear of it", "told_by", m.NodeID)
-				inc.wantRole.Store(roleRemoved)
+				inc.wantRole.StoreRemoved()
 				n.requestRoleChange()
 				return
 			}
@@ -283,8 +280,8 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	if inc == nil {
 		return nil
 	}
-	want, _ := inc.wantRole.Load().(string)
-	if want == roleRemoved {
+	want, removed := inc.wantRole.Load()
+	if removed {
 		// An operator removed this node ('node rm'): every protocol refuses
 		// its certificate now, so its cluster state is of no use, and it
 		// is sensitive. Wipe it; the node can join again with a token.

@@ -29,6 +29,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
@@ -59,7 +60,7 @@ func TestNoPlaintextSecretOnDisk(t *testing.T) {
 		t.Helper()
 		running := c.followers(nil) // every running manager
 		for i := range rounds {
-			addToken(writeToken(t, running[i%len(running)], []string{"worker", "manager"}[i%2]))
+			addToken(writeToken(t, running[i%len(running)], []ca.Role{ca.RoleWorker, ca.RoleManager}[i%2]))
 		}
 	}
 	rotate(6)
@@ -647,7 +648,7 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 // writeToken rotates a join token through via and returns it. While a
 // leader hands over, a write may fail with 503 (outcome unknown); it is
 // retried, as a client would.
-func writeToken(t *testing.T, via *testNode, role string) string {
+func writeToken(t *testing.T, via *testNode, role ca.Role) string {
 	t.Helper()
 	var tok string
 	eventually(t, 10*time.Second, "a write through "+via.name, func() bool {
