@@ -31,6 +31,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 )
@@ -472,22 +473,15 @@ func runUntilServing(t *testing.T, cfg Config) (answered bool, panicked any, run
 	}()
 	cl := api.NewUnixClient(cfg.socketPath())
 	defer cl.Close()
-	deadline := time.NewTimer(30 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		select {
-		case err := <-done:
-			return answered, nil, err
-		case p := <-panics:
-			return answered, p, nil
-		case <-deadline.C:
-			t.Fatal("Run neither failed nor served within 30s")
-		case <-tick.C:
-			if answered {
-				continue
-			}
+		case runErr = <-done:
+			return true, ""
+		case panicked = <-panics:
+			return true, ""
+		default:
+		}
+		if !answered {
 			sctx, scancel := context.WithTimeout(ctx, time.Second)
 			_, err := cl.Status(sctx)
 			scancel()
@@ -496,7 +490,9 @@ func runUntilServing(t *testing.T, cfg Config) (answered bool, panicked any, run
 				cancel()
 			}
 		}
-	}
+		return false, "Run to fail or serve"
+	})
+	return answered, panicked, runErr
 }
 
 // After RotateDEK, nothing on the node's disk opens under the old DEK, its
