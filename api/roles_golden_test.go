@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/internal/strictjson"
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -49,17 +49,5 @@ func TestRoleJSONGolden(t *testing.T) {
 			t.Errorf("%s decodes to %+v; want %+v", b, back, v)
 		}
 	}
-	path := filepath.Join("testdata", "roles.golden")
-	if *updateGolden {
-		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Errorf("role encodings changed:\ngot:\n%s\nwant:\n%s", out.Bytes(), want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "roles.golden"), out.Bytes(), *updateGolden)
 }

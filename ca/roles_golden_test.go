@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -36,17 +37,5 @@ func TestRoleSubjectGolden(t *testing.T) {
 			t.Errorf("IdentityOf = %+v; want %+v", got, id)
 		}
 	}
-	path := filepath.Join("testdata", "roles.golden")
-	if *updateGolden {
-		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Errorf("certificate subjects changed:\ngot:\n%s\nwant:\n%s", out.Bytes(), want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "roles.golden"), out.Bytes(), *updateGolden)
 }
