@@ -50,17 +50,17 @@ func TestNodeHandlerEnforcesRoles(t *testing.T) {
 		wantStatus int
 		wantCall   bool
 	}{
-		{"manager applies", &Peer{"m1", "manager"}, "POST", "/internal/v1/apply", 200, true},
-		{"worker cannot apply", &Peer{"w1", "worker"}, "POST", "/internal/v1/apply", 403, false},
-		{"worker cannot read-index", &Peer{"w1", "worker"}, "GET", "/internal/v1/read-index", 403, false},
-		{"worker cannot add a voter", &Peer{"w1", "worker"}, "POST", "/internal/v1/raft/add-voter", 403, false},
-		{"worker cannot remove nodes", &Peer{"w1", "worker"}, "DELETE", "/internal/v1/nodes/x", 403, false},
-		{"worker reads its own record", &Peer{"w1", "worker"}, "GET", "/internal/v1/self?index=3", 200, true},
-		{"bad index", &Peer{"w1", "worker"}, "GET", "/internal/v1/self?index=x", 400, false},
-		{"worker reports its new-root certificate", &Peer{"w1", "worker"}, "POST", "/internal/v1/ca/converted", 200, true},
+		{"manager applies", &Peer{NodeID: "m1", Role: "manager"}, "POST", "/internal/v1/apply", 200, true},
+		{"worker cannot apply", &Peer{NodeID: "w1", Role: "worker"}, "POST", "/internal/v1/apply", 403, false},
+		{"worker cannot read-index", &Peer{NodeID: "w1", Role: "worker"}, "GET", "/internal/v1/read-index", 403, false},
+		{"worker cannot add a voter", &Peer{NodeID: "w1", Role: "worker"}, "POST", "/internal/v1/raft/add-voter", 403, false},
+		{"worker cannot remove nodes", &Peer{NodeID: "w1", Role: "worker"}, "DELETE", "/internal/v1/nodes/x", 403, false},
+		{"worker reads its own record", &Peer{NodeID: "w1", Role: "worker"}, "GET", "/internal/v1/self?index=3", 200, true},
+		{"bad index", &Peer{NodeID: "w1", Role: "worker"}, "GET", "/internal/v1/self?index=x", 400, false},
+		{"worker reports its new-root certificate", &Peer{NodeID: "w1", Role: "worker"}, "POST", "/internal/v1/ca/converted", 200, true},
 		{"no certificate cannot report", nil, "POST", "/internal/v1/ca/converted", 403, false},
 		{"no certificate, or not accepted", nil, "GET", "/internal/v1/self", 403, false},
-		{"unknown route", &Peer{"m1", "manager"}, "GET", "/internal/v1/nope", 404, false},
+		{"unknown route", &Peer{NodeID: "m1", Role: "manager"}, "GET", "/internal/v1/nope", 404, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

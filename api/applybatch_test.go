@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 type batchNode struct {
@@ -27,8 +29,8 @@ func (b *batchNode) ApplyBatchForwarded(_ context.Context, from Peer, cmds [][]b
 // refused; an error for the whole batch is answered as it is.
 func TestApplyBatchRoute(t *testing.T) {
 	b := &batchNode{res: []error{nil, Errorf(CodeConflict, "name taken"), nil}}
-	role := "manager"
-	srv := httptest.NewServer(NewNodeHandler(b, func(*http.Request) (Peer, bool) { return Peer{"m1", role}, true }))
+	role := ca.RoleManager
+	srv := httptest.NewServer(NewNodeHandler(b, func(*http.Request) (Peer, bool) { return Peer{NodeID: "m1", Role: role}, true }))
 	defer srv.Close()
 	c := NewClient(srv.Client(), srv.URL)
 	cmds := [][]byte{[]byte("one"), []byte("two"), {}}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // CAInfo is GET /v1/ca: the cluster's root CA certificate.
@@ -45,10 +47,10 @@ type CARotation struct {
 
 // CAWaitingFor is a node a CA rotation waits for.
 type CAWaitingFor struct {
-	ID     string `json:"id"`
-	Role   string `json:"role"`
-	Addr   string `json:"addr"`
-	Status string `json:"status"` // as in node ls: ready, down, unknown
+	ID     string  `json:"id"`
+	Role   ca.Role `json:"role"`
+	Addr   string  `json:"addr"`
+	Status string  `json:"status"` // as in node ls: ready, down, unknown
 }
 
 // CAView is what a node needs to follow the cluster's CA (part of

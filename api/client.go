@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // Client talks to one holdfast API: the control socket, another node's node
@@ -161,14 +163,14 @@ func (c *Client) Demote(ctx context.Context, id string) error {
 	return c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(id)+"/demote", nil, nil)
 }
 
-func (c *Client) JoinToken(ctx context.Context, role string) (*JoinToken, error) {
+func (c *Client) JoinToken(ctx context.Context, role ca.Role) (*JoinToken, error) {
 	var out JoinToken
-	return &out, c.Do(ctx, "GET", "/v1/join-tokens/"+url.PathEscape(role), nil, &out)
+	return &out, c.Do(ctx, "GET", "/v1/join-tokens/"+url.PathEscape(string(role)), nil, &out)
 }
 
-func (c *Client) RotateJoinToken(ctx context.Context, role string) (*JoinToken, error) {
+func (c *Client) RotateJoinToken(ctx context.Context, role ca.Role) (*JoinToken, error) {
 	var out JoinToken
-	return &out, c.Do(ctx, "POST", "/v1/join-tokens/"+url.PathEscape(role)+"/rotate", nil, &out)
+	return &out, c.Do(ctx, "POST", "/v1/join-tokens/"+url.PathEscape(string(role))+"/rotate", nil, &out)
 }
 
 func (c *Client) Unlock(ctx context.Context, req UnlockRequest) (*UnlockResponse, error) {
@@ -226,9 +228,9 @@ func (c *Client) AddVoter(ctx context.Context, req AddVoterRequest) error {
 	return c.Do(ctx, "POST", "/internal/v1/raft/add-voter", req, nil)
 }
 
-func (c *Client) SetRoleForwarded(ctx context.Context, id, role string) error {
+func (c *Client) SetRoleForwarded(ctx context.Context, id string, role ca.Role) error {
 	verb := "promote"
-	if role == "worker" {
+	if role == ca.RoleWorker {
 		verb = "demote"
 	}
 	return c.Do(ctx, "POST", "/internal/v1/nodes/"+url.PathEscape(id)+"/"+verb, nil, nil)
@@ -238,9 +240,9 @@ func (c *Client) RemoveNodeForwarded(ctx context.Context, id string, force bool)
 	return c.Do(ctx, "DELETE", "/internal/v1/nodes/"+url.PathEscape(id)+"?force="+strconv.FormatBool(force), nil, nil)
 }
 
-func (c *Client) RotateJoinTokenForwarded(ctx context.Context, role string) (*JoinToken, error) {
+func (c *Client) RotateJoinTokenForwarded(ctx context.Context, role ca.Role) (*JoinToken, error) {
 	var out JoinToken
-	return &out, c.Do(ctx, "POST", "/internal/v1/join-tokens/"+url.PathEscape(role)+"/rotate", nil, &out)
+	return &out, c.Do(ctx, "POST", "/internal/v1/join-tokens/"+url.PathEscape(string(role))+"/rotate", nil, &out)
 }
 
 func (c *Client) Reachability(ctx context.Context) (*Reachability, error) {

@@ -11,18 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // allSentinels are the sentinel errors, each with a code of its own.
 var allSentinels = []*Error{ErrLocked, ErrNotManager, ErrRemoved, ErrUninitialized, ErrNotLeader, ErrNoLeader, ErrNeedsUpgrade}
-
-// errorServer answers every request with err, as the real servers do.
-func errorServer(t *testing.T, err error) *Client {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, err) }))
-	t.Cleanup(srv.Close)
-	return NewClient(srv.Client(), srv.URL)
-}
 
 // rawServer answers every request with status and body, as a server from
 // before error codes (or something that is not holdfast) does.
@@ -197,7 +191,7 @@ func TestOlderServerWithoutCodes(t *testing.T) {
 // without codes are read from their status.
 func TestBatchResultsCarryCodes(t *testing.T) {
 	b := &batchNode{res: []error{ErrNoLeader, Errorf(CodeAlreadyExists, "name taken")}}
-	srv := httptest.NewServer(NewNodeHandler(b, func(*http.Request) (Peer, bool) { return Peer{"m1", "manager"}, true }))
+	srv := httptest.NewServer(NewNodeHandler(b, func(*http.Request) (Peer, bool) { return Peer{NodeID: "m1", Role: ca.RoleManager}, true }))
 	defer srv.Close()
 	errs, err := NewClient(srv.Client(), srv.URL).ApplyBatchForwarded(context.Background(), [][]byte{{1}, {2}})
 	if err != nil || !errors.Is(errs[0], ErrNoLeader) || CodeOf(errs[1]) != CodeAlreadyExists {
@@ -218,7 +212,7 @@ func TestBatchResultsCarryCodes(t *testing.T) {
 // 405, an Allow header and code method_not_allowed, on all three
 // servers; a path no route has is 404 not_found.
 func TestWrongMethodIs405(t *testing.T) {
-	peer := func(*http.Request) (Peer, bool) { return Peer{"m1", "manager"}, true }
+	peer := func(*http.Request) (Peer, bool) { return Peer{NodeID: "m1", Role: ca.RoleManager}, true }
 	for _, tc := range []struct {
 		name         string
 		h            http.Handler

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // Health states, as GET /v1/health reports them.
@@ -24,9 +26,9 @@ const (
 // never waits for quorum.
 type Health struct {
 	// Status is one of the Health* states.
-	Status string `json:"status"`
-	NodeID string `json:"node_id,omitempty"`
-	Role   string `json:"role,omitempty"`
+	Status string  `json:"status"`
+	NodeID string  `json:"node_id,omitempty"`
+	Role   ca.Role `json:"role,omitempty"`
 	// Leader is the raft leader's node ID, empty when none is known (and
 	// on a worker, which does not follow raft).
 	Leader string `json:"leader,omitempty"`

@@ -22,7 +22,7 @@ func TestHealth(t *testing.T) {
 		{Health{Status: HealthNoLeader, NodeID: "n1", Role: "manager"}, http.StatusServiceUnavailable},
 		{Health{Status: HealthUninitialized}, http.StatusServiceUnavailable},
 	} {
-		t.Run(tt.health.Status+"/"+tt.health.Role, func(t *testing.T) {
+		t.Run(tt.health.Status+"/"+string(tt.health.Role), func(t *testing.T) {
 			srv := httptest.NewServer(HealthHandler(fixedHealth(tt.health)))
 			defer srv.Close()
 			resp, err := http.Get(srv.URL + "/v1/health")

@@ -5,17 +5,18 @@ import (
 	"crypto/x509"
 	"net/http"
 	"strconv"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // Peer is the authenticated caller of the node API, from its certificate.
 type Peer struct {
 	NodeID string
-	Role   string // "manager", "worker", or RoleRemoved
+	Role   ca.Role
+	// Removed is a peer the cluster removed: every route answers it
+	// ErrRemoved, whatever its Role.
+	Removed bool
 }
-
-// RoleRemoved is the role of a peer the cluster removed: every route
-// answers it ErrRemoved.
-const RoleRemoved = "removed"
 
 // PeerFunc returns the caller's identity; false when there is none (which the
 // transport never lets through, but the handler does not assume it).
@@ -32,9 +33,9 @@ type NodeBackend interface {
 	ReadIndex(ctx context.Context, from Peer) (*ReadIndex, error)
 	JoinForwarded(ctx context.Context, from Peer, req JoinGrantRequest) (*JoinGrant, error)
 	AddVoter(ctx context.Context, from Peer, req AddVoterRequest) error
-	SetRoleForwarded(ctx context.Context, from Peer, id, role string) error
+	SetRoleForwarded(ctx context.Context, from Peer, id string, role ca.Role) error
 	RemoveNodeForwarded(ctx context.Context, from Peer, id string, force bool) error
-	RotateJoinTokenForwarded(ctx context.Context, from Peer, role string) (*JoinToken, error)
+	RotateJoinTokenForwarded(ctx context.Context, from Peer, role ca.Role) (*JoinToken, error)
 	Reachability(ctx context.Context, from Peer) (*Reachability, error)
 	// Level says what this manager's build can apply.
 	Level(ctx context.Context, from Peer) (*LevelInfo, error)
@@ -72,11 +73,11 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 				writeError(w, errNotAuthorized)
 				return
 			}
-			if p.Role == RoleRemoved {
+			if p.Removed {
 				writeError(w, ErrRemoved)
 				return
 			}
-			if managerOnly && p.Role != "manager" {
+			if managerOnly && p.Role != ca.RoleManager {
 				writeError(w, errManagerOnly)
 				return
 			}
@@ -138,10 +139,10 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		}
 	})
 	handle("POST /internal/v1/nodes/{id}/promote", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
-		replyEmpty(w, b.SetRoleForwarded(r.Context(), p, r.PathValue("id"), "manager"))
+		replyEmpty(w, b.SetRoleForwarded(r.Context(), p, r.PathValue("id"), ca.RoleManager))
 	})
 	handle("POST /internal/v1/nodes/{id}/demote", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
-		replyEmpty(w, b.SetRoleForwarded(r.Context(), p, r.PathValue("id"), "worker"))
+		replyEmpty(w, b.SetRoleForwarded(r.Context(), p, r.PathValue("id"), ca.RoleWorker))
 	})
 	handle("DELETE /internal/v1/nodes/{id}", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		force, err := boolQuery(r, "force")
@@ -152,7 +153,7 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		replyEmpty(w, b.RemoveNodeForwarded(r.Context(), p, r.PathValue("id"), force))
 	})
 	handle("POST /internal/v1/join-tokens/{role}/rotate", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
-		reply(w, res(b.RotateJoinTokenForwarded(r.Context(), p, r.PathValue("role"))))
+		reply(w, res(b.RotateJoinTokenForwarded(r.Context(), p, ca.Role(r.PathValue("role")))))
 	})
 	handle("GET /internal/v1/reachability", true, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.Reachability(r.Context(), p)))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/internal/strictjson"
 )
 
@@ -19,9 +20,9 @@ type Backend interface {
 	Nodes(ctx context.Context) ([]Node, error)
 	Node(ctx context.Context, id string) (*Node, error)
 	RemoveNode(ctx context.Context, id string, force bool) error
-	SetRole(ctx context.Context, id, role string) error
-	JoinToken(ctx context.Context, role string) (*JoinToken, error)
-	RotateJoinToken(ctx context.Context, role string) (*JoinToken, error)
+	SetRole(ctx context.Context, id string, role ca.Role) error
+	JoinToken(ctx context.Context, role ca.Role) (*JoinToken, error)
+	RotateJoinToken(ctx context.Context, role ca.Role) (*JoinToken, error)
 	Unlock(ctx context.Context, req UnlockRequest) (*UnlockResponse, error)
 	UnlockKey(ctx context.Context) (*UnlockKeyResponse, error)
 	RotateUnlockKey(ctx context.Context, req RotateUnlockKeyRequest) (*UnlockKeyResponse, error)
@@ -85,16 +86,16 @@ func NewControlHandler(b Backend) http.Handler {
 		replyEmpty(w, b.RemoveNode(r.Context(), r.PathValue("id"), force))
 	})
 	mux.HandleFunc("POST /v1/nodes/{id}/promote", func(w http.ResponseWriter, r *http.Request) {
-		replyEmpty(w, b.SetRole(r.Context(), r.PathValue("id"), "manager"))
+		replyEmpty(w, b.SetRole(r.Context(), r.PathValue("id"), ca.RoleManager))
 	})
 	mux.HandleFunc("POST /v1/nodes/{id}/demote", func(w http.ResponseWriter, r *http.Request) {
-		replyEmpty(w, b.SetRole(r.Context(), r.PathValue("id"), "worker"))
+		replyEmpty(w, b.SetRole(r.Context(), r.PathValue("id"), ca.RoleWorker))
 	})
 	mux.HandleFunc("GET /v1/join-tokens/{role}", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, res(b.JoinToken(r.Context(), r.PathValue("role"))))
+		reply(w, res(b.JoinToken(r.Context(), ca.Role(r.PathValue("role")))))
 	})
 	mux.HandleFunc("POST /v1/join-tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, res(b.RotateJoinToken(r.Context(), r.PathValue("role"))))
+		reply(w, res(b.RotateJoinToken(r.Context(), ca.Role(r.PathValue("role")))))
 	})
 	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
 		var req UnlockRequest

@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"time"
+
+	"github.com/holdfast/holdfast/ca"
+)
 
 // Node states, as `status` shows them.
 const (
@@ -17,7 +21,7 @@ const (
 type Status struct {
 	NodeID    string          `json:"node_id"`
 	ClusterID string          `json:"cluster_id"`
-	Role      string          `json:"role"`
+	Role      ca.Role         `json:"role"`
 	State     string          `json:"state"`
 	Addr      string          `json:"addr"`
 	Autolock  bool            `json:"autolock"`
@@ -92,7 +96,7 @@ type ManagerStatus struct {
 // Node is one entry of GET /v1/nodes and `node ls --format json`.
 type Node struct {
 	ID            string    `json:"id"`
-	Role          string    `json:"role"`
+	Role          ca.Role   `json:"role"`
 	Addr          string    `json:"addr"`
 	Status        string    `json:"status"`
 	Leader        bool      `json:"leader"`
@@ -143,9 +147,9 @@ type JoinRequest struct {
 
 // JoinResponse answers JoinRequest.
 type JoinResponse struct {
-	ClusterID string `json:"cluster_id"`
-	NodeID    string `json:"node_id"`
-	Role      string `json:"role"`
+	ClusterID string  `json:"cluster_id"`
+	NodeID    string  `json:"node_id"`
+	Role      ca.Role `json:"role"`
 }
 
 // LeaveRequest is POST /v1/leave.
@@ -167,8 +171,8 @@ type UpdateResponse struct {
 
 // JoinToken is GET /v1/join-tokens/{role}.
 type JoinToken struct {
-	Role  string `json:"role"`
-	Token string `json:"token"`
+	Role  ca.Role `json:"role"`
+	Token string  `json:"token"`
 }
 
 // --- node API (holdfast-api/1) and join API (holdfast-join/1) ---
@@ -189,7 +193,7 @@ type JoinGrantRequest struct {
 type JoinGrant struct {
 	ClusterID string     `json:"cluster_id"`
 	NodeID    string     `json:"node_id"`
-	Role      string     `json:"role"`
+	Role      ca.Role    `json:"role"`
 	CertPEM   []byte     `json:"cert_pem"`
 	RootPEM   []byte     `json:"root_pem"`
 	Managers  []PeerAddr `json:"managers"`
@@ -245,9 +249,9 @@ type RenewRequest struct {
 
 // RenewResponse carries the new certificate.
 type RenewResponse struct {
-	Role    string `json:"role"`
-	CertPEM []byte `json:"cert_pem"`
-	RootPEM []byte `json:"root_pem"`
+	Role    ca.Role `json:"role"`
+	CertPEM []byte  `json:"cert_pem"`
+	RootPEM []byte  `json:"root_pem"`
 }
 
 // Reachability is the leader's view of which managers answer heartbeats.

@@ -8,20 +8,32 @@ import (
 	"time"
 )
 
-// Roles and the OUs that carry them in certificates.
+// Role is what a node is in the cluster: RoleManager or RoleWorker. It is
+// the one role type of holdfast: certificates (as the OU), node records,
+// raft commands, node.json and the API carry it, always as these strings.
+type Role string
+
+// The roles.
 const (
-	RoleManager = "manager"
-	RoleWorker  = "worker"
-	OUManager   = "holdfast-manager"
-	OUWorker    = "holdfast-worker"
+	RoleManager Role = "manager"
+	RoleWorker  Role = "worker"
+)
+
+// Valid reports whether r is RoleManager or RoleWorker.
+func (r Role) Valid() bool { return r == RoleManager || r == RoleWorker }
+
+// The OUs that carry the roles in certificates.
+const (
+	OUManager = "holdfast-manager"
+	OUWorker  = "holdfast-worker"
 
 	// DefaultCertExpiry is the default validity of a node certificate.
 	DefaultCertExpiry = 2160 * time.Hour
 )
 
 var (
-	roleOU = map[string]string{RoleManager: OUManager, RoleWorker: OUWorker}
-	ouRole = map[string]string{OUManager: RoleManager, OUWorker: RoleWorker}
+	roleOU = map[Role]string{RoleManager: OUManager, RoleWorker: OUWorker}
+	ouRole = map[string]Role{OUManager: RoleManager, OUWorker: RoleWorker}
 
 	oidCN = asn1.ObjectIdentifier{2, 5, 4, 3}
 	oidOU = asn1.ObjectIdentifier{2, 5, 4, 11}
@@ -32,7 +44,7 @@ var (
 // OU, O = ClusterID.
 type Identity struct {
 	NodeID    string
-	Role      string // RoleManager or RoleWorker
+	Role      Role // RoleManager or RoleWorker
 	ClusterID string
 }
 

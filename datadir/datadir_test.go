@@ -49,7 +49,7 @@ func testState(t *testing.T, unlockKey string) (st []byte, index uint64, cluster
 			Cluster: fsm.Cluster{ID: clusterID, CreatedAt: now,
 				Settings:    fsm.Settings{CertExpiry: 2160 * time.Hour, KeyRotation: 12 * time.Hour, Autolock: unlockKey != ""},
 				RootCertPEM: root.CertPEM(), RootKeyPEM: root.KeyPEM(), WorkerToken: wt.String(), ManagerToken: mt.String(), UnlockKey: unlockKey},
-			First: fsm.Node{ID: ca.NewID(), Role: fsm.RoleManager, Addr: "127.0.0.1:4242", CreatedAt: now},
+			First: fsm.Node{ID: ca.NewID(), Role: ca.RoleManager, Addr: "127.0.0.1:4242", CreatedAt: now},
 		},
 		&fsm.SecretCreate{CreateCmd: secrets.CreateCmd{ID: ca.NewID(), Name: "db", Data: []byte(testSecret), CreatedAt: now}},
 	}
@@ -161,7 +161,7 @@ func TestRestoreBackup(t *testing.T) {
 		t.Errorf("restore = %+v after %d progress reports; want cluster %s, 2 nodes, 1 secret, autolock off", res, reports, clusterID)
 	}
 	info, err := LoadInfo(target, fsm.CurrentLevel)
-	if err != nil || info == nil || info.NodeID != res.NodeID || info.ClusterID != clusterID || info.Role != fsm.RoleManager || info.ReadLevel != ReadLevel {
+	if err != nil || info == nil || info.NodeID != res.NodeID || info.ClusterID != clusterID || info.Role != ca.RoleManager || info.ReadLevel != ReadLevel {
 		t.Errorf("node.json = %+v, %v; want manager %s of %s", info, err, res.NodeID, clusterID)
 	}
 	if _, ok := keyfiles.WrappedKEKID(target); ok {
@@ -211,7 +211,7 @@ func TestRestoreBackup(t *testing.T) {
 		if sec, ok := st.Secrets.Get("db"); !ok || string(sec.Data) != testSecret {
 			t.Error("the restored snapshot lacks the secret")
 		}
-		if n := st.Nodes[res.NodeID]; n == nil || n.Role != fsm.RoleManager || n.Addr != "" {
+		if n := st.Nodes[res.NodeID]; n == nil || n.Role != ca.RoleManager || n.Addr != "" {
 			t.Errorf("the restored node's record = %+v; want a manager with no address yet", n)
 		}
 		return nil
@@ -278,7 +278,7 @@ func TestOpenOfflineRefuses(t *testing.T) {
 		t.Errorf("an empty dir: got %v; want no node.json", err)
 	}
 	worker := t.TempDir()
-	if err := SaveInfo(worker, &Info{NodeID: "n1", ClusterID: "c1", Role: fsm.RoleWorker}, fsm.CurrentLevel); err != nil {
+	if err := SaveInfo(worker, &Info{NodeID: "n1", ClusterID: "c1", Role: ca.RoleWorker}, fsm.CurrentLevel); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := OpenOffline(worker, keyFn("")); err == nil || !strings.Contains(err.Error(), "only managers keep one") {
@@ -311,7 +311,7 @@ func TestInfoLevels(t *testing.T) {
 	if info, err := LoadInfo(dir, fsm.CurrentLevel); info != nil || err != nil {
 		t.Fatalf("no node.json: got %+v, %v; want nil, nil", info, err)
 	}
-	in := &Info{NodeID: "n1", ClusterID: "c1", Role: fsm.RoleManager, AdvertiseAddr: "10.0.0.1:4242"}
+	in := &Info{NodeID: "n1", ClusterID: "c1", Role: ca.RoleManager, AdvertiseAddr: "10.0.0.1:4242"}
 	if err := SaveInfo(dir, in, fsm.CurrentLevel); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestFillOwnAddr(t *testing.T) {
 	}
 	if err := apply(&fsm.ClusterInit{
 		Cluster: fsm.Cluster{ID: "c1", Settings: fsm.Settings{CertExpiry: 2160 * time.Hour, KeyRotation: 12 * time.Hour}, WorkerToken: "w", ManagerToken: "m"},
-		First:   fsm.Node{ID: "n1", Role: fsm.RoleManager},
+		First:   fsm.Node{ID: "n1", Role: ca.RoleManager},
 	}); err != nil {
 		t.Fatal(err)
 	}

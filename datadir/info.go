@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/atomicfile"
 )
 
 // Names inside a data directory.
@@ -26,12 +28,12 @@ const (
 // Info is node.json: who this node is and where it listens. Nothing in
 // it is secret.
 type Info struct {
-	Format        int    `json:"format"`
-	NodeID        string `json:"node_id"`
-	ClusterID     string `json:"cluster_id"`
-	Role          string `json:"role"`
-	ListenAddr    string `json:"listen_addr"`
-	AdvertiseAddr string `json:"advertise_addr"`
+	Format        int     `json:"format"`
+	NodeID        string  `json:"node_id"`
+	ClusterID     string  `json:"cluster_id"`
+	Role          ca.Role `json:"role"`
+	ListenAddr    string  `json:"listen_addr"`
+	AdvertiseAddr string  `json:"advertise_addr"`
 	// GossipAddr is where this node's memberlist listens, with the port
 	// it bound.
 	GossipAddr string `json:"gossip_addr,omitempty"`
@@ -79,7 +81,7 @@ func LoadInfo(dataDir string, level int) (*Info, error) {
 	if info.Format != infoFormat {
 		return nil, fmt.Errorf("%s: format %d is not supported by this build", path, info.Format)
 	}
-	if info.NodeID == "" || info.ClusterID == "" || (info.Role != fsm.RoleManager && info.Role != fsm.RoleWorker) {
+	if info.NodeID == "" || info.ClusterID == "" || !info.Role.Valid() {
 		return nil, fmt.Errorf("%s: incomplete node info", path)
 	}
 	return &info, nil
@@ -98,42 +100,11 @@ func SaveInfo(dataDir string, info *Info, level int) error {
 	return writeFileAtomic(filepath.Join(dataDir, InfoFile), append(b, '\n'), 0o644)
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory: write, fsync, rename, fsync the directory. A crash leaves the
-// old file or the new one, never a torn one.
+// writeFileAtomic replaces path with data, with mode, through
+// atomicfile: a crash leaves the old file or the new one.
 func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync directory: %w", path, err)
 	}
 	return nil
 }

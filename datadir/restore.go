@@ -17,6 +17,7 @@ import (
 	"github.com/holdfast/holdfast/backup"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/dirsync"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
@@ -134,7 +135,7 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 	}
 	// The address is filled in by the node itself once it runs
 	// (FillOwnAddr): only the daemon knows where it listens.
-	st.Nodes[nodeID] = &fsm.Node{ID: nodeID, Role: fsm.RoleManager, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}
+	st.Nodes[nodeID] = &fsm.Node{ID: nodeID, Role: ca.RoleManager, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}
 	snap, err := fsm.EncodeSnapshot(st, index)
 	if err != nil {
 		return nil, err
@@ -153,7 +154,7 @@ func RestoreBackup(ctx context.Context, cfg RestoreConfig) (*RestoreResult, erro
 		}
 		keyFiles.SetKEK(uk.KEK())
 	}
-	info := &Info{NodeID: nodeID, ClusterID: st.Cluster.ID, Role: fsm.RoleManager}
+	info := &Info{NodeID: nodeID, ClusterID: st.Cluster.ID, Role: ca.RoleManager}
 	if err := writeRestored(cfg.DataDir, keyFiles, info, root.CertPEM(), certPEM, keyPEM, snap, index, h.Meta.Term); err != nil {
 		// Leave the target as it was found.
 		if existed {
@@ -317,12 +318,7 @@ func FinishRestore(raftDir string) error {
 	if err := os.Remove(filepath.Join(raftDir, RestoreMarker)); err != nil {
 		return fmt.Errorf("remove restore marker: %w", err)
 	}
-	d, err := os.Open(raftDir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return dirsync.Sync(raftDir)
 }
 
 // StateView is the replicated state as a running node sees it

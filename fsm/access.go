@@ -3,6 +3,8 @@ package fsm
 import (
 	"errors"
 	"time"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // Who may do what is decided by the replicated state now, never by a
@@ -18,14 +20,14 @@ var ErrUnknownNode = errors.New("node is not a member of the cluster")
 var ErrNotManager = errors.New("node is not a manager of the cluster")
 
 // PeerRole returns the role the state gives the holder of a certificate
-// for node id with role certRole (RoleManager or RoleWorker) at time now:
+// for node id with role certRole (ca.RoleManager or ca.RoleWorker) at time now:
 // the lower of the certificate's role and the node's role in the state,
 // so a demoted manager's certificate counts as a worker's and a worker's
 // certificate never counts as a manager's. A removed node's certificate
 // fails with ErrNodeRemoved, an unknown node's with ErrUnknownNode. A
 // state with no cluster yet (a manager that has just joined and not yet
 // applied anything) knows no one: it returns certRole.
-func (s *State) PeerRole(id, certRole string, now time.Time) (string, error) {
+func (s *State) PeerRole(id string, certRole ca.Role, now time.Time) (ca.Role, error) {
 	if s.Cluster == nil {
 		return certRole, nil
 	}
@@ -36,10 +38,10 @@ func (s *State) PeerRole(id, certRole string, now time.Time) (string, error) {
 	if !ok {
 		return "", errorf(ErrUnknownNode, "node %s is not a member of this cluster", id)
 	}
-	if rec.Role == RoleManager && certRole == RoleManager {
-		return RoleManager, nil
+	if rec.Role == ca.RoleManager && certRole == ca.RoleManager {
+		return ca.RoleManager, nil
 	}
-	return RoleWorker, nil
+	return ca.RoleWorker, nil
 }
 
 // RaftPeer reports whether the holder of a manager certificate for node id
@@ -51,7 +53,7 @@ func (s *State) PeerRole(id, certRole string, now time.Time) (string, error) {
 // certificate was issued after the newest entry this manager has applied,
 // less margin (this manager is behind the cluster, and refusing the new
 // leader would keep it behind for ever). appliedAt is FSM.AppendedAt.
-func (s *State) RaftPeer(id, certRole string, issued time.Time, inConfig bool, appliedAt time.Time, margin time.Duration, now time.Time) error {
+func (s *State) RaftPeer(id string, certRole ca.Role, issued time.Time, inConfig bool, appliedAt time.Time, margin time.Duration, now time.Time) error {
 	role, err := s.PeerRole(id, certRole, now)
 	switch {
 	case errors.Is(err, ErrUnknownNode):
@@ -61,7 +63,7 @@ func (s *State) RaftPeer(id, certRole string, issued time.Time, inConfig bool, a
 		return err
 	case err != nil:
 		return err
-	case role != RoleManager:
+	case role != ca.RoleManager:
 		return errorf(ErrNotManager, "node %s is not a manager of the cluster now", id)
 	case !inConfig && s.Cluster != nil:
 		return errorf(ErrNotManager, "node %s is not in the raft configuration", id)

@@ -6,15 +6,17 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 func accessState(now time.Time) *State {
 	s := newState()
 	s.Cluster = &Cluster{ID: "c1"}
-	s.Nodes["m1"] = &Node{ID: "m1", Role: RoleManager}
-	s.Nodes["m2"] = &Node{ID: "m2", Role: RoleWorker} // demoted
-	s.Nodes["w1"] = &Node{ID: "w1", Role: RoleWorker}
-	s.Nodes["p1"] = &Node{ID: "p1", Role: RoleManager} // promoted, still on its worker certificate
+	s.Nodes["m1"] = &Node{ID: "m1", Role: ca.RoleManager}
+	s.Nodes["m2"] = &Node{ID: "m2", Role: ca.RoleWorker} // demoted
+	s.Nodes["w1"] = &Node{ID: "w1", Role: ca.RoleWorker}
+	s.Nodes["p1"] = &Node{ID: "p1", Role: ca.RoleManager} // promoted, still on its worker certificate
 	s.Removed["gone"] = now.Add(time.Hour)
 	s.Removed["long-gone"] = now.Add(-time.Hour) // deny list entry past its certificate's expiry
 	return s
@@ -24,18 +26,18 @@ func TestPeerRole(t *testing.T) {
 	now := time.Now()
 	s := accessState(now)
 	tests := []struct {
-		id, certRole string
-		want         string
-		err          error
+		id             string
+		certRole, want ca.Role
+		err            error
 	}{
-		{"m1", RoleManager, RoleManager, nil},
-		{"m2", RoleManager, RoleWorker, nil},
-		{"w1", RoleWorker, RoleWorker, nil},
-		{"w1", RoleManager, RoleWorker, nil},
-		{"p1", RoleWorker, RoleWorker, nil},
-		{"gone", RoleManager, "", ErrNodeRemoved},
-		{"long-gone", RoleManager, "", ErrUnknownNode},
-		{"stranger", RoleManager, "", ErrUnknownNode},
+		{"m1", ca.RoleManager, ca.RoleManager, nil},
+		{"m2", ca.RoleManager, ca.RoleWorker, nil},
+		{"w1", ca.RoleWorker, ca.RoleWorker, nil},
+		{"w1", ca.RoleManager, ca.RoleWorker, nil},
+		{"p1", ca.RoleWorker, ca.RoleWorker, nil},
+		{"gone", ca.RoleManager, "", ErrNodeRemoved},
+		{"long-gone", ca.RoleManager, "", ErrUnknownNode},
+		{"stranger", ca.RoleManager, "", ErrUnknownNode},
 	}
 	for _, tc := range tests {
 		got, err := s.PeerRole(tc.id, tc.certRole, now)
@@ -44,7 +46,7 @@ func TestPeerRole(t *testing.T) {
 		}
 	}
 	// A state with no cluster yet knows no one: the certificate stands.
-	if got, err := newState().PeerRole("anyone", RoleManager, now); got != RoleManager || err != nil {
+	if got, err := newState().PeerRole("anyone", ca.RoleManager, now); got != ca.RoleManager || err != nil {
 		t.Errorf("empty state: PeerRole = %q, %v; want manager", got, err)
 	}
 }
@@ -73,13 +75,13 @@ func TestRaftPeer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.RaftPeer(tc.id, RoleManager, tc.issued, tc.inConfig, applied, margin, now)
+			err := s.RaftPeer(tc.id, ca.RoleManager, tc.issued, tc.inConfig, applied, margin, now)
 			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("RaftPeer = %v; want %v", err, tc.err)
 			}
 		})
 	}
-	if err := newState().RaftPeer("anyone", RoleManager, time.Time{}, false, time.Time{}, margin, now); err != nil {
+	if err := newState().RaftPeer("anyone", ca.RoleManager, time.Time{}, false, time.Time{}, margin, now); err != nil {
 		t.Errorf("a manager with no state yet refused its first leader: %v", err)
 	}
 }
@@ -96,13 +98,13 @@ func TestAccessGeneration(t *testing.T) {
 			t.Fatal(r.(*Result).Err)
 		}
 	}
-	apply(&ClusterInit{Cluster: Cluster{ID: "c1", Settings: Settings{CertExpiry: time.Hour, KeyRotation: time.Minute}}, First: Node{ID: "m1", Role: RoleManager}})
+	apply(&ClusterInit{Cluster: Cluster{ID: "c1", Settings: Settings{CertExpiry: time.Hour, KeyRotation: time.Minute}}, First: Node{ID: "m1", Role: ca.RoleManager}})
 	g := f.AccessGeneration()
 	apply(&NodeUpdate{ID: "m1", GossipAddr: "127.0.0.1:1"})
 	if f.AccessGeneration() != g {
 		t.Error("a gossip address update moved the access generation")
 	}
-	apply(&NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}})
+	apply(&NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}})
 	if f.AccessGeneration() == g {
 		t.Error("adding a node did not move the access generation")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/secrets"
 )
 
@@ -58,7 +59,7 @@ func TestSecretCreateVersions(t *testing.T) {
 		}
 	}
 	// Other commands accept only their current version.
-	tr, _ := Encode(&TokenRotate{Role: RoleManager, Token: "t"})
+	tr, _ := Encode(&TokenRotate{Role: ca.RoleManager, Token: "t"})
 	tr[3] = 0
 	if _, err := Decode(tr); !errors.Is(err, ErrUnsupportedVersion) {
 		t.Errorf("token.rotate version 0: %v", err)

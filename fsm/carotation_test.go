@@ -37,7 +37,7 @@ func TestCARotationCommands(t *testing.T) {
 
 	f := New(nil)
 	errs := applyAll(t, f, init,
-		&NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}},
+		&NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}},
 		&CARotateNode{ID: "r1", NodeID: "n1"}, // before the start
 		&badCross,
 		&badDigest,

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // Check tells, without changing the state, whether applying c now would
@@ -33,7 +35,7 @@ func (s *State) Check(c Command) error {
 			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
 		}
 	case *TokenRotate:
-		if c.Role != RoleManager && c.Role != RoleWorker {
+		if c.Role != ca.RoleManager && c.Role != ca.RoleWorker {
 			return ErrBadRole
 		}
 	case *SettingsUpdate:
@@ -63,7 +65,7 @@ func (s *State) checkNodeAdd(c *NodeAdd) error {
 	if n.ID == "" {
 		return fmt.Errorf("%w: node without ID", ErrMalformedCommand)
 	}
-	if n.Role != RoleManager && n.Role != RoleWorker {
+	if n.Role != ca.RoleManager && n.Role != ca.RoleWorker {
 		return ErrBadRole
 	}
 	if _, ok := s.Nodes[n.ID]; ok {
@@ -80,10 +82,10 @@ func (s *State) checkSetRole(c *NodeSetRole) (*Node, error) {
 	if !ok {
 		return nil, errorf(ErrNodeNotFound, "node %s not found", c.ID)
 	}
-	if c.Role != RoleManager && c.Role != RoleWorker {
+	if c.Role != ca.RoleManager && c.Role != ca.RoleWorker {
 		return nil, ErrBadRole
 	}
-	if n.Role == RoleManager && c.Role == RoleWorker && s.Managers() == 1 {
+	if n.Role == ca.RoleManager && c.Role == ca.RoleWorker && s.Managers() == 1 {
 		return nil, ErrLastManager
 	}
 	return n, nil
@@ -94,7 +96,7 @@ func (s *State) checkNodeRemove(c *NodeRemove) (*Node, error) {
 	if !ok {
 		return nil, errorf(ErrNodeNotFound, "node %s not found", c.ID)
 	}
-	if n.Role == RoleManager {
+	if n.Role == ca.RoleManager {
 		if s.Managers() == 1 {
 			return nil, ErrLastManager
 		}

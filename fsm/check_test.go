@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/secrets"
 )
 
@@ -15,8 +16,8 @@ func TestCheckMatchesApply(t *testing.T) {
 	base := func() *State {
 		s := newState()
 		s.Cluster = &Cluster{ID: "c1", Settings: Settings{CertExpiry: time.Hour, KeyRotation: time.Minute}}
-		s.Nodes["m1"] = &Node{ID: "m1", Role: RoleManager}
-		s.Nodes["w1"] = &Node{ID: "w1", Role: RoleWorker}
+		s.Nodes["m1"] = &Node{ID: "m1", Role: ca.RoleManager}
+		s.Nodes["w1"] = &Node{ID: "w1", Role: ca.RoleWorker}
 		if err := s.Secrets.ApplyCreate(secrets.CreateCmd{ID: "s1", Name: "db", Data: []byte("x"), CreatedAt: t0}, s.nodeExists); err != nil {
 			t.Fatal(err)
 		}
@@ -35,13 +36,13 @@ func TestCheckMatchesApply(t *testing.T) {
 		{"grant", &SecretGrant{secrets.GrantCmd{Ref: "db", NodeID: "w1", At: t0}}, nil},
 		{"revoke unknown secret", &SecretRevoke{secrets.RevokeCmd{Ref: "nope", NodeID: "w1", At: t0}}, secrets.ErrNotFound},
 		{"labels of unknown secret", &SecretLabels{secrets.SetLabelsCmd{Ref: "nope", At: t0}}, secrets.ErrNotFound},
-		{"demote the last manager", &NodeSetRole{ID: "m1", Role: RoleWorker}, ErrLastManager},
-		{"promote unknown", &NodeSetRole{ID: "nobody", Role: RoleManager}, ErrNodeNotFound},
+		{"demote the last manager", &NodeSetRole{ID: "m1", Role: ca.RoleWorker}, ErrLastManager},
+		{"promote unknown", &NodeSetRole{ID: "nobody", Role: ca.RoleManager}, ErrNodeNotFound},
 		{"remove unknown node", &NodeRemove{ID: "nobody", Until: t0}, ErrNodeNotFound},
-		{"add existing node", &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}}, ErrNodeExists},
+		{"add existing node", &NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}}, ErrNodeExists},
 		{"update unknown node", &NodeUpdate{ID: "nobody", Addr: "h:1"}, ErrNodeNotFound},
 		{"bad setting", &SettingsUpdate{Settings: Settings{CertExpiry: time.Second, KeyRotation: time.Minute}}, ErrBadSetting},
-		{"init again", &ClusterInit{Cluster: Cluster{ID: "c2"}, First: Node{ID: "m9", Role: RoleManager}}, ErrAlreadyInitialized},
+		{"init again", &ClusterInit{Cluster: Cluster{ID: "c2"}, First: Node{ID: "m9", Role: ca.RoleManager}}, ErrAlreadyInitialized},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

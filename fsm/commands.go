@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/overlaykeys"
 	"github.com/holdfast/holdfast/secrets"
 )
@@ -22,8 +23,8 @@ type NodeAdd struct {
 
 // NodeSetRole promotes or demotes a node.
 type NodeSetRole struct {
-	ID   string `json:"id"`
-	Role string `json:"role"`
+	ID   string  `json:"id"`
+	Role ca.Role `json:"role"`
 }
 
 // NodeRemove removes a node and puts it on the deny list until Until (when
@@ -50,8 +51,8 @@ type NodeUpdate struct {
 
 // TokenRotate replaces one role's join token.
 type TokenRotate struct {
-	Role  string `json:"role"`
-	Token string `json:"token"`
+	Role  ca.Role `json:"role"`
+	Token string  `json:"token"`
 }
 
 // SettingsUpdate replaces the cluster settings.
@@ -163,7 +164,7 @@ func applyTo(s *State, c Command) error {
 		if c.Cluster.Settings.Autolock == (c.Cluster.UnlockKey == "") {
 			return fmt.Errorf("%w: autolock on needs an unlock key, and off none", ErrBadSetting)
 		}
-		if c.Cluster.ID == "" || c.First.ID == "" || c.First.Role != RoleManager {
+		if c.Cluster.ID == "" || c.First.ID == "" || c.First.Role != ca.RoleManager {
 			return fmt.Errorf("%w: cluster init needs a cluster ID and a first manager", ErrMalformedCommand)
 		}
 		cl := c.Cluster
@@ -208,9 +209,9 @@ func applyTo(s *State, c Command) error {
 		}
 	case *TokenRotate:
 		switch c.Role {
-		case RoleManager:
+		case ca.RoleManager:
 			s.Cluster.ManagerToken = c.Token
-		case RoleWorker:
+		case ca.RoleWorker:
 			s.Cluster.WorkerToken = c.Token
 		default:
 			return ErrBadRole

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/overlaykeys"
 	"github.com/holdfast/holdfast/secrets"
 )
@@ -18,7 +19,7 @@ var t0 = time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 func initCmd() *ClusterInit {
 	return &ClusterInit{
 		Cluster: Cluster{ID: "c1", CreatedAt: t0, Settings: Settings{CertExpiry: 2160 * time.Hour, KeyRotation: 12 * time.Hour}, WorkerToken: "w", ManagerToken: "m"},
-		First:   Node{ID: "n1", Role: RoleManager, Addr: "127.0.0.1:4242", CreatedAt: t0},
+		First:   Node{ID: "n1", Role: ca.RoleManager, Addr: "127.0.0.1:4242", CreatedAt: t0},
 	}
 }
 
@@ -38,8 +39,8 @@ func applyAll(t *testing.T, f *FSM, cmds ...Command) []error {
 }
 
 func TestApply(t *testing.T) {
-	worker := &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker, Addr: "127.0.0.1:5000"}}
-	mgr2 := &NodeAdd{Node: Node{ID: "n2", Role: RoleManager}}
+	worker := &NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker, Addr: "127.0.0.1:5000"}}
+	mgr2 := &NodeAdd{Node: Node{ID: "n2", Role: ca.RoleManager}}
 	tests := []struct {
 		name  string
 		setup []Command
@@ -48,7 +49,7 @@ func TestApply(t *testing.T) {
 		check func(t *testing.T, s *State)
 	}{
 		{name: "init", cmd: initCmd(), check: func(t *testing.T, s *State) {
-			if s.Cluster.ID != "c1" || s.Nodes["n1"].Role != RoleManager {
+			if s.Cluster.ID != "c1" || s.Nodes["n1"].Role != ca.RoleManager {
 				t.Errorf("got cluster %+v nodes %v; want c1 with manager n1", s.Cluster, s.Nodes)
 			}
 		}},
@@ -60,19 +61,19 @@ func TestApply(t *testing.T) {
 			return c
 		}(), want: ErrBadSetting},
 		{name: "add worker", setup: []Command{initCmd()}, cmd: worker, check: func(t *testing.T, s *State) {
-			if s.Nodes["w1"] == nil || s.Nodes["w1"].Role != RoleWorker {
+			if s.Nodes["w1"] == nil || s.Nodes["w1"].Role != ca.RoleWorker {
 				t.Errorf("got %v; want worker w1", s.Nodes["w1"])
 			}
 		}},
 		{name: "add twice", setup: []Command{initCmd(), worker}, cmd: worker, want: ErrNodeExists},
 		{name: "add bad role", setup: []Command{initCmd()}, cmd: &NodeAdd{Node: Node{ID: "x", Role: "boss"}}, want: ErrBadRole},
-		{name: "demote last manager", setup: []Command{initCmd()}, cmd: &NodeSetRole{ID: "n1", Role: RoleWorker}, want: ErrLastManager},
-		{name: "demote with two managers", setup: []Command{initCmd(), mgr2}, cmd: &NodeSetRole{ID: "n1", Role: RoleWorker}, check: func(t *testing.T, s *State) {
-			if s.Nodes["n1"].Role != RoleWorker {
+		{name: "demote last manager", setup: []Command{initCmd()}, cmd: &NodeSetRole{ID: "n1", Role: ca.RoleWorker}, want: ErrLastManager},
+		{name: "demote with two managers", setup: []Command{initCmd(), mgr2}, cmd: &NodeSetRole{ID: "n1", Role: ca.RoleWorker}, check: func(t *testing.T, s *State) {
+			if s.Nodes["n1"].Role != ca.RoleWorker {
 				t.Errorf("got role %s; want worker", s.Nodes["n1"].Role)
 			}
 		}},
-		{name: "promote unknown", setup: []Command{initCmd()}, cmd: &NodeSetRole{ID: "zz", Role: RoleManager}, want: ErrNodeNotFound},
+		{name: "promote unknown", setup: []Command{initCmd()}, cmd: &NodeSetRole{ID: "zz", Role: ca.RoleManager}, want: ErrNodeNotFound},
 		{name: "remove worker", setup: []Command{initCmd(), worker}, cmd: &NodeRemove{ID: "w1", Until: t0.Add(time.Hour)}, check: func(t *testing.T, s *State) {
 			if _, ok := s.Nodes["w1"]; ok {
 				t.Error("w1 still present")
@@ -83,7 +84,7 @@ func TestApply(t *testing.T) {
 		}},
 		{name: "re-add removed", setup: []Command{initCmd(), worker, &NodeRemove{ID: "w1", Until: t0}}, cmd: worker, want: ErrNodeRemoved},
 		{name: "remove last manager", setup: []Command{initCmd()}, cmd: &NodeRemove{ID: "n1", Force: true}, want: ErrLastManager},
-		{name: "rotate token", setup: []Command{initCmd()}, cmd: &TokenRotate{Role: RoleWorker, Token: "w2"}, check: func(t *testing.T, s *State) {
+		{name: "rotate token", setup: []Command{initCmd()}, cmd: &TokenRotate{Role: ca.RoleWorker, Token: "w2"}, check: func(t *testing.T, s *State) {
 			if s.Cluster.WorkerToken != "w2" || s.Cluster.ManagerToken != "m" {
 				t.Errorf("got tokens %q %q; want w2 m", s.Cluster.WorkerToken, s.Cluster.ManagerToken)
 			}
@@ -162,7 +163,7 @@ func TestUnknownCommandIsAnErrorNotAPanic(t *testing.T) {
 
 func TestSnapshotRestore(t *testing.T) {
 	f := New(nil)
-	applyAll(t, f, initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}}, &NodeRemove{ID: "w1", Until: t0})
+	applyAll(t, f, initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}}, &NodeRemove{ID: "w1", Until: t0})
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +222,7 @@ func (*memSink) Close() error  { return nil }
 
 func FuzzDecode(f *testing.F) {
 	rot, _ := overlaykeys.NewRotation(overlaykeys.IPsec, nil, t0, nil)
-	for _, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "a", Role: RoleWorker}}, &TokenRotate{Role: RoleManager, Token: "t"},
+	for _, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "a", Role: ca.RoleWorker}}, &TokenRotate{Role: ca.RoleManager, Token: "t"},
 		&KeysRotate{rot}, &NodeUpdate{ID: "a", GossipAddr: "10.0.0.1:4243"},
 		&SecretCreate{secrets.CreateCmd{ID: "s1", Name: "n", Data: []byte{0, 1, 2}, Labels: map[string]string{"a": "b"}, CreatedAt: t0}}} {
 		b, _ := Encode(c)
@@ -261,7 +262,7 @@ func FuzzDecode(f *testing.F) {
 // snapshot it refuses leaves the state as it was.
 func FuzzRestore(f *testing.F) {
 	good := New(nil)
-	for i, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}}} {
+	for i, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}}} {
 		b, _ := Encode(c)
 		good.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: b})
 	}

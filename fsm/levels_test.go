@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/holdfast/holdfast/ca"
 )
 
 // The level table and the decoder agree: this build's level knows exactly
@@ -97,7 +99,7 @@ func TestEncodingAtEachClusterVersion(t *testing.T) {
 // at that index: it keeps its state, applies nothing after it, takes no
 // snapshot, and a build that knows the entry applies the same log whole.
 func TestNeedsUpgradeStopsAtTheEntry(t *testing.T) {
-	later := mustEncode(t, &NodeAdd{Node: Node{ID: "w9", Role: RoleWorker}})
+	later := mustEncode(t, &NodeAdd{Node: Node{ID: "w9", Role: ca.RoleWorker}})
 	batch, err := EncodeBatch([][]byte{mustEncode(t, secretCmd("s1", "a")), {1, 0x7f, 0x01, 1, '{', '}'}})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func TestNeedsUpgradeStopsAtTheEntry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := NewAtLevel(nil, tt.level)
-			applyAll(t, f, initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}})
+			applyAll(t, f, initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}})
 			before := snapshotBytes(t, f)
 			r := f.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: tt.entry}).(*Result)
 			var ue *UpgradeError
@@ -189,7 +191,7 @@ func TestNeedsUpgradeResumesOnANewerLevel(t *testing.T) {
 	log := [][]byte{
 		mustEncode(t, initCmd()),
 		mustEncodeBatch(t, secretCmd("s1", "a"), secretCmd("s2", "b")),
-		mustEncode(t, &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}}),
+		mustEncode(t, &NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}}),
 	}
 	apply := func(f *FSM) {
 		for i, b := range log {
@@ -263,8 +265,8 @@ func mustEncodeF(f *testing.F, c Command) []byte {
 func TestCertRecordWaitsForLevel4(t *testing.T) {
 	cmds := []Command{
 		&NodeUpdate{ID: "n1", CertExpiresAt: time.Unix(1_800_000_000, 0).UTC(), CertSerial: "ab", CertKeySHA256: "cd"},
-		&NodeAdd{Node: Node{ID: "n1", Role: RoleWorker, CertSerial: "ab", CertKeySHA256: "cd"}},
-		&ClusterInit{Cluster: Cluster{ID: "c1"}, First: Node{ID: "n1", Role: RoleManager, CertSerial: "ab", CertKeySHA256: "cd"}},
+		&NodeAdd{Node: Node{ID: "n1", Role: ca.RoleWorker, CertSerial: "ab", CertKeySHA256: "cd"}},
+		&ClusterInit{Cluster: Cluster{ID: "c1"}, First: Node{ID: "n1", Role: ca.RoleManager, CertSerial: "ab", CertKeySHA256: "cd"}},
 	}
 	for _, c := range cmds {
 		b := mustEncode(t, c)

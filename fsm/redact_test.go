@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/base64"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/overlaykeys"
 	"strings"
 	"testing"
@@ -18,8 +19,8 @@ const redactCanary = "CANARY-redact-7d2f"
 func TestRedactEveryCommand(t *testing.T) {
 	cl := Cluster{ID: "c1", RootKeyPEM: []byte(redactCanary), WorkerToken: redactCanary, ManagerToken: redactCanary, UnlockKey: redactCanary}
 	cmds := []Command{
-		&ClusterInit{Cluster: cl, First: Node{ID: "n1", Role: RoleManager}},
-		&TokenRotate{Role: RoleWorker, Token: redactCanary},
+		&ClusterInit{Cluster: cl, First: Node{ID: "n1", Role: ca.RoleManager}},
+		&TokenRotate{Role: ca.RoleWorker, Token: redactCanary},
 		&AutolockSet{Enabled: true, UnlockKey: redactCanary},
 		&KeysRotate{Rotation: overlaykeys.Rotation{Subsystem: overlaykeys.IPsec, Keys: []overlaykeys.Key{{ID: "k1", Material: []byte(redactCanary), Lamport: 1}}}},
 		&SecretCreate{secrets.CreateCmd{ID: "s1", Name: "db", Data: []byte(redactCanary), CreatedAt: time.Unix(1, 0)}},

@@ -8,13 +8,14 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/secrets"
 )
 
 func TestSecretCommandsRouteToTheSecretsStore(t *testing.T) {
 	f := New(nil)
 	create := &SecretCreate{secrets.CreateCmd{ID: "s1", Name: "db-password", Data: []byte("hunter2"), Grants: []string{"w1"}, CreatedAt: t0}}
-	errs := applyAll(t, f, initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: RoleWorker}}, create)
+	errs := applyAll(t, f, initCmd(), &NodeAdd{Node: Node{ID: "w1", Role: ca.RoleWorker}}, create)
 	if errs[2] != nil {
 		t.Fatalf("create: %v", errs[2])
 	}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/overlaykeys"
 	"github.com/holdfast/holdfast/secrets"
 	"sort"
@@ -20,12 +21,6 @@ var (
 	ErrLastManager        = errors.New("cannot remove or demote the last manager")
 	ErrBadRole            = errors.New("role must be manager or worker")
 	ErrBadSetting         = errors.New("invalid cluster setting")
-)
-
-// Roles, as stored in node records.
-const (
-	RoleManager = "manager"
-	RoleWorker  = "worker"
 )
 
 // State is the whole replicated state. It is serialised as JSON in snapshots,
@@ -89,7 +84,7 @@ func (s Settings) Validate() error {
 // Node is one member of the cluster, manager or worker.
 type Node struct {
 	ID            string    `json:"id"`
-	Role          string    `json:"role"`
+	Role          ca.Role   `json:"role"`
 	Addr          string    `json:"addr"`
 	CreatedAt     time.Time `json:"created_at"`
 	CertExpiresAt time.Time `json:"cert_expires_at"`
@@ -127,7 +122,7 @@ func (s *State) SortedNodes() []*Node {
 func (s *State) Managers() int {
 	n := 0
 	for _, node := range s.Nodes {
-		if node.Role == RoleManager {
+		if node.Role == ca.RoleManager {
 			n++
 		}
 	}

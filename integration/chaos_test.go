@@ -24,6 +24,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/internal/powerfs"
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 // soak runs TestChaosSoak for this long, with randomized faults.
@@ -65,21 +66,10 @@ type chaosNode struct {
 // waitUntil checks cond at each tick until it holds; on timeout it returns
 // an error with cond's last reason.
 func waitUntil(timeout time.Duration, what string, cond func() (bool, string)) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	return testutil.Poll(timeout, func() (bool, string) {
 		ok, why := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-deadline.C:
-			return fmt.Errorf("timed out after %s waiting for %s: %s", timeout, what, why)
-		case <-tick.C:
-		}
-	}
+		return ok, "waiting for " + what + ": " + why
+	})
 }
 
 // hold keeps a fault in place for d: a schedule, not a wait for a

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 // binary is the holdfast binary built by TestMain.
@@ -200,17 +201,7 @@ func (d *daemon) cli(stdin string, args ...string) (string, string, int) {
 // waitFor checks cond at each tick until it holds or timeout passes.
 func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+	testutil.Eventually(tb, timeout, testutil.Waiting(what, cond))
 }
 
 // cluster is a set of daemons that form one cluster.

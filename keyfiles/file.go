@@ -8,53 +8,27 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/holdfast/holdfast/internal/dirsync"
+	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/internal/atomicfile"
+	"github.com/holdfast/holdfast/internal/dirsync"
 )
 
-// tmpInfix follows "." and a file's base name in its temporary files.
+// tmpInfix follows "." and a file's base name in its temporary files
+// (atomicfile.TempPrefix): crash recovery finds journals by it.
 const tmpInfix = ".tmp-"
 
-// writeFileAtomic writes data to path through a temporary file in the
-// same directory: write, fsync, beforeRename (a failpoint; may be nil),
-// rename, fsync the directory. A crash leaves the old file or the new
-// one, never a torn one.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode, beforeRename func()) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tmpInfix+"*")
+// writeFileAtomic writes data to path through atomicfile: write, fsync,
+// beforeRename (a failpoint; may be nil), rename, fsync the directory. A
+// crash leaves the old file or the new one, never a torn one.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode, beforeRename func()) error {
+	err := atomicfile.Write(path, mode, atomicfile.Options{BeforeRename: beforeRename}, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if beforeRename != nil {
-		beforeRename()
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

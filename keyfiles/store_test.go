@@ -12,6 +12,7 @@ import (
 
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/internal/atomicfile"
 	"github.com/holdfast/holdfast/internal/failpoint"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/raftlog"
@@ -522,5 +523,14 @@ func TestWrappedKEKID(t *testing.T) {
 	WrappedKEKID(wrapped.dir)
 	if got, err := os.ReadFile(journal); err != nil || string(got) != "not applied by WrappedKEKID" {
 		t.Errorf("WrappedKEKID touched the journal: %q, %v", got, err)
+	}
+}
+
+// Crash recovery finds temporary files by the names atomicfile gives them.
+func TestTempNamesAreAtomicfiles(t *testing.T) {
+	for _, name := range []string{DEKFile, JournalFile, RootFile, CertFile, NodeKeyFile} {
+		if got, want := atomicfile.TempPrefix(name), "."+filepath.Base(name)+tmpInfix; got != want {
+			t.Errorf("atomicfile.TempPrefix(%q) = %q; recovery looks for %q", name, got, want)
+		}
 	}
 }

@@ -46,7 +46,7 @@ func stateDigest(t *testing.T, tn *testNode) (string, uint64) {
 	var index uint64
 	var err error
 	tn.node.current().rn().fsm.Read(func(s *fsm.State, i uint64) {
-		roles := map[string]string{}
+		roles := map[string]ca.Role{}
 		for id, n := range s.Nodes {
 			roles[id] = n.Role
 		}
@@ -56,7 +56,7 @@ func stateDigest(t *testing.T, tn *testNode) (string, uint64) {
 		}
 		doc, err = json.Marshal(struct {
 			Cluster *fsm.Cluster
-			Roles   map[string]string
+			Roles   map[string]ca.Role
 			Removed map[string]time.Time
 			Secrets []string
 			Keys    overlaykeys.Keyrings
@@ -134,7 +134,7 @@ func (a *raftAttacker) header() raft.RPCHeader {
 // appendEntries sends, at term+1, an entry that would replace the
 // manager join token with one the attacker chose.
 func (a *raftAttacker) appendEntries(tg raftTarget) error {
-	cmd, err := fsm.Encode(&fsm.TokenRotate{Role: fsm.RoleManager, Token: "HFTKN-1-attacker"})
+	cmd, err := fsm.Encode(&fsm.TokenRotate{Role: ca.RoleManager, Token: "HFTKN-1-attacker"})
 	if err != nil {
 		return err
 	}

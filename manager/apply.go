@@ -10,6 +10,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/backoff"
 )
 
 // Errors of the write and read paths.
@@ -89,7 +90,7 @@ func (n *Node) onLeader(ctx context.Context, local func(context.Context, *raftNo
 func (n *Node) onLeaderAt(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *incarnation, string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	defer cancel()
-	wait := 10 * time.Millisecond
+	bo := backoff.New(10*time.Millisecond, 200*time.Millisecond)
 	for {
 		inc, rn, err := n.managerRaft()
 		if err != nil {
@@ -123,9 +124,8 @@ func (n *Node) onLeaderAt(ctx context.Context, local func(context.Context, *raft
 			}
 			return err
 		case <-changed:
-		case <-time.After(wait):
+		case <-time.After(bo.Next()):
 		}
-		wait = min(2*wait, 200*time.Millisecond)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/backoff"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
@@ -411,7 +412,7 @@ func (n *Node) caSyncLoop(ctx context.Context, inc *incarnation, views chan *api
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
-	backoff := 100 * time.Millisecond
+	bo := backoff.New(100*time.Millisecond, 10*time.Second)
 	for {
 		select {
 		case <-ctx.Done():
@@ -427,12 +428,13 @@ func (n *Node) caSyncLoop(ctx context.Context, inc *incarnation, views chan *api
 			if ctx.Err() != nil {
 				return
 			}
-			n.logger.Warn("cannot follow the cluster's CA yet; retrying", "err", err, "in", backoff)
-			retry.Reset(backoff)
-			backoff = min(2*backoff, 10*time.Second)
+			wait := bo.Next()
+			n.logger.Warn("cannot follow the cluster's CA yet; retrying", "err", err, "in", wait)
+			retry.Reset(wait)
 			continue
 		}
-		done, backoff = viewKey(cur), 100*time.Millisecond
+		done = viewKey(cur)
+		bo.Reset()
 	}
 }
 

@@ -40,7 +40,7 @@ func BenchmarkCARotation(b *testing.B) {
 			if r.Nodes != managers+workers {
 				b.Fatalf("rotation over %d nodes; want %d", r.Nodes, managers+workers)
 			}
-			waitUntil(b, 60*time.Second, "the rotation to finish", func() bool {
+			eventually(b, 60*time.Second, "the rotation to finish", func() bool {
 				p, err := cl.CARotation(context.Background())
 				return err == nil && p.ID == r.ID && p.State == api.CARotationDone
 			})

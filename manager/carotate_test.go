@@ -646,7 +646,7 @@ func TestRecoveryRole(t *testing.T) {
 	}
 	now := time.Now()
 	nid := ca.NewID()
-	cert := func(role string) (*x509.Certificate, ca.Identity) {
+	cert := func(role ca.Role) (*x509.Certificate, ca.Identity) {
 		id := ca.Identity{NodeID: nid, Role: role, ClusterID: root.ClusterID()}
 		p, _ := issueFor(t, root, id, now.Add(-2*time.Hour), time.Hour)
 		c, _ := ca.ParseCertPEM(p)
@@ -654,11 +654,11 @@ func TestRecoveryRole(t *testing.T) {
 	}
 	mgrCert, mgrID := cert(ca.RoleManager)
 	wrkCert, wrkID := cert(ca.RoleWorker)
-	record := func(c *x509.Certificate, role string) *fsm.Node {
+	record := func(c *x509.Certificate, role ca.Role) *fsm.Node {
 		r := ca.RecordOf(c)
 		return &fsm.Node{ID: nid, Role: role, CertExpiresAt: r.NotAfter, CertSerial: r.Serial, CertKeySHA256: r.KeySHA256}
 	}
-	legacy := func(c *x509.Certificate, role string) *fsm.Node {
+	legacy := func(c *x509.Certificate, role ca.Role) *fsm.Node {
 		return &fsm.Node{ID: nid, Role: role, CertExpiresAt: c.NotAfter}
 	}
 	tests := []struct {
@@ -667,16 +667,16 @@ func TestRecoveryRole(t *testing.T) {
 		leaf   *x509.Certificate
 		id     ca.Identity
 		window time.Duration
-		want   string // role, or "" for refused
+		want   ca.Role // role, or "" for refused
 	}{
-		{"latest manager certificate", record(mgrCert, fsm.RoleManager), mgrCert, mgrID, 24 * time.Hour, fsm.RoleManager},
-		{"latest worker certificate", record(wrkCert, fsm.RoleWorker), wrkCert, wrkID, 24 * time.Hour, fsm.RoleWorker},
-		{"not the latest", record(mgrCert, fsm.RoleManager), wrkCert, wrkID, 24 * time.Hour, ""},
-		{"expired too long ago", record(mgrCert, fsm.RoleManager), mgrCert, mgrID, 30 * time.Minute, ""},
-		{"never above the certificate's role", record(wrkCert, fsm.RoleManager), wrkCert, wrkID, 24 * time.Hour, fsm.RoleWorker},
-		{"demoted since", record(mgrCert, fsm.RoleWorker), mgrCert, mgrID, 24 * time.Hour, fsm.RoleWorker},
-		{"legacy record, same expiry", legacy(mgrCert, fsm.RoleManager), mgrCert, mgrID, 24 * time.Hour, fsm.RoleManager},
-		{"legacy record, other expiry", &fsm.Node{ID: nid, Role: fsm.RoleManager, CertExpiresAt: mgrCert.NotAfter.Add(time.Hour)}, mgrCert, mgrID, 24 * time.Hour, ""},
+		{"latest manager certificate", record(mgrCert, ca.RoleManager), mgrCert, mgrID, 24 * time.Hour, ca.RoleManager},
+		{"latest worker certificate", record(wrkCert, ca.RoleWorker), wrkCert, wrkID, 24 * time.Hour, ca.RoleWorker},
+		{"not the latest", record(mgrCert, ca.RoleManager), wrkCert, wrkID, 24 * time.Hour, ""},
+		{"expired too long ago", record(mgrCert, ca.RoleManager), mgrCert, mgrID, 30 * time.Minute, ""},
+		{"never above the certificate's role", record(wrkCert, ca.RoleManager), wrkCert, wrkID, 24 * time.Hour, ca.RoleWorker},
+		{"demoted since", record(mgrCert, ca.RoleWorker), mgrCert, mgrID, 24 * time.Hour, ca.RoleWorker},
+		{"legacy record, same expiry", legacy(mgrCert, ca.RoleManager), mgrCert, mgrID, 24 * time.Hour, ca.RoleManager},
+		{"legacy record, other expiry", &fsm.Node{ID: nid, Role: ca.RoleManager, CertExpiresAt: mgrCert.NotAfter.Add(time.Hour)}, mgrCert, mgrID, 24 * time.Hour, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

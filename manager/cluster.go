@@ -105,7 +105,7 @@ func (n *Node) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s 
 
 // SetRole promotes or demotes a node. Demotion removes it from raft first
 // is not safe, so the role is recorded first and the node then leaves raft.
-func (n *Node) SetRole(ctx context.Context, id, role string) error {
+func (n *Node) SetRole(ctx context.Context, id string, role ca.Role) error {
 	if id == "self" {
 		if inc := n.current(); inc != nil {
 			id = inc.info.NodeID
@@ -116,7 +116,7 @@ func (n *Node) SetRole(ctx context.Context, id, role string) error {
 		func(ctx context.Context, c *api.Client) error { return c.SetRoleForwarded(ctx, id, role) })
 }
 
-func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id, role string) error {
+func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id string, role ca.Role) error {
 	var node fsm.Node
 	var managers int
 	var found bool
@@ -217,7 +217,7 @@ func (n *Node) removeNodeLocal(ctx context.Context, rn *raftNode, id string, for
 }
 
 // JoinToken answers `join-token ROLE`.
-func (n *Node) JoinToken(ctx context.Context, role string) (*api.JoinToken, error) {
+func (n *Node) JoinToken(ctx context.Context, role ca.Role) (*api.JoinToken, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (n *Node) JoinToken(ctx context.Context, role string) (*api.JoinToken, erro
 	return &out, err
 }
 
-func checkRole(role string) error {
+func checkRole(role ca.Role) error {
 	if role != roleManager && role != roleWorker {
 		return api.Errorf(api.CodeInvalidArgument, "role %q: want worker or manager", role)
 	}
@@ -241,7 +241,7 @@ func checkRole(role string) error {
 
 // RotateJoinToken answers `join-token --rotate ROLE`. The new token is made
 // on the leader, from the current root.
-func (n *Node) RotateJoinToken(ctx context.Context, role string) (*api.JoinToken, error) {
+func (n *Node) RotateJoinToken(ctx context.Context, role ca.Role) (*api.JoinToken, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
@@ -260,7 +260,7 @@ func (n *Node) RotateJoinToken(ctx context.Context, role string) (*api.JoinToken
 	return out, err
 }
 
-func (n *Node) rotateTokenLocal(ctx context.Context, rn *raftNode, role string) (*api.JoinToken, error) {
+func (n *Node) rotateTokenLocal(ctx context.Context, rn *raftNode, role ca.Role) (*api.JoinToken, error) {
 	root, err := rn.root()
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/transport"
 )
 
@@ -41,7 +42,7 @@ func TestClusterFormsAndReportsStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roles := map[string]int{}
+	roles := map[ca.Role]int{}
 	voters := 0
 	for _, n := range nodes {
 		roles[n.Role]++

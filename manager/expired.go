@@ -38,7 +38,7 @@ const DefaultRecoveryFactor = 2
 // longer than window ago, and the role is never higher than the one leaf
 // carried: a key the node has long since replaced, or a worker's key of a
 // node promoted since, gets nothing.
-func recoveryRole(rec *fsm.Node, leaf *x509.Certificate, id ca.Identity, window time.Duration, now time.Time) (string, error) {
+func recoveryRole(rec *fsm.Node, leaf *x509.Certificate, id ca.Identity, window time.Duration, now time.Time) (ca.Role, error) {
 	if now.Sub(leaf.NotAfter) > window {
 		return "", fmt.Errorf("it expired at %s, more than %s ago: remove the node ('holdfast node rm') and join it again", leaf.NotAfter.UTC().Format(time.RFC3339), window)
 	}
@@ -83,7 +83,7 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 	}
 	var node fsm.Node
 	var expiry time.Duration
-	var role string
+	var role ca.Role
 	var plan *caPlan
 	err = n.readState(ctx, func(s *fsm.State) error {
 		p, err := planOf(s)

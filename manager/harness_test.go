@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 // testNode is one in-process node on real TCP, TLS and bolt files.
@@ -123,21 +124,11 @@ func (tn *testNode) status() *api.Status {
 	return st
 }
 
-// eventually waits until cond holds, checking at each tick; it fails the
-// test when timeout passes first.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+// eventually waits until cond holds (testutil.Eventually); it fails the
+// test or benchmark when timeout passes first.
+func eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	testutil.Eventually(tb, timeout, testutil.Waiting(what, cond))
 }
 
 func ctxT(t *testing.T) context.Context {

@@ -14,6 +14,7 @@ import (
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/backoff"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
@@ -345,7 +346,8 @@ func (n *Node) becomeVoter(ctx context.Context, inc *incarnation) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var lastErr error
-	for attempt := 0; ; attempt++ {
+	bo := backoff.New(50*time.Millisecond, 500*time.Millisecond)
+	for {
 		for _, m := range inc.info.Managers {
 			if m.NodeID == inc.info.NodeID {
 				continue
@@ -360,7 +362,7 @@ func (n *Node) becomeVoter(ctx context.Context, inc *incarnation) error {
 		select {
 		case <-ctx.Done():
 			return api.Errorf(api.CodeUnavailable, "could not join raft: %v", lastErr)
-		case <-time.After(time.Duration(min(attempt+1, 10)) * 50 * time.Millisecond):
+		case <-time.After(bo.Next()):
 		}
 	}
 	// Caught up once this node's own record has reached its FSM.

@@ -68,7 +68,7 @@ func (n *Node) JoinForwarded(ctx context.Context, from api.Peer, req api.JoinGra
 	return n.grantLocal(ctx, rn, req)
 }
 
-func (n *Node) SetRoleForwarded(ctx context.Context, from api.Peer, id, role string) error {
+func (n *Node) SetRoleForwarded(ctx context.Context, from api.Peer, id string, role ca.Role) error {
 	rn, err := n.leaderRaft()
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func (n *Node) RemoveNodeForwarded(ctx context.Context, from api.Peer, id string
 	return n.removeNodeLocal(ctx, rn, id, force)
 }
 
-func (n *Node) RotateJoinTokenForwarded(ctx context.Context, from api.Peer, role string) (*api.JoinToken, error) {
+func (n *Node) RotateJoinTokenForwarded(ctx context.Context, from api.Peer, role ca.Role) (*api.JoinToken, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ wait:
 	}
 	// The node may have been removed while it waited: it gets nothing of
 	// the state from then on (not the keyrings that replaced its keys).
-	if role, err := n.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) || role == api.RoleRemoved {
+	if _, err := n.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) {
 		return nil, api.ErrRemoved
 	}
 	if st := rn.fsm.NeedsUpgrade(); st != nil {
@@ -269,7 +269,8 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	if _, port, err := net.SplitHostPort(req.Addr); err != nil || port == "0" {
 		return nil, api.Errorf(api.CodeInvalidArgument, "joining node's address %q: want HOST:PORT", req.Addr)
 	}
-	var role, clusterID string
+	var role ca.Role
+	var clusterID string
 	var expiry time.Duration
 	rn.fsm.Read(func(s *fsm.State, _ uint64) {
 		if s.Cluster == nil {

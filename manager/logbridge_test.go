@@ -12,6 +12,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
+	"github.com/holdfast/holdfast/ca"
 )
 
 // jsonLines parses each line of a JSON slog output.
@@ -133,7 +134,7 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 	if _, err := m0.client.CreateSecret(ctxT(t), api.SecretCreateRequest{Name: "-bad name", Data: bad}); err == nil {
 		t.Fatal("a bad secret name was accepted")
 	}
-	for _, role := range []string{"worker", "manager"} {
+	for _, role := range []ca.Role{ca.RoleWorker, ca.RoleManager} {
 		tok, err := m0.client.RotateJoinToken(ctxT(t), role)
 		if err != nil {
 			t.Fatal(err)

@@ -23,8 +23,8 @@ import (
 )
 
 const (
-	roleManager = fsm.RoleManager
-	roleWorker  = fsm.RoleWorker
+	roleManager = ca.RoleManager
+	roleWorker  = ca.RoleWorker
 )
 
 // Node is one holdfast node. Create it with New and drive it with Run.
@@ -79,7 +79,7 @@ type incarnation struct {
 	servers    []*http.Server
 	serveWG    sync.WaitGroup
 	raftPtr    atomic.Pointer[raftNode] // nil on a worker
-	wantRole   atomic.Value             // string: the role the cluster gives this node
+	wantRole   wantedRole               // the role the cluster gives this node, or removed
 	certMu     sync.Mutex               // one writer of the certificate files at a time
 	cancel     context.CancelFunc
 	loops      sync.WaitGroup
@@ -454,7 +454,11 @@ func (n *Node) authorizeManager(rn *raftNode, proto string, id ca.Identity, leaf
 }
 
 // authKey names a peer's certificate on a protocol, for raftNode.authOK.
-type authKey struct{ proto, node, role, serial string }
+type authKey struct {
+	proto, node string
+	role        ca.Role
+	serial      string
+}
 
 func (n *Node) decideAccess(rn *raftNode, proto string, id ca.Identity, leaf *x509.Certificate) error {
 	if proto != transport.ProtoRaft {
@@ -512,12 +516,12 @@ const unknownPeerMargin = 0
 // refused: removed, or not a member. A manager certificate of a node the
 // cluster has since demoted counts as a worker's: the node may still
 // renew onto a worker certificate, and may do nothing only managers may.
-func (n *Node) peerRole(id ca.Identity) (string, error) {
+func (n *Node) peerRole(id ca.Identity) (ca.Role, error) {
 	inc := n.current()
 	if inc == nil || inc.rn() == nil {
 		return id.Role, nil
 	}
-	var role string
+	var role ca.Role
 	var err error
 	inc.rn().fsm.Read(func(s *fsm.State, _ uint64) {
 		role, err = s.PeerRole(id.NodeID, id.Role, time.Now())
@@ -561,7 +565,7 @@ func (n *Node) peerOf(r *http.Request) (api.Peer, bool) {
 	}
 	role, err := n.peerRole(id)
 	if errors.Is(err, fsm.ErrNodeRemoved) {
-		return api.Peer{NodeID: id.NodeID, Role: api.RoleRemoved}, true
+		return api.Peer{NodeID: id.NodeID, Role: id.Role, Removed: true}, true
 	}
 	if err != nil || !n.peerTrusted(r.TLS) {
 		return api.Peer{}, false

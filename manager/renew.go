@@ -9,6 +9,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
+	"github.com/holdfast/holdfast/internal/backoff"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
@@ -60,7 +61,7 @@ func (n *Node) renewLoop(ctx context.Context, inc *incarnation) {
 			return
 		case <-clk.After(d):
 		}
-		backoff := time.Second
+		bo := backoff.New(time.Second, 5*time.Minute)
 		for {
 			err := n.renewCert(ctx, inc)
 			if err == nil {
@@ -69,13 +70,13 @@ func (n *Node) renewLoop(ctx context.Context, inc *incarnation) {
 			if ctx.Err() != nil {
 				return
 			}
-			n.logger.Warn("certificate renewal failed; retrying", "err", err, "in", backoff)
+			wait := bo.Next()
+			n.logger.Warn("certificate renewal failed; retrying", "err", err, "in", wait)
 			select {
 			case <-ctx.Done():
 				return
-			case <-clk.After(backoff):
+			case <-clk.After(wait):
 			}
-			backoff = min(2*backoff, 5*time.Minute)
 		}
 	}
 }

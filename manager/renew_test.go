@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 // fakeClock tells the test every wait the renewal loop asks for, and
 // lets the test end it.
 type fakeClock struct {
-	mu    sync.Mutex
 	waits chan fakeWait
 }
 
@@ -86,7 +84,7 @@ func TestCertificateRenewalWindow(t *testing.T) {
 			t.Errorf("%s: certificate not renewed: serial %v → %v", tn.name, old.SerialNumber, cur.SerialNumber)
 		}
 		id, err := ca.IdentityOf(cur)
-		if err != nil || id.Role != map[string]string{"m0": "manager", "w0": "worker"}[tn.name] {
+		if err != nil || id.Role != map[string]ca.Role{"m0": ca.RoleManager, "w0": ca.RoleWorker}[tn.name] {
 			t.Errorf("%s: renewed certificate says %+v, %v", tn.name, id, err)
 		}
 		onDisk, err := os.ReadFile(filepath.Join(tn.dir, "certs", "node.pem"))

@@ -9,13 +9,11 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/backoff"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
-
-// roleRemoved is the "role" of a node the cluster removed.
-const roleRemoved = "removed"
 
 // startLoops starts the incarnation's background loops for its role.
 // n.mu must be held.
@@ -68,7 +66,7 @@ func (n *Node) requestRoleChange() {
 func (n *Node) watchOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 	for {
 		ch := rn.fsm.Changed()
-		var role string
+		var role ca.Role
 		var removed bool
 		rn.fsm.Read(func(s *fsm.State, _ uint64) {
 			if p, ok := s.Nodes[inc.info.NodeID]; ok {
@@ -77,7 +75,7 @@ func (n *Node) watchOwnRole(ctx context.Context, inc *incarnation, rn *raftNode)
 			_, removed = s.Removed[inc.info.NodeID]
 		})
 		if removed {
-			inc.wantRole.Store(roleRemoved)
+			inc.wantRole.StoreRemoved()
 			n.requestRoleChange()
 			return
 		}
@@ -136,7 +134,7 @@ func (n *Node) askOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 			cancel()
 			if api.IsRemoved(err) {
 				n.logger.Warn("the cluster removed this manager while it could not hear of it", "told_by", m.NodeID)
-				inc.wantRole.Store(roleRemoved)
+				inc.wantRole.StoreRemoved()
 				n.requestRoleChange()
 				return
 			}
@@ -158,7 +156,7 @@ func (n *Node) askOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 // for this node's record, remembers the managers, and notices promotion.
 func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 	var index uint64
-	backoff := 100 * time.Millisecond
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	next := 0
 	ws := &workerSecrets{}
 	for ctx.Err() == nil {
@@ -183,12 +181,11 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(bo.Next()):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		bo.Reset()
 		index = view.Index
 		if view.CA != nil {
 			offerView(inc.caViews, view.CA)
@@ -201,9 +198,8 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(bo.Next()):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 		}
 		if len(view.Managers) > 0 {
 			n.rememberManagers(inc, view.Managers)
@@ -283,8 +279,8 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 	if inc == nil {
 		return nil
 	}
-	want, _ := inc.wantRole.Load().(string)
-	if want == roleRemoved {
+	want, removed := inc.wantRole.Load()
+	if removed {
 		// An operator removed this node ('node rm'): every protocol refuses
 		// its certificate now, so its cluster state is of no use, and it
 		// is sensitive. Wipe it; the node can join again with a token.
@@ -446,7 +442,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 	err := n.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return errMisdirected },
 		func(ctx context.Context, c *api.Client) error {
-			return c.LeaveNode(ctx, api.LeaveNodeRequest{Force: req.Force})
+			return c.LeaveNode(ctx, api.LeaveNodeRequest(req))
 		})
 	if err != nil && !req.Force {
 		return fmt.Errorf("remove this node from the cluster: %w", err)

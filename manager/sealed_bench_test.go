@@ -88,7 +88,7 @@ func startBenchCluster(tb testing.TB, n int, plain bool) []*benchNode {
 		}
 		nodes = append(nodes, bn)
 	}
-	waitUntil(tb, 10*time.Second, fmt.Sprintf("%d voters", n), func() bool {
+	eventually(tb, 10*time.Second, fmt.Sprintf("%d voters", n), func() bool {
 		st, err := first.client.Status(context.Background())
 		return err == nil && len(st.Managers) == n && st.Leader.NodeID != ""
 	})
@@ -123,7 +123,7 @@ func startBenchNode(tb testing.TB, plain bool) *benchNode {
 	bn := &benchNode{cfg: cfg, cancel: cancel, done: make(chan error, 1), client: api.NewUnixClient(cfg.SocketPath)}
 	go func() { bn.done <- n.Run(ctx) }()
 	tb.Cleanup(func() { bn.stop(tb) })
-	waitUntil(tb, 10*time.Second, "control socket", func() bool {
+	eventually(tb, 10*time.Second, "control socket", func() bool {
 		select {
 		case err := <-bn.done:
 			bn.cancel()
@@ -148,20 +148,4 @@ func (bn *benchNode) stop(tb testing.TB) {
 		tb.Errorf("Run: %v", err)
 	}
 	bn.client.Close()
-}
-
-// waitUntil is eventually for any testing.TB.
-func waitUntil(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
 }

@@ -29,7 +29,9 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/raftlog"
 )
@@ -59,7 +61,7 @@ func TestNoPlaintextSecretOnDisk(t *testing.T) {
 		t.Helper()
 		running := c.followers(nil) // every running manager
 		for i := range rounds {
-			addToken(writeToken(t, running[i%len(running)], []string{"worker", "manager"}[i%2]))
+			addToken(writeToken(t, running[i%len(running)], []ca.Role{ca.RoleWorker, ca.RoleManager}[i%2]))
 		}
 	}
 	rotate(6)
@@ -392,7 +394,7 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 			restoreTree(t, pristine, f.dir)
 			tc.tamper(t)
 
-			err, answered, panicked := runUntilServing(t, f.cfg)
+			answered, panicked, err := runUntilServing(t, f.cfg)
 			if panicked != nil {
 				leaked = true
 				t.Fatalf("Run panicked: %v; want an error naming %s", panicked, tc.file)
@@ -451,7 +453,7 @@ func TestTamperedLogRefusesToStart(t *testing.T) {
 // runUntilServing runs a node until Run returns, polling its control
 // socket meanwhile; a node that answers is stopped and reported. A panic
 // in Run is returned rather than ending the test binary.
-func runUntilServing(t *testing.T, cfg Config) (runErr error, answered bool, panicked any) {
+func runUntilServing(t *testing.T, cfg Config) (answered bool, panicked any, runErr error) {
 	t.Helper()
 	n, err := New(cfg)
 	if err != nil {
@@ -471,22 +473,15 @@ func runUntilServing(t *testing.T, cfg Config) (runErr error, answered bool, pan
 	}()
 	cl := api.NewUnixClient(cfg.socketPath())
 	defer cl.Close()
-	deadline := time.NewTimer(30 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		select {
-		case err := <-done:
-			return err, answered, nil
-		case p := <-panics:
-			return nil, answered, p
-		case <-deadline.C:
-			t.Fatal("Run neither failed nor served within 30s")
-		case <-tick.C:
-			if answered {
-				continue
-			}
+		case runErr = <-done:
+			return true, ""
+		case panicked = <-panics:
+			return true, ""
+		default:
+		}
+		if !answered {
 			sctx, scancel := context.WithTimeout(ctx, time.Second)
 			_, err := cl.Status(sctx)
 			scancel()
@@ -495,7 +490,9 @@ func runUntilServing(t *testing.T, cfg Config) (runErr error, answered bool, pan
 				cancel()
 			}
 		}
-	}
+		return false, "Run to fail or serve"
+	})
+	return answered, panicked, runErr
 }
 
 // After RotateDEK, nothing on the node's disk opens under the old DEK, its
@@ -647,7 +644,7 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 // writeToken rotates a join token through via and returns it. While a
 // leader hands over, a write may fail with 503 (outcome unknown); it is
 // retried, as a client would.
-func writeToken(t *testing.T, via *testNode, role string) string {
+func writeToken(t *testing.T, via *testNode, role ca.Role) string {
 	t.Helper()
 	var tok string
 	eventually(t, 10*time.Second, "a write through "+via.name, func() bool {

@@ -33,9 +33,15 @@ var (
 	// raft-boltdb encodes times in msgpack's old format (TimeNotBuiltin)
 	// and decodes with the default handle; so do we. A handle is safe for
 	// concurrent use once built.
-	encodeHandle = &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}}
+	encodeHandle = newEncodeHandle()
 	decodeHandle = &codec.MsgpackHandle{}
 )
+
+func newEncodeHandle() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.TimeNotBuiltin = true
+	return h
+}
 
 // openBolt opens (creating if need be) the bolt file at path. With
 // opts.ReadOnly it creates nothing.

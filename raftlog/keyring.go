@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/holdfast/holdfast/internal/dirsync"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 
+	"github.com/holdfast/holdfast/internal/atomicfile"
+	"github.com/holdfast/holdfast/internal/dirsync"
 	"github.com/holdfast/holdfast/internal/seal"
 )
 
@@ -202,36 +204,17 @@ func SaveKeyFile(path string, kf KeyFile) error {
 	return nil
 }
 
-// writeFileAtomic writes data to path through a synced temporary file in
-// the same directory and a rename, then syncs the directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// writeFileAtomic replaces path with data (mode 0600) through atomicfile,
+// then syncs the directory through syncDir (which tests can watch).
+func writeFileAtomic(path string, data []byte) error {
+	err := atomicfile.Write(path, 0o600, atomicfile.Options{NoDirSync: true}, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
 // syncDir fsyncs a directory, so the entries created, renamed or removed

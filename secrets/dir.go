@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/holdfast/holdfast/internal/atomicfile"
+	"github.com/holdfast/holdfast/internal/dirsync"
 	"github.com/holdfast/holdfast/internal/failpoint"
 )
 
@@ -133,7 +135,7 @@ func (d Dir) Sync(granted []*Secret) (written, removed []string, err error) {
 	}
 
 	if changed {
-		if err := syncDir(d.Path); err != nil {
+		if err := dirsync.Sync(d.Path); err != nil {
 			errs = append(errs, fmt.Errorf("secrets dir: %w", err))
 		}
 	}
@@ -151,36 +153,20 @@ func (d Dir) write(name string, data []byte) (bool, error) {
 	if same {
 		return false, nil
 	}
-	f, err := os.CreateTemp(d.Path, tmpPrefix+"*")
+	// The directory is synced once, by Sync, after every file.
+	opts := atomicfile.Options{
+		TempPattern:  tmpPrefix + "*",
+		BeforeRename: func() { failpoint.Hit(failpoint.SecretSynced) },
+		NoDirSync:    true,
+	}
+	err = atomicfile.Write(p, FileMode, opts, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(FileMode); err != nil {
-		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
-	}
-	failpoint.Hit(failpoint.SecretSynced)
-	if err := os.Rename(tmp, p); err != nil {
-		return false, fmt.Errorf("secrets dir: secret %q: %w", name, err)
-	}
 	failpoint.Hit(failpoint.SecretRenamed)
-	ok = true
 	return true, nil
 }
 
@@ -218,13 +204,4 @@ func hasContent(p string, data []byte) (bool, error) {
 	}
 	want := sha256.Sum256(data)
 	return subtle.ConstantTimeCompare(h.Sum(nil), want[:]) == 1, nil
-}
-
-func syncDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 func gossipKey(t *testing.T) []byte {
@@ -55,16 +57,7 @@ var _ io.Writer = observerWriter(nil)
 
 func waitGossip(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, testutil.Waiting(what, cond))
 }
 
 func TestGossipKeyRotationAndRefusal(t *testing.T) {

@@ -39,7 +39,7 @@ func newCluster(t testing.TB) *cluster {
 }
 
 // node issues credentials for a new node with role.
-func (c *cluster) node(t testing.TB, role string) *Credentials {
+func (c *cluster) node(t testing.TB, role ca.Role) *Credentials {
 	t.Helper()
 	key, err := ca.NewKey()
 	if err != nil {

@@ -181,8 +181,8 @@ func TestAPI(t *testing.T) {
 		}
 	})
 
-	for _, role := range []string{ca.RoleWorker, ca.RoleManager} {
-		t.Run(role, func(t *testing.T) {
+	for _, role := range []ca.Role{ca.RoleWorker, ca.RoleManager} {
+		t.Run(string(role), func(t *testing.T) {
 			n := c.node(t, role)
 			client := NewAPIClient(clientCfg(n))
 			for i := range 2 { // the second request reuses the pooled connection

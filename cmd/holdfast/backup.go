@@ -18,6 +18,8 @@ import (
 	"github.com/holdfast/holdfast/backup"
 	"github.com/holdfast/holdfast/datadir"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/internal/atomicfile"
+	"github.com/holdfast/holdfast/internal/dirsync"
 )
 
 // maxPassphraseRead bounds a passphrase file.
@@ -89,38 +91,25 @@ func setupSnapshotSave(c *cli, fs *flag.FlagSet) action {
 	}
 }
 
-// writeAtomic writes path through a temporary file in its directory with
-// mode 0600: fsync, rename, fsync the directory. On failure nothing is
-// left behind.
+// writeAtomic writes path through atomicfile with mode 0600: fsync,
+// rename, then a best-effort fsync of the directory. On failure nothing
+// is left behind.
 func writeAtomic(path string, write func(w io.Writer) error) (int64, error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	var cw *countWriter
+	err := atomicfile.Write(path, 0o600, atomicfile.Options{NoDirSync: true}, func(w io.Writer) error {
+		cw = &countWriter{w: w}
+		return write(cw)
+	})
+	if err != nil && cw == nil {
+		// The temporary file could not be made: say so plainly.
 		return 0, fmt.Errorf("cannot write %s: %v", path, pathErrCause(err))
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	cw := &countWriter{w: f}
-	err = f.Chmod(0o600)
-	if err == nil {
-		err = write(cw)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		return 0, err
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	// The backup is whole and renamed; a directory that cannot be synced
+	// does not make it an error.
+	_ = dirsync.Sync(filepath.Dir(path))
 	return cw.n, nil
 }
 

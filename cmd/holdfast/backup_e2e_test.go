@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 // newUnlockKey is a well-formed unlock key of no cluster.
@@ -106,21 +108,12 @@ func waitStatus(t *testing.T, socket, what string, cond func(*api.Status) bool) 
 	cl := api.NewUnixClient(socket)
 	defer cl.Close()
 	var st *api.Status
-	deadline := time.After(waitTimeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	testutil.Eventually(t, waitTimeout, func() (bool, string) {
 		s, err := cl.Status(t.Context())
-		if err == nil && cond(s) {
-			return s
-		}
 		st = s
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s; last status %+v, %v", what, st, err)
-		case <-tick.C:
-		}
-	}
+		return err == nil && cond(s), fmt.Sprintf("waiting for %s; last status %+v, %v", what, s, err)
+	})
+	return st
 }
 
 // leaks names the encoding of needle that b holds, if any.

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 )
 
@@ -177,8 +178,8 @@ func setupJoinToken(c *cli, fs *flag.FlagSet) action {
 		if err := wantArgs(args, "worker|manager"); err != nil {
 			return err
 		}
-		role := args[0]
-		if role != "worker" && role != "manager" {
+		role := ca.Role(args[0])
+		if !role.Valid() {
 			return usagef("unknown role %q: want worker or manager", role)
 		}
 		cl := c.client()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/manager"
 )
 
@@ -188,9 +189,9 @@ func (d *devCluster) initFirst(ctx context.Context, node *devNode) (*api.InitRes
 	case api.StateReady:
 		resumed := &api.InitResponse{ClusterID: st.ClusterID, NodeID: st.NodeID, Addr: st.Addr}
 		for _, t := range []struct {
-			role string
+			role ca.Role
 			dst  *string
-		}{{"worker", &resumed.WorkerToken}, {"manager", &resumed.ManagerToken}} {
+		}{{ca.RoleWorker, &resumed.WorkerToken}, {ca.RoleManager, &resumed.ManagerToken}} {
 			tok, err := node.client.JoinToken(ctx, t.role)
 			if err != nil {
 				return nil, fmt.Errorf("node 1: %s join token: %v", t.role, err)

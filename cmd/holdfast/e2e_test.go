@@ -16,6 +16,7 @@ import (
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
+	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/manager"
 )
 
@@ -56,21 +57,15 @@ func waitForSocket(t *testing.T, socket string, done <-chan error) {
 	t.Helper()
 	cl := api.NewUnixClient(socket)
 	defer cl.Close()
-	deadline := time.After(waitTimeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := cl.Status(t.Context()); err == nil {
-			return
-		}
+	testutil.Eventually(t, waitTimeout, func() (bool, string) {
 		select {
 		case err := <-done:
 			t.Fatalf("daemon stopped before answering: %v", err)
-		case <-deadline:
-			t.Fatalf("daemon at %s did not answer within %s", socket, waitTimeout)
-		case <-tick.C:
+		default:
 		}
-	}
+		_, err := cl.Status(t.Context())
+		return err == nil, "daemon at " + socket + " to answer: " + fmt.Sprint(err)
+	})
 }
 
 func statusJSON(t *testing.T, socket string) map[string]any {

@@ -9,10 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/holdfast/holdfast/internal/testutil"
 )
 
 // getMetrics fetches and parses http://addr/metrics.
@@ -78,20 +79,11 @@ func TestDaemonMetricsAndJSONLogs(t *testing.T) {
 	}
 	// raft emits its series from its own goroutines: scrape until they show.
 	var fams map[string]*dto.MetricFamily
-	deadline := time.After(waitTimeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	testutil.Eventually(t, waitTimeout, func() (bool, string) {
 		fams = getMetrics(t, addr)
-		if _, ok := fams["raft_state_leader"]; ok {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("no raft_state_leader series in /metrics within %s", waitTimeout)
-		case <-tick.C:
-		}
-	}
+		_, ok := fams["raft_state_leader"]
+		return ok, "a raft_state_leader series in /metrics"
+	})
 	for _, name := range []string{"holdfast_locked", "holdfast_secrets", "holdfast_cert_expiry_timestamp_seconds",
 		"holdfast_unlock_attempts_total", "holdfast_apply_duration_seconds", "holdfast_key_rotations_total", "holdfast_ca_rotations_total"} {
 		if _, ok := fams[name]; !ok {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 )
 
 // newTable returns a tabwriter for aligned columns; Flush it when done.
@@ -67,12 +68,12 @@ func printStatus(w io.Writer, st *api.Status) error {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "Node ID:\t%s\n", orDash(st.NodeID))
 	fmt.Fprintf(tw, "Cluster ID:\t%s\n", orDash(st.ClusterID))
-	fmt.Fprintf(tw, "Role:\t%s\n", orDash(st.Role))
+	fmt.Fprintf(tw, "Role:\t%s\n", orDash(string(st.Role)))
 	fmt.Fprintf(tw, "State:\t%s\n", st.State)
 	fmt.Fprintf(tw, "Address:\t%s\n", orDash(st.Addr))
 	fmt.Fprintf(tw, "Autolock:\t%s\n", onOff(st.Autolock))
 	fmt.Fprintf(tw, "Leader:\t%s\n", leaderText(st))
-	if st.Role == "manager" {
+	if st.Role == ca.RoleManager {
 		r := st.Raft
 		fmt.Fprintf(tw, "Raft:\tterm %d, last index %d, commit index %d, applied index %d\n",
 			r.Term, r.LastIndex, r.CommitIndex, r.AppliedIndex)
@@ -186,7 +187,7 @@ func printNode(w io.Writer, n *api.Node) error {
 	fmt.Fprintf(tw, "Voter:\t%s\n", yesNo(n.Voter))
 	fmt.Fprintf(tw, "Cert expires:\t%s\n", fmtTime(n.CertExpiresAt))
 	fmt.Fprintf(tw, "Created:\t%s\n", fmtTime(n.CreatedAt))
-	if n.Role == "manager" {
+	if n.Role == ca.RoleManager {
 		fmt.Fprintf(tw, "Level:\t%s\n", levelText(n.Level))
 	}
 	return tw.Flush()

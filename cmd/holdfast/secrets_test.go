@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/secrets"
 )
 
@@ -35,17 +36,7 @@ func runCLIInput(t *testing.T, stdin string, args ...string) result {
 // waitUntil polls cond until it holds, failing the test after waitTimeout.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
-		case <-tick.C:
-		}
-	}
+	testutil.Eventually(t, waitTimeout, testutil.Waiting(what, cond))
 }
 
 // secretFile reports the mode and content of a delivered secret file; ok

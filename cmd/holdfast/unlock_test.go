@@ -228,7 +228,7 @@ func TestAutolockEndToEnd(t *testing.T) {
 
 	// Restart; unlock with 2 of the 3 shares, one at a time.
 	stop()
-	stop = runNode(t, dataDir, socket, secretsDir)
+	runNode(t, dataDir, socket, secretsDir)
 	k.wantState("locked")
 	r = k.ok(shares[0]+"\n", "unlock")
 	if r.stdout != "1/2 shares: enter the next share with 'holdfast unlock'\n" {

@@ -36,6 +36,7 @@ var (
 	_ fs.NodeAllocater      = (*node)(nil)
 	_ fs.NodeCopyFileRanger = (*node)(nil)
 	_ fs.NodeTmpfiler       = (*node)(nil)
+	_ fs.NodeWrapChilder    = (*node)(nil)
 	_ fs.FileReaddirenter   = (*dirHandle)(nil)
 	_ fs.FileFsyncdirer     = (*dirHandle)(nil)
 	_ fs.FileReleasedirer   = (*dirHandle)(nil)
@@ -48,6 +49,16 @@ var (
 	_ fs.FileReleaser       = (*handle)(nil)
 	_ fs.FileLseeker        = (*handle)(nil)
 )
+
+// WrapChild makes every node the loopback creates below n one of ours,
+// so that changes anywhere in the tree are recorded.
+func (n *node) WrapChild(_ context.Context, ops fs.InodeEmbedder) fs.InodeEmbedder {
+	lb, ok := ops.(*fs.LoopbackNode)
+	if !ok {
+		return ops
+	}
+	return &node{LoopbackNode: fs.LoopbackNode{RootData: lb.RootData}, fsys: n.fsys}
+}
 
 // path is the node's path in the backing tree.
 func (n *node) path() string {

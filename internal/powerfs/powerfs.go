@@ -61,10 +61,7 @@ func (f *FS) mount() error {
 		return err
 	}
 	root := &fs.LoopbackRoot{Path: f.st.tree, Dev: uint64(st.Dev)}
-	root.NewNode = func(r *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
-		return &node{LoopbackNode: fs.LoopbackNode{RootData: r}, fsys: f}
-	}
-	root.RootNode = root.NewNode(root, nil, "", &st)
+	root.RootNode = &node{LoopbackNode: fs.LoopbackNode{RootData: root}, fsys: f}
 	sec := time.Second
 	f.open = map[*handle]bool{}
 	server, err := fs.Mount(f.mountpoint, root.RootNode, &fs.Options{
