@@ -12,8 +12,10 @@ import (
 
 // What keeps the log from being rolled back unnoticed (FORMAT.md, section
 // 1.2): the sealed log state in raft.db, rewritten with every change to
-// its entries, and the sealed claim in the WAL's header, rewritten with
-// every batch. At open both are checked against what the files hold.
+// its entries, and in the WAL the sealed claim of each generation and
+// the sealed trailer of each batch (trailer.go; version 2 rewrote the
+// claim with every batch instead). At open they are checked against what
+// the files hold.
 
 const (
 	// walClaimADLabel labels a version 2 WAL's claim, walClaimV3ADLabel a

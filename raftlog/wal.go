@@ -16,7 +16,9 @@ import (
 // The write-ahead file. A bolt commit costs two fdatasyncs (pages, then
 // the meta page) and several writes; raft waits for one on the leader and
 // one on a follower in series for every write. So StoreLogs appends the
-// sealed batch to raft.wal with one write and one fdatasync, and a
+// sealed batch to raft.wal with one contiguous write (which also rewrites
+// the trailers of the two batches before it, trailer.go) and one
+// fdatasync, and a
 // background flusher moves entries into raft.db in large batches, after
 // which the WAL is reset. Only sealed records ever reach either file.
 // Format: FORMAT.md, section 1.1.
