@@ -308,14 +308,14 @@ func TestWALTrailerStates(t *testing.T) {
 
 // TestWALTailCutRefused: a WAL cut back by its last acknowledged batch
 // opens without it (the one-batch window, docs/DESIGN-NOTES.md); cut by
-// two batches or more, zeroed or truncated, it is refused naming the
-// file.
+// two batches or more (all of them included), zeroed or truncated, it is
+// refused naming the file, by Open and by the read-only open.
 func TestWALTailCutRefused(t *testing.T) {
 	const batches, per = 5, 2
 	s, dir, keys := trailerStore(t, batches, per, 50)
 	orig := readWALBytes(t, dir)
 	offs, _ := walTrailerOffs(t, s, orig)
-	for cut := 1; cut < batches; cut++ {
+	for cut := 1; cut <= batches; cut++ {
 		from := offs[batches-cut] + walTrailerSize // where batch batches-cut+1 starts
 		for _, how := range []string{"zeroed", "truncated"} {
 			t.Run(fmt.Sprintf("%d batches %s", cut, how), func(t *testing.T) {
@@ -334,6 +334,8 @@ func TestWALTailCutRefused(t *testing.T) {
 					wantSized(t, c, left, left, 50, "cut by one batch")
 					return
 				}
+				wantRolledBack(t, err, p)
+				_, err = OpenReadOnly(filepath.Dir(p), testOpts(t, keys))
 				wantRolledBack(t, err, p)
 			})
 		}
