@@ -17,16 +17,22 @@
 // The disk as a whole cannot be rolled back unnoticed: a sealed log state
 // in raft.db, rewritten in the same bolt transaction as every change to
 // its entries, lists the runs of entries it holds and the last one's
-// term, and a sealed claim in the WAL's header, rewritten with every
-// batch under the same fdatasync, says where the log ended before the
-// latest batch. Open and OpenReadOnly refuse a log that holds less or
-// other than that (entries deleted from the tail, the middle or the head,
-// the last rewound, a removed term or vote record, a WAL cut by more than
-// its last batch) with a *StateError wrapping ErrRolledBack and
-// ErrTampered. What this cannot catch (the last batch of a crashed node's
-// WAL; files put back from an earlier copy of the same disk) is in
-// FORMAT.md, section 1.2, and docs/DESIGN-NOTES.md. A store the previous
-// release wrote is upgraded in place on its first read-write open.
+// term; in the WAL, every batch ends in a sealed trailer (bound to the
+// generation, the batch's number and its offset) that the next two
+// batches' writes rewrite, Followed then Confirmed, within each one's
+// single contiguous write and fdatasync. A WAL cut by two batches or
+// more ends in a Confirmed trailer, which no crash leaves. Open and
+// OpenReadOnly refuse a log that holds less or other than that (entries
+// deleted from the tail, the middle or the head, the last rewound, a
+// removed term or vote record, a WAL cut by more than its last batch or
+// missing a batch in the middle) with a *StateError wrapping
+// ErrRolledBack and ErrTampered. What this cannot catch (the last batch
+// of a crashed node's WAL; files put back from an earlier copy of the
+// same disk) is in FORMAT.md, section 1.2, and docs/DESIGN-NOTES.md ("The
+// WAL's one-batch window"). A store the previous release wrote is
+// upgraded in place on its first read-write open; WALs of format
+// versions 1 and 2 are read, and version 3 is written from the next
+// generation on.
 //
 // Without autolock the key file holds the DEK unwrapped (mode 0600):
 // encryption at rest then protects copies of the raft files, not a stolen

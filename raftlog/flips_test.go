@@ -17,7 +17,7 @@ import (
 // served. (raft.db's entries: TestTamperEveryByte.)
 
 // TestWALEveryByteFlips flips, then cuts the file at, every byte of the
-// WAL's header, claim and records (three batches, the node crashed with
+// WAL's header, claim, trailers and records (three batches, the node crashed with
 // them in the WAL only). Open either refuses with ErrTampered, or serves
 // exactly the original entries and loses at most the last batch: a crash
 // can cut the last batch's write, so damage to it reads as a torn write
@@ -71,21 +71,36 @@ func TestWALEveryByteFlips(t *testing.T) {
 			}
 		}
 	}
-	// Every byte of the header, the claim, and each record's framing and
-	// fixed fields; every ninth byte of the sealed data, all alike to
-	// the crc. Opens sync, so every byte would make a slow test.
+	// Every byte of the header, the claim, each trailer, and each
+	// record's framing and fixed fields; every ninth byte of the sealed
+	// data, all alike to the crc. Opens sync, so every byte would make a
+	// slow test.
 	var offsets []int
-	for off := range walHeaderSize + walClaimSize {
+	for off := range int(walTrailer0Off) + walTrailerSize {
 		offsets = append(offsets, off)
 	}
-	for rec := walDataStart; rec < end; {
-		n := walRecordHeaderSize + int(binary.BigEndian.Uint32(orig[rec+9:]))
-		for off := rec; off < rec+n; off++ {
-			if off < rec+walRecordHeaderSize+walEntryFixed || off%9 == 0 || off == rec+n-1 {
-				offsets = append(offsets, off)
+	toffs, _ := walTrailerOffs(t, s, orig)
+	if len(toffs) != 4 {
+		t.Fatalf("test setup: %d trailers, want 4", len(toffs))
+	}
+	rec := walDataStart
+	for _, toff := range toffs[1:] {
+		for rec < int(toff) && orig[rec] != 0 {
+			n := walRecordHeaderSize + int(binary.BigEndian.Uint32(orig[rec+9:]))
+			for off := rec; off < rec+n; off++ {
+				if off < rec+walRecordHeaderSize+walEntryFixed || off%9 == 0 || off == rec+n-1 {
+					offsets = append(offsets, off)
+				}
 			}
+			rec += n
 		}
-		rec += n
+		for off := int(toff); off < int(toff)+walTrailerSize; off++ {
+			offsets = append(offsets, off)
+		}
+		rec = int(toff) + walTrailerSize
+	}
+	if rec != end {
+		t.Fatalf("test setup: records and trailers end at %d, the WAL at %d", rec, end)
 	}
 	for i, off := range offsets {
 		b := bytes.Clone(orig)

@@ -3,6 +3,8 @@ package raftlog
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -65,8 +67,12 @@ func FuzzParseKeyFile(f *testing.F) {
 
 // FuzzReadWAL feeds arbitrary files to the WAL reader: it never panics,
 // fails only with ErrTampered, and what it returns are records with
-// consecutive indexes that encode back to the bytes they were read from.
+// consecutive indexes that encode back to the bytes they were read from;
+// in a version 3 file, each batch's records are followed by a trailer
+// that opens and names the batch's last entry.
 func FuzzReadWAL(f *testing.F) {
+	keys := NewKeyring(fuzzKey)
+	sealer := newStore(f.TempDir(), Options{ClusterID: testCluster, Keys: keys})
 	file := func(gen uint64, logs ...*raft.Log) []byte {
 		b := make([]byte, walDataStart)
 		copy(b, walHeader(gen, make([]byte, walClaimSize)))
@@ -82,8 +88,27 @@ func FuzzReadWAL(f *testing.F) {
 	f.Add(file(3, e1, e2)[:walDataStart+walRecordHeaderSize+4])
 	f.Add([]byte(walMagic))
 	f.Add([]byte(walMagic[:3]))
+	// Version 3 files as the Store writes them: two and three batches.
+	dir := f.TempDir()
+	s, err := Open(dir, Options{ClusterID: testCluster, Keys: keys})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s.flushMu.Lock() // the batches stay in the WAL
+	for i := uint64(1); i <= 3; i++ {
+		if err := s.StoreLogs([]*raft.Log{{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}}}); err != nil {
+			f.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, WALFile))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:walDataStart+4*walSector])
+	}
+	s.flushMu.Unlock()
+	_ = s.Close()
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := readWAL(in)
+		c, err := readWAL(in, sealer.openTrailer)
 		gen, logs := c.gen, c.logs
 		if err != nil {
 			if !errors.Is(err, ErrTampered) {
@@ -91,16 +116,54 @@ func FuzzReadWAL(f *testing.F) {
 			}
 			return
 		}
-		off := walDataStart
+		if len(c.offs) != len(logs) {
+			t.Fatalf("%d records but %d offsets", len(logs), len(c.offs))
+		}
+		batches := 0
 		for i, l := range logs {
 			if i > 0 && l.Index != logs[i-1].Index+1 {
 				t.Fatalf("indexes %d then %d", logs[i-1].Index, l.Index)
 			}
+			off := c.offs[i]
 			rec := appendWALRecord(nil, gen, l, in[off] == walMarkLast)
 			if !bytes.Equal(rec, in[off:off+len(rec)]) {
 				t.Fatal("a record does not encode back to the bytes it was read from")
 			}
-			off += len(rec)
+			if c.version != 3 || in[off] != walMarkLast {
+				continue
+			}
+			batches++
+			pos := walTrailerPos(int64(off + len(rec)))
+			tr, err := sealer.openTrailer(gen, uint64(batches), pos, in[pos:pos+walTrailerSize])
+			if err != nil || tr != c.trailers[batches] || tr.last != l.Index || tr.lastTerm != l.Term {
+				t.Fatalf("batch %d ends at entry %d, but its trailer reads %+v, %v", batches, l.Index, tr, err)
+			}
+		}
+		if c.version == 3 && len(c.trailers) > 0 && len(c.trailers) != batches+1 {
+			t.Fatalf("%d trailers for %d batches", len(c.trailers), batches)
+		}
+		if c.version != 3 && len(c.trailers) != 0 {
+			t.Fatalf("version %d file with trailers", c.version)
+		}
+	})
+}
+
+// FuzzParseWALTrailer feeds arbitrary plaintexts to the trailer decoder:
+// it never panics, fails only with ErrTampered, and what it accepts
+// marshals back to the same bytes.
+func FuzzParseWALTrailer(f *testing.F) {
+	f.Add(walTrailer{last: 9, lastTerm: 2, state: trailerFollowed}.marshal())
+	f.Add(make([]byte, walTrailerPlain))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		tr, err := parseWALTrailer(in)
+		if err != nil {
+			if !errors.Is(err, ErrTampered) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(tr.marshal(), in) {
+			t.Fatal("parse then marshal changed the bytes")
 		}
 	})
 }

@@ -2,7 +2,9 @@ package raftlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -121,4 +123,44 @@ func dirFiles(t testing.TB, dir string) map[string][]byte {
 func newKeyring() (*Keyring, seal.Key) {
 	k := seal.NewKey()
 	return NewKeyring(k), k
+}
+
+// walHeader encodes a header of the previous releases: version 2 with
+// its claim, or version 1 when claim is nil.
+func walHeader(gen uint64, claim []byte) []byte {
+	h := make([]byte, 0, walHeaderSize+len(claim))
+	if claim == nil {
+		h = append(h, walMagicV1...)
+	} else {
+		h = append(h, walMagicV2...)
+	}
+	h = binary.BigEndian.AppendUint64(h, gen)
+	h = binary.BigEndian.AppendUint32(h, crc32.Checksum(h, walCRC))
+	return append(h, claim...)
+}
+
+// sealClaim seals a version 2 WAL's claim, as the previous release did
+// with every batch.
+func (s *Store) sealClaim(gen, prevLast, last, lastTerm uint64) []byte {
+	return s.bd.seal(s.keys.Current(), walClaimADLabel, binary.BigEndian.AppendUint64(nil, gen), claimPlain(prevLast, last, lastTerm))
+}
+
+// walTrailerOffs returns where the trailers T_0..T_r of the intact
+// batches of the version 3 WAL in b lie, with what they say.
+func walTrailerOffs(t testing.TB, s *Store, b []byte) ([]int64, []walTrailer) {
+	t.Helper()
+	c, err := readWAL(b, s.openTrailer)
+	if err != nil || c.version != 3 {
+		t.Fatalf("read WAL: version %d, %v", c.version, err)
+	}
+	offs := []int64{walTrailer0Off}
+	for i, off := range c.offs {
+		if b[off] == walMarkLast {
+			offs = append(offs, walTrailerPos(int64(off+walRecordHeaderSize+walEntryFixed+len(c.logs[i].Data))))
+		}
+	}
+	if len(offs) != len(c.trailers) {
+		t.Fatalf("%d batches but %d trailers", len(offs)-1, len(c.trailers))
+	}
+	return offs, c.trailers
 }

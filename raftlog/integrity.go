@@ -12,28 +12,47 @@ import (
 
 // What keeps the log from being rolled back unnoticed (FORMAT.md, section
 // 1.2): the sealed log state in raft.db, rewritten with every change to
-// its entries, and the sealed claim in the WAL's header, rewritten with
-// every batch. At open both are checked against what the files hold.
+// its entries, and in the WAL the sealed claim of each generation and
+// the sealed trailer of each batch (trailer.go; version 2 rewrote the
+// claim with every batch instead). At open they are checked against what
+// the files hold.
 
-const walClaimADLabel = "holdfast/raftlog wal claim v1"
+const (
+	// walClaimADLabel labels a version 2 WAL's claim, walClaimV3ADLabel a
+	// version 3 one's: a header's version cannot be changed under its claim.
+	walClaimADLabel   = "holdfast/raftlog wal claim v1"
+	walClaimV3ADLabel = "holdfast/raftlog wal claim v3"
+	walTrailerADLabel = "holdfast/raftlog wal trailer v1"
+)
 
 // walClaim is the opened claim of a WAL generation.
 type walClaim struct {
 	prevLast, last, lastTerm uint64
 }
 
-// sealClaim is the Store's claimFunc.
-func (s *Store) sealClaim(gen, prevLast, last, lastTerm uint64) []byte {
+var _ walSealer = (*Store)(nil)
+
+func claimPlain(prevLast, last, lastTerm uint64) []byte {
 	pt := make([]byte, 0, 24)
 	pt = binary.BigEndian.AppendUint64(pt, prevLast)
 	pt = binary.BigEndian.AppendUint64(pt, last)
-	pt = binary.BigEndian.AppendUint64(pt, lastTerm)
-	return s.bd.seal(s.keys.Current(), walClaimADLabel, binary.BigEndian.AppendUint64(nil, gen), pt)
+	return binary.BigEndian.AppendUint64(pt, lastTerm)
 }
 
-// openClaim authenticates the claim of generation gen.
-func (s *Store) openClaim(gen uint64, b []byte) (walClaim, error) {
-	pt, err := s.bd.open(s.keys, walClaimADLabel, binary.BigEndian.AppendUint64(nil, gen), b)
+// sealWALClaim seals the claim of a version 3 generation: raft.db ended
+// at prevLast when it started.
+func (s *Store) sealWALClaim(gen, prevLast uint64) []byte {
+	return s.bd.seal(s.keys.Current(), walClaimV3ADLabel, binary.BigEndian.AppendUint64(nil, gen), claimPlain(prevLast, 0, 0))
+}
+
+// openClaim authenticates the claim of generation gen of a WAL of the
+// given version (2 or 3).
+func (s *Store) openClaim(version byte, gen uint64, b []byte) (walClaim, error) {
+	label := walClaimADLabel
+	if version == 3 {
+		label = walClaimV3ADLabel
+	}
+	pt, err := s.bd.open(s.keys, label, binary.BigEndian.AppendUint64(nil, gen), b)
 	if err != nil {
 		return walClaim{}, err
 	}
@@ -41,6 +60,36 @@ func (s *Store) openClaim(gen uint64, b []byte) (walClaim, error) {
 		return walClaim{}, fmt.Errorf("%w: malformed WAL claim", ErrTampered)
 	}
 	return walClaim{binary.BigEndian.Uint64(pt), binary.BigEndian.Uint64(pt[8:]), binary.BigEndian.Uint64(pt[16:])}, nil
+}
+
+// trailerName is what a trailer is bound to: its generation, its batch's
+// number in the generation, and its offset in the file.
+func trailerName(gen, k uint64, off int64) []byte {
+	n := make([]byte, 0, 24)
+	n = binary.BigEndian.AppendUint64(n, gen)
+	n = binary.BigEndian.AppendUint64(n, k)
+	return binary.BigEndian.AppendUint64(n, uint64(off))
+}
+
+// sealTrailer seals the trailer of batch k of generation gen at off.
+func (s *Store) sealTrailer(gen, k uint64, off int64, t walTrailer) []byte {
+	return s.bd.seal(s.keys.Current(), walTrailerADLabel, trailerName(gen, k, off), t.marshal())
+}
+
+// openTrailer authenticates the trailer of batch k of generation gen at off.
+func (s *Store) openTrailer(gen, k uint64, off int64, b []byte) (walTrailer, error) {
+	pt, err := s.bd.open(s.keys, walTrailerADLabel, trailerName(gen, k, off), b)
+	if err != nil {
+		return walTrailer{}, err
+	}
+	return parseWALTrailer(pt)
+}
+
+// walBase is what raft.db holds now: its last index and that entry's term.
+func (s *Store) walBase() (last, lastTerm uint64) {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	return s.st.last(), s.st.lastTerm
 }
 
 // loadState reads the sealed log state and checks the logs bucket against
@@ -111,12 +160,15 @@ func (s *Store) checkWAL(have bool, c walContent, last uint64) error {
 		}
 		return nil
 	}
-	if c.version != 2 {
+	if c.version != 2 && c.version != 3 {
 		return &StateError{Path: s.walPath, Detail: "the WAL is missing or was replaced by one of another format"}
 	}
-	cl, err := s.openClaim(c.gen, c.claim)
+	cl, err := s.openClaim(c.version, c.gen, c.claim)
 	if err != nil {
 		return &StateError{Path: s.walPath, Detail: fmt.Sprintf("the claim in the WAL's header does not authenticate for generation %d: %v", c.gen, err)}
+	}
+	if c.version == 3 {
+		return s.checkTrailers(c, cl)
 	}
 	if cl.last == 0 {
 		return nil // no batch in this generation
@@ -128,6 +180,22 @@ func (s *Store) checkWAL(have bool, c walContent, last uint64) error {
 		if t := c.logs[cl.last-c.logs[0].Index].Term; t != cl.lastTerm {
 			return &StateError{Path: s.walPath, Detail: fmt.Sprintf("entry %d has term %d but was written with term %d", cl.last, t, cl.lastTerm)}
 		}
+	}
+	return nil
+}
+
+// checkTrailers checks a version 3 generation: its first trailer agrees
+// with the claim, and the trailers of the intact batches end as a write
+// and a crash can leave them (walChainProblem), so at most the last
+// acknowledged batch can be missing. (Where raft.db ended when the
+// generation started is not checked against the log: raft may delete
+// its tail after that, and raft.db's own log state covers raft.db.)
+func (s *Store) checkTrailers(c walContent, cl walClaim) error {
+	if p := walChainProblem(c.trailers); p != "" {
+		return &StateError{Path: s.walPath, Detail: fmt.Sprintf("generation %d: %s", c.gen, p)}
+	}
+	if t0 := c.trailers[0]; t0.last != cl.prevLast {
+		return &StateError{Path: s.walPath, Detail: fmt.Sprintf("generation %d: its first trailer says entry %d, its claim %d", c.gen, t0.last, cl.prevLast)}
 	}
 	return nil
 }

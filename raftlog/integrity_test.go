@@ -428,13 +428,16 @@ func TestWALRollbackRefused(t *testing.T) {
 			wantRolledBack(t, err, filepath.Join(crashed, WALFile))
 		}
 	})
-	t.Run("claim lost to a power cut, batch kept", func(t *testing.T) {
-		// One fdatasync covers the batch and the claim; a power cut may
-		// keep either. Here the batch, with the claim of the one before.
+	t.Run("trailers lost to a power cut, batch kept", func(t *testing.T) {
+		// One fdatasync covers the batch and the two trailers before it
+		// that its write rewrites; a power cut may keep any of them. Here
+		// the batch, with the trailers as the batch before left them.
 		crashed := crashCopy(t, dir)
 		editFile(t, filepath.Join(crashed, WALFile), func(b []byte) {
-			claim := s.sealClaim(binary.BigEndian.Uint64(b[len(walMagic):]), 3, 6, entry(6, "").Term)
-			copy(b[walHeaderSize:], claim)
+			gen := binary.BigEndian.Uint64(b[len(walMagic):])
+			offs, ts := walTrailerOffs(t, s, b)
+			copy(b[offs[1]:], s.sealTrailer(gen, 1, offs[1], ts[1].with(trailerFollowed)))
+			copy(b[offs[2]:], s.sealTrailer(gen, 2, offs[2], ts[2].with(trailerOpen)))
 		})
 		c := openStore(t, crashed, testOpts(t, keys))
 		wantEntries(t, c, 1, 9, "a")

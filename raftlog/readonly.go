@@ -45,7 +45,7 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
 	s.sealedValues = have
-	c, err := readWALFile(s.walPath)
+	c, err := readWALFile(s.walPath, s.openTrailer)
 	if err == nil {
 		err = s.checkWAL(have, c, withWAL(s.st, c.logs).last())
 	}

@@ -229,8 +229,9 @@ func (s *Store) Compact() error {
 		if err := s.drain(); err != nil {
 			return fmt.Errorf("compact %s: %w", s.path, err)
 		}
-		// A new generation even if the WAL is empty: its claim is then
-		// sealed under the current key, like everything else.
+		// A new generation even if the WAL is empty: its claim and
+		// trailers are then sealed under the current key, like
+		// everything else.
 		if err := s.w.reset(); err != nil {
 			s.w.dirty = true
 			return fmt.Errorf("compact %s: %w", s.path, err)

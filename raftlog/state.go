@@ -209,8 +209,9 @@ func parseLogState(b []byte) (logState, error) {
 	return st, nil
 }
 
-// binding is what every sealed value, the log state and the WAL claim
-// are bound to besides their own place: the cluster and the node.
+// binding is what every sealed value, the log state and the WAL's claim
+// and trailers are bound to besides their own place: the cluster and the
+// node.
 type binding struct {
 	clusterID string
 	nodeID    string

@@ -31,7 +31,7 @@ type Options struct {
 	// or snapshot copied from another cluster fails to open.
 	ClusterID string
 	// NodeID is bound into the sealed stable values, the log state and
-	// the WAL's claim, so one copied from another node's disk fails to
+	// the WAL's claim and trailers, so one copied from another node's disk fails to
 	// open. Every opener of a node's log must give the same one.
 	NodeID string
 	// Keys holds the DEKs. A node's Store and SnapshotStore share one.
@@ -73,8 +73,8 @@ func (o Options) logger() *slog.Logger {
 // Store is an encrypted raft.LogStore and raft.StableStore over a
 // raft-boltdb file and a write-ahead file (wal.go). It seals each entry's
 // Data and Extensions, and each StableStore value; a sealed log state and
-// the WAL's sealed claim say what the files must hold (integrity.go). It
-// is safe for concurrent use.
+// the WAL's sealed trailers say what the files must hold (integrity.go,
+// trailer.go). It is safe for concurrent use.
 //
 // StoreLogs makes a batch durable in the WAL and keeps it in pending until
 // the flusher has stored it in bolt; reads look in pending first. Locks

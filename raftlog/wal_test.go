@@ -139,9 +139,9 @@ func TestWALHoldsEntriesUntilFlushed(t *testing.T) {
 		}
 	}
 	s.walMu.Lock()
-	off := s.w.off
+	off, empty := s.w.off, s.w.empty()
 	s.walMu.Unlock()
-	if off != walDataStart {
+	if off != walDataStart || !empty {
 		t.Fatalf("WAL not started over after the flush: next record at %d", off)
 	}
 	wantEntries(t, s, 1, 50, "a")
@@ -300,7 +300,7 @@ func TestWALHoldsNoPlaintext(t *testing.T) {
 	if bytes.Contains(b, []byte(marker)) {
 		t.Fatal("plaintext entry data found in the WAL")
 	}
-	if c, err := readWAL(b); err != nil || len(c.logs) != 1 {
+	if c, err := readWAL(b, s.openTrailer); err != nil || len(c.logs) != 1 {
 		t.Fatalf("the WAL holds %d records (%v), want the entry's", len(c.logs), err)
 	}
 }
@@ -342,7 +342,7 @@ func TestWALForgedRecordRefused(t *testing.T) {
 	crashed := crashCopy(t, dir)
 	p := filepath.Join(crashed, WALFile)
 	b, _ := os.ReadFile(p)
-	wc, err := readWAL(b)
+	wc, err := readWAL(b, s.openTrailer)
 	logs := wc.logs
 	if err != nil || len(logs) != 3 {
 		t.Fatalf("setup: %d records, %v", len(logs), err)
@@ -353,7 +353,7 @@ func TestWALForgedRecordRefused(t *testing.T) {
 	forged := *logs[1]
 	forged.Data = bytes.Clone(forged.Data)
 	forged.Data[len(forged.Data)-20] ^= 1
-	rec := appendWALRecord(nil, gen, &forged, true)
+	rec := appendWALRecord(nil, gen, &forged, false) // its mark as it was: not its batch's last
 	copy(b[off:], rec)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)

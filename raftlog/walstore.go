@@ -31,7 +31,7 @@ func (s *Store) openWAL(capacity int64) error {
 	s.sealedValues = have
 	// With a log state the WAL was created whole before it, so a missing
 	// or headerless one is refused (checkWAL), not created anew.
-	w, c, err := openWAL(s.walPath, capacity, s.sealClaim, !have)
+	w, c, err := openWAL(s.walPath, capacity, s, !have)
 	if err != nil {
 		return err
 	}
@@ -154,20 +154,14 @@ func (s *Store) tryAppend(sealed []*raft.Log) (done bool, err error) {
 	if s.w.dirty {
 		return false, nil
 	}
-	// The log's last entry before this batch, for the claim.
-	prevLast := s.w.last
-	if s.w.off == walDataStart {
-		prevLast = s.stLast.Load() // everything is in bolt
-	} else if s.w.last+1 != sealed[0].Index {
+	if !s.w.empty() && s.w.last+1 != sealed[0].Index {
 		return false, nil
 	}
-	b := s.w.encode(sealed)
-	if !s.w.fits(len(b)) {
+	fits, err := s.w.append(sealed)
+	if !fits {
 		return false, nil
 	}
-	last := sealed[len(sealed)-1]
-	claim := s.sealClaim(s.w.gen, prevLast, last.Index, last.Term)
-	if err := s.w.write(b, claim, last.Index); err != nil {
+	if err != nil {
 		// Part of the batch may be in the file: never append after it.
 		s.w.dirty = true
 		return true, err
