@@ -342,20 +342,6 @@ func (n *Node) finishRotation(ctx context.Context, rn *raftNode, rot *fsm.CARota
 	return err
 }
 
-// startCALoops starts the CA loops of an incarnation: following the CA on
-// every node (fed from the state on a manager, from followCluster on a
-// worker), and finishing rotations on the leader.
-func (n *Node) startCALoops(ctx context.Context, inc *incarnation, rn *raftNode) {
-	inc.loops.Add(1)
-	go func() { defer inc.loops.Done(); n.caSyncLoop(ctx, inc, inc.caViews) }()
-	if rn == nil {
-		return
-	}
-	inc.loops.Add(2)
-	go func() { defer inc.loops.Done(); n.managerCAFeed(ctx, inc, rn, inc.caViews) }()
-	go func() { defer inc.loops.Done(); n.caFinishLoop(ctx, rn) }()
-}
-
 // managerCAFeed turns a manager's state changes into CA views for its
 // caSyncLoop.
 func (n *Node) managerCAFeed(ctx context.Context, inc *incarnation, rn *raftNode, views chan *api.CAView) {

@@ -18,46 +18,6 @@ import (
 // roleRemoved is the "role" of a node the cluster removed.
 const roleRemoved = "removed"
 
-// startLoops starts the incarnation's background loops for its role.
-// n.mu must be held.
-func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
-	ctx, cancel := context.WithCancel(ctx)
-	inc.cancel = cancel
-	inc.loops.Add(2)
-	go func() { defer inc.loops.Done(); n.renewLoop(ctx, inc) }()
-	go func() { defer inc.loops.Done(); n.runGossip(ctx, inc) }()
-	if rn := inc.rn(); rn != nil {
-		inc.loops.Add(7)
-		go func() { defer inc.loops.Done(); n.watchAccess(ctx, inc, rn) }()
-		go func() { defer inc.loops.Done(); n.keysFromFSM(ctx, inc, rn) }()
-		go func() { defer inc.loops.Done(); n.rotateKeysLoop(ctx, rn) }()
-		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
-		go func() { defer inc.loops.Done(); n.watchUnlockKey(ctx, inc, rn) }()
-		go func() { defer inc.loops.Done(); n.deliverFromFSM(ctx, inc, rn) }()
-		if rn.store != nil {
-			inc.loops.Add(1)
-			go func() { defer inc.loops.Done(); n.watchDEK(ctx, inc.info.NodeID, rn) }()
-		}
-		go func() { defer inc.loops.Done(); n.watchOwnRole(ctx, inc, rn) }()
-		inc.loops.Add(2)
-		go func() { defer inc.loops.Done(); n.askOwnRole(ctx, inc, rn) }()
-		go func() { defer inc.loops.Done(); n.fillOwnAddr(ctx, inc, rn) }()
-		inc.loops.Add(1)
-		go func() { defer inc.loops.Done(); n.levelsLoop(ctx, inc, rn) }()
-		n.startCALoops(ctx, inc, rn)
-		return
-	}
-	inc.loops.Add(1)
-	go func() { defer inc.loops.Done(); n.followCluster(ctx, inc) }()
-	n.startCALoops(ctx, inc, nil)
-}
-
-// stopLoops ends the loops and waits for them. n.mu must be held.
-func (inc *incarnation) stopLoops() {
-	inc.cancel()
-	inc.loops.Wait()
-}
-
 func (n *Node) requestRoleChange() {
 	select {
 	case n.roleChange <- struct{}{}:
