@@ -223,19 +223,6 @@ func (n *Node) recoverExpired(ctx context.Context, info *nodeInfo, certs *keyfil
 	return err
 }
 
-// renewOwnExpired gives a manager that leads a forced new cluster a fresh
-// certificate from the CA in its own state, if its own has expired.
-func (n *Node) renewOwnExpired(ctx context.Context, inc *incarnation, rn *raftNode) error {
-	if time.Now().Before(inc.creds.Load().Cert.Leaf.NotAfter) {
-		return nil
-	}
-	if err := n.renewCert(ctx, inc); err != nil {
-		return fmt.Errorf("renew the expired certificate from this manager's CA: %w", err)
-	}
-	n.logger.Warn("this manager's expired certificate was renewed from its own CA")
-	return nil
-}
-
 // rememberManagerPeers keeps a manager's list of the other managers on
 // disk, so that after a long outage it knows whom to ask to renew an
 // expired certificate.

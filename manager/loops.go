@@ -66,7 +66,7 @@ var loopTable = []loopSpec{
 		return runFunc(func(ctx context.Context) { e.n.fillOwnAddr(ctx, e.inc, e.rn) })
 	}},
 	{name: "renewal", where: everyNode, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.renewLoop(ctx, e.inc) })
+		return newRenewer(e.n, e.inc)
 	}},
 	{name: "gossip", where: everyNode, build: func(e loopEnv) runner {
 		return runFunc(func(ctx context.Context) { e.n.runGossip(ctx, e.inc) })
@@ -96,13 +96,13 @@ var loopTable = []loopSpec{
 		return runFunc(func(ctx context.Context) { e.n.followCluster(ctx, e.inc) })
 	}},
 	{name: "ca-sync", where: everyNode, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.caSyncLoop(ctx, e.inc, e.inc.caViews) })
+		return newCASyncer(e.n, e.inc)
 	}},
 	{name: "ca-feed", where: managersOnly, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.managerCAFeed(ctx, e.inc, e.rn, e.inc.caViews) })
+		return &caFeed{state: e.rn.fsm, self: e.inc.info.NodeID, views: e.inc.caViews, remember: func() { e.n.rememberManagerPeers(e.inc) }}
 	}},
 	{name: "ca-finish", where: managersOnly, leaderOnly: true, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.caFinishLoop(ctx, e.rn) })
+		return newCAFinisher(e.n, e.rn)
 	}},
 }
 
