@@ -72,16 +72,16 @@ var loopTable = []loopSpec{
 		return runFunc(func(ctx context.Context) { e.n.runGossip(ctx, e.inc) })
 	}},
 	{name: "unlock-key", where: managersOnly, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.watchUnlockKey(ctx, e.inc, e.rn) })
+		return newKEKConverger(e.n, e.inc, e.rn)
 	}},
 	{name: "secret-delivery", where: managersOnly, build: func(e loopEnv) runner {
 		return runFunc(func(ctx context.Context) { e.n.deliverFromFSM(ctx, e.inc, e.rn) })
 	}},
 	{name: "dek-rotation", where: managersOnly, build: func(e loopEnv) runner {
-		if e.rn.store == nil {
-			return nil // a plain log has no DEK
+		if d := newDEKRotator(e.n, e.inc.info.NodeID, e.rn); d != nil {
+			return d
 		}
-		return runFunc(func(ctx context.Context) { e.n.watchDEK(ctx, e.inc.info.NodeID, e.rn) })
+		return nil // a plain log has no DEK
 	}},
 	{name: "own-role", where: managersOnly, build: func(e loopEnv) runner {
 		return runFunc(func(ctx context.Context) { e.n.watchOwnRole(ctx, e.inc, e.rn) })
