@@ -75,7 +75,7 @@ var loopTable = []loopSpec{
 		return newKEKConverger(e.n, e.inc, e.rn)
 	}},
 	{name: "secret-delivery", where: managersOnly, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.deliverFromFSM(ctx, e.inc, e.rn) })
+		return &managerDelivery{out: secretWriter{dir: e.n.cfg.secretsDir(), log: e.n.logger}, state: e.rn.fsm, self: e.inc.info.NodeID}
 	}},
 	{name: "dek-rotation", where: managersOnly, build: func(e loopEnv) runner {
 		if d := newDEKRotator(e.n, e.inc.info.NodeID, e.rn); d != nil {

@@ -287,7 +287,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 		}
 		inc.setRN(rn)
 	}
-	n.checkSecretsDir()
+	checkSecretsDir(n.cfg.SecretsDir, n.logger)
 	n.setCurrent(inc)
 	n.startLoops(context.WithoutCancel(ctx), inc)
 	if rn := inc.rn(); rn != nil && mode == raftResume && !rn.inConfiguration() {

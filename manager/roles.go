@@ -121,7 +121,7 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 	var index uint64
 	backoff := 100 * time.Millisecond
 	next := 0
-	ws := &workerSecrets{}
+	ws := &workerDelivery{out: secretWriter{dir: n.cfg.secretsDir(), log: n.logger}, fetchTimeout: n.cfg.ForwardTimeout}
 	for ctx.Err() == nil {
 		managers := inc.managers()
 		if len(managers) == 0 {
@@ -154,7 +154,7 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 		if view.CA != nil {
 			offerView(inc.caViews, view.CA)
 		}
-		if !n.deliverFromView(ctx, inc, client, ws, view.Secrets) {
+		if !ws.deliver(ctx, client, view.Secrets) {
 			// Try again soon, through the next manager, without waiting
 			// for the state to change.
 			index = 0
