@@ -69,7 +69,7 @@ var loopTable = []loopSpec{
 		return newRenewer(e.n, e.inc)
 	}},
 	{name: "gossip", where: everyNode, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.runGossip(ctx, e.inc) })
+		return newGossiper(e.n, e.inc)
 	}},
 	{name: "unlock-key", where: managersOnly, build: func(e loopEnv) runner {
 		return newKEKConverger(e.n, e.inc, e.rn)
@@ -90,7 +90,7 @@ var loopTable = []loopSpec{
 		return runFunc(func(ctx context.Context) { e.n.askOwnRole(ctx, e.inc, e.rn) })
 	}},
 	{name: "levels", where: managersOnly, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.levelsLoop(ctx, e.inc, e.rn) })
+		return newLevelProber(e.n, e.inc, e.rn)
 	}},
 	{name: "follow-cluster", where: workersOnly, build: func(e loopEnv) runner {
 		return runFunc(func(ctx context.Context) { e.n.followCluster(ctx, e.inc) })
