@@ -35,7 +35,11 @@
 //     RenewFrom and RenewTo of its lifetime; pass the random source), the
 //     normal way until Expired; follow a rotation by repeating
 //     NextNodeStep (renew, then trust, then report) until StepNone; and,
-//     on the leader, finish when NextLeaderStep says StepFinish.
+//     on the leader, finish when NextLeaderStep says StepFinish. A node's
+//     role follows the same pattern: OwnRecordTarget reads what a
+//     manager's own record asks of it, and NextRoleStep says whether to
+//     keep the role, wipe a removed node, add a manager to raft again, or
+//     switch (renew for the new role, then start or stop raft).
 //
 // Formats:
 //

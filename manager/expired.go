@@ -223,21 +223,6 @@ func (n *Node) recoverExpired(ctx context.Context, info *nodeInfo, certs *keyfil
 	return err
 }
 
-// rememberManagerPeers keeps a manager's list of the other managers on
-// disk, so that after a long outage it knows whom to ask to renew an
-// expired certificate.
-func (n *Node) rememberManagerPeers(inc *incarnation) {
-	var others []api.PeerAddr
-	for _, m := range inc.managers() {
-		if m.NodeID != inc.info.NodeID {
-			others = append(others, m)
-		}
-	}
-	if len(others) > 0 {
-		n.rememberManagers(inc, others)
-	}
-}
-
 // errExpired refuses init and join on a manager that has cluster state but
 // could not start because its certificate expired: they would wipe it.
 // n.mu must be held.

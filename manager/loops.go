@@ -84,22 +84,22 @@ var loopTable = []loopSpec{
 		return nil // a plain log has no DEK
 	}},
 	{name: "own-role", where: managersOnly, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.watchOwnRole(ctx, e.inc, e.rn) })
+		return &ownRoleWatcher{state: e.rn.fsm, self: e.inc.info.NodeID, ask: func(role string) { askRole(e.inc, e.n.roleChange, role) }}
 	}},
 	{name: "ask-own-role", where: managersOnly, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.askOwnRole(ctx, e.inc, e.rn) })
+		return newRoleAsker(e.n, e.inc, e.rn)
 	}},
 	{name: "levels", where: managersOnly, build: func(e loopEnv) runner {
 		return newLevelProber(e.n, e.inc, e.rn)
 	}},
 	{name: "follow-cluster", where: workersOnly, build: func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.followCluster(ctx, e.inc) })
+		return newFollower(e.n, e.inc)
 	}},
 	{name: "ca-sync", where: everyNode, build: func(e loopEnv) runner {
 		return newCASyncer(e.n, e.inc)
 	}},
 	{name: "ca-feed", where: managersOnly, build: func(e loopEnv) runner {
-		return &caFeed{state: e.rn.fsm, self: e.inc.info.NodeID, views: e.inc.caViews, remember: func() { e.n.rememberManagerPeers(e.inc) }}
+		return &caFeed{state: e.rn.fsm, self: e.inc.info.NodeID, views: e.inc.caViews, remember: func() { rememberManagerPeers(e.inc, e.n.saveNodeInfo, e.n.logger) }}
 	}},
 	{name: "ca-finish", where: managersOnly, leaderOnly: true, build: func(e loopEnv) runner {
 		return newCAFinisher(e.n, e.rn)

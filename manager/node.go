@@ -41,7 +41,7 @@ type Node struct {
 
 	// roleChange carries a request to re-read this node's role and switch
 	// between manager and worker; the supervisor started by Run serves it.
-	roleChange chan struct{}
+	roleChange roleRequests
 	control    *http.Server
 	// stopping is set, under mu, when Run shuts down: init, join and
 	// unlock then start nothing new.
@@ -188,7 +188,7 @@ func (n *Node) Run(ctx context.Context) error {
 		defer close(supervisorDone)
 		var retry sync.WaitGroup
 		retry.Go(func() { n.retryExpired(superCtx) })
-		n.supervise(superCtx)
+		_ = newRoleSupervisor(n).Run(superCtx)
 		retry.Wait()
 	}()
 
@@ -293,8 +293,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 	if rn := inc.rn(); rn != nil && mode == raftResume && !rn.inConfiguration() {
 		// A manager raft does not know yet: a join or promotion that did
 		// not finish (Join itself adds it; the supervisor retries).
-		inc.wantRole.Store(roleManager)
-		n.requestRoleChange()
+		askRole(inc, n.roleChange, roleManager)
 	}
 	n.logger.Info("node started", "node_id", info.NodeID, "cluster_id", info.ClusterID, "role", info.Role, "addr", info.AdvertiseAddr)
 	return nil

@@ -157,7 +157,7 @@ func newRenewer(n *Node, inc *incarnation) *renewer {
 			}
 			return resp, err
 		},
-		wantRole: func(role string) { inc.wantRole.Store(role); n.requestRoleChange() },
+		wantRole: func(role string) { askRole(inc, n.roleChange, role) },
 		save:     func(c *keyfiles.Certs) error { return n.keyFiles.SaveCerts(inc.info.NodeID, c) },
 		certMu:   &inc.certMu,
 		clock:    clk,
