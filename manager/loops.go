@@ -52,58 +52,57 @@ type loopSpec struct {
 // the rows for the node's role; a role change stops them all and starts
 // them again.
 var loopTable = []loopSpec{
-	{name: "key-rotation", where: managersOnly, leaderOnly: true, build: newKeyRotatorLoop},
-	{name: "key-feed", where: managersOnly, build: func(e loopEnv) runner {
-		return &keyFeed{state: e.rn.fsm, self: e.inc.info.NodeID, keys: e.inc.keys}
-	}},
-	{name: "access", where: managersOnly, build: func(e loopEnv) runner {
+	// Every node.
+	{"renewal", everyNode, false, func(e loopEnv) runner { return newRenewer(e.n, e.inc) }},
+	{"gossip", everyNode, false, func(e loopEnv) runner { return newGossiper(e.n, e.inc) }},
+	{"ca-sync", everyNode, false, func(e loopEnv) runner { return newCASyncer(e.n, e.inc) }},
+	// Managers: leader loops (each checks leadership whenever it wakes).
+	{"key-rotation", managersOnly, true, func(e loopEnv) runner { return newKeyRotator(e.n, e.rn) }},
+	{"ca-finish", managersOnly, true, func(e loopEnv) runner { return newCAFinisher(e.n, e.rn) }},
+	// Managers: every one.
+	{"key-feed", managersOnly, false, buildKeyFeed},
+	{"ca-feed", managersOnly, false, buildCAFeed},
+	{"unlock-key", managersOnly, false, func(e loopEnv) runner { return newKEKConverger(e.n, e.inc, e.rn) }},
+	{"dek-rotation", managersOnly, false, buildDEKRotator},
+	{"secret-delivery", managersOnly, false, buildManagerDelivery},
+	{"levels", managersOnly, false, func(e loopEnv) runner { return newLevelProber(e.n, e.inc, e.rn) }},
+	{"own-role", managersOnly, false, buildOwnRoleWatcher},
+	{"ask-own-role", managersOnly, false, func(e loopEnv) runner { return newRoleAsker(e.n, e.inc, e.rn) }},
+	{"access", managersOnly, false, func(e loopEnv) runner {
 		return runFunc(func(ctx context.Context) { e.n.watchAccess(ctx, e.inc, e.rn) })
 	}},
-	{name: "raft-observer", where: managersOnly, build: func(e loopEnv) runner {
+	{"raft-observer", managersOnly, false, func(e loopEnv) runner {
 		return runFunc(func(ctx context.Context) { e.n.watchRaft(ctx, e.rn, e.inc.info.NodeID) })
 	}},
-	{name: "own-address", where: managersOnly, build: func(e loopEnv) runner {
+	{"own-address", managersOnly, false, func(e loopEnv) runner {
 		return runFunc(func(ctx context.Context) { e.n.fillOwnAddr(ctx, e.inc, e.rn) })
 	}},
-	{name: "renewal", where: everyNode, build: func(e loopEnv) runner {
-		return newRenewer(e.n, e.inc)
-	}},
-	{name: "gossip", where: everyNode, build: func(e loopEnv) runner {
-		return newGossiper(e.n, e.inc)
-	}},
-	{name: "unlock-key", where: managersOnly, build: func(e loopEnv) runner {
-		return newKEKConverger(e.n, e.inc, e.rn)
-	}},
-	{name: "secret-delivery", where: managersOnly, build: func(e loopEnv) runner {
-		return &managerDelivery{out: secretWriter{dir: e.n.cfg.secretsDir(), log: e.n.logger}, state: e.rn.fsm, self: e.inc.info.NodeID}
-	}},
-	{name: "dek-rotation", where: managersOnly, build: func(e loopEnv) runner {
-		if d := newDEKRotator(e.n, e.inc.info.NodeID, e.rn); d != nil {
-			return d
-		}
-		return nil // a plain log has no DEK
-	}},
-	{name: "own-role", where: managersOnly, build: func(e loopEnv) runner {
-		return &ownRoleWatcher{state: e.rn.fsm, self: e.inc.info.NodeID, ask: func(role string) { askRole(e.inc, e.n.roleChange, role) }}
-	}},
-	{name: "ask-own-role", where: managersOnly, build: func(e loopEnv) runner {
-		return newRoleAsker(e.n, e.inc, e.rn)
-	}},
-	{name: "levels", where: managersOnly, build: func(e loopEnv) runner {
-		return newLevelProber(e.n, e.inc, e.rn)
-	}},
-	{name: "follow-cluster", where: workersOnly, build: func(e loopEnv) runner {
-		return newFollower(e.n, e.inc)
-	}},
-	{name: "ca-sync", where: everyNode, build: func(e loopEnv) runner {
-		return newCASyncer(e.n, e.inc)
-	}},
-	{name: "ca-feed", where: managersOnly, build: func(e loopEnv) runner {
-		return &caFeed{state: e.rn.fsm, self: e.inc.info.NodeID, views: e.inc.caViews, remember: func() { rememberManagerPeers(e.inc, e.n.saveNodeInfo, e.n.logger) }}
-	}},
-	{name: "ca-finish", where: managersOnly, leaderOnly: true, build: func(e loopEnv) runner {
-		return newCAFinisher(e.n, e.rn)
-	}},
+	// Workers.
+	{"follow-cluster", workersOnly, false, func(e loopEnv) runner { return newFollower(e.n, e.inc) }},
+}
+
+func buildKeyFeed(e loopEnv) runner {
+	return &keyFeed{state: e.rn.fsm, self: e.inc.info.NodeID, keys: e.inc.keys}
+}
+
+func buildCAFeed(e loopEnv) runner {
+	return &caFeed{state: e.rn.fsm, self: e.inc.info.NodeID, views: e.inc.caViews,
+		remember: func() { rememberManagerPeers(e.inc, e.n.saveNodeInfo, e.n.logger) }}
+}
+
+func buildDEKRotator(e loopEnv) runner {
+	if d := newDEKRotator(e.n, e.inc.info.NodeID, e.rn); d != nil {
+		return d
+	}
+	return nil // a plain log has no DEK
+}
+
+func buildManagerDelivery(e loopEnv) runner {
+	return &managerDelivery{out: secretWriter{dir: e.n.cfg.secretsDir(), log: e.n.logger}, state: e.rn.fsm, self: e.inc.info.NodeID}
+}
+
+func buildOwnRoleWatcher(e loopEnv) runner {
+	return &ownRoleWatcher{state: e.rn.fsm, self: e.inc.info.NodeID, ask: func(role string) { askRole(e.inc, e.n.roleChange, role) }}
 }
 
 // newKeyRotator builds the data-plane key rotator of manager rn (also for
@@ -123,8 +122,6 @@ func newKeyRotator(n *Node, rn *raftNode) *keyRotator {
 		log:  n.logger,
 	}
 }
-
-func newKeyRotatorLoop(e loopEnv) runner { return newKeyRotator(e.n, e.rn) }
 
 // startLoops starts the incarnation's loops for its role, from loopTable.
 // n.mu must be held.

@@ -1,0 +1,255 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/overlaykeys"
+)
+
+// Unit tests of the loop components, without a cluster: each component
+// gets a fake state and fake actions through its dependencies.
+
+func TestLoopTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, spec := range loopTable {
+		if spec.name == "" || seen[spec.name] {
+			t.Errorf("loop name %q is empty or repeated", spec.name)
+		}
+		seen[spec.name] = true
+		if spec.leaderOnly && spec.where != managersOnly {
+			t.Errorf("loop %q is leader-only but runs on %v: only managers lead", spec.name, spec.where)
+		}
+		if spec.build == nil {
+			t.Errorf("loop %q has no constructor", spec.name)
+		}
+	}
+	for _, name := range []string{"key-rotation", "ca-finish", "ca-sync", "renewal", "unlock-key", "dek-rotation", "secret-delivery", "gossip", "levels", "own-role", "ask-own-role", "follow-cluster"} {
+		if !seen[name] {
+			t.Errorf("loop table has no %q", name)
+		}
+	}
+}
+
+// fakeState is a stateView over a State the test changes.
+type fakeState struct {
+	mu sync.Mutex
+	s  *fsm.State
+	ch chan struct{}
+}
+
+func newFakeState(s *fsm.State) *fakeState { return &fakeState{s: s, ch: make(chan struct{})} }
+
+func (f *fakeState) Read(fn func(*fsm.State, uint64)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.s, 1)
+}
+
+func (f *fakeState) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ch
+}
+
+func (f *fakeState) update(fn func(*fsm.State)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.s)
+	close(f.ch)
+	f.ch = make(chan struct{})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestKeyRotatorRotateDue drives one leader's rotateDue by hand: what it
+// proposes, how it takes a stale or failed proposal, and how long it
+// says to wait.
+func TestKeyRotatorRotateDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const every = 12 * time.Hour
+	st := newFakeState(&fsm.State{Cluster: &fsm.Cluster{Settings: fsm.Settings{KeyRotation: every}}, Keys: overlaykeys.Keyrings{}})
+	now := t0
+	var proposed []overlaykeys.Subsystem
+	var fail error
+	k := &keyRotator{
+		state:   st,
+		leading: func() bool { return true },
+		propose: func(ctx context.Context, b []byte) error {
+			if fail != nil {
+				return fail
+			}
+			cmd, err := fsm.Decode(b)
+			if err != nil {
+				return err
+			}
+			rot := cmd.(*fsm.KeysRotate).Rotation
+			proposed = append(proposed, rot.Subsystem)
+			var aerr error
+			st.update(func(s *fsm.State) { aerr = s.Keys.Apply(rot) })
+			return aerr
+		},
+		now: func() time.Time { return now },
+		log: discardLogger(),
+	}
+	ctx := context.Background()
+
+	if d := k.rotateDue(ctx); d != 0 || !slices.Equal(proposed, overlaykeys.Subsystems) {
+		t.Fatalf("first look: wait %s, proposed %v; want 0 and %v (empty rings are due)", d, proposed, overlaykeys.Subsystems)
+	}
+	proposed = nil
+	if d := k.rotateDue(ctx); d != time.Hour || len(proposed) != 0 {
+		t.Fatalf("right after: wait %s, proposed %v; want 1h (the longest wait) and nothing", d, proposed)
+	}
+	now = t0.Add(every - time.Minute)
+	if d := k.rotateDue(ctx); d != time.Minute || len(proposed) != 0 {
+		t.Fatalf("a minute before: wait %s, proposed %v; want 1m and nothing", d, proposed)
+	}
+	now = t0.Add(every)
+	fail = errors.New("no quorum")
+	if d := k.rotateDue(ctx); d != time.Second {
+		t.Fatalf("failed proposal: wait %s; want 1s (retry)", d)
+	}
+	fail = overlaykeys.ErrStale
+	if d := k.rotateDue(ctx); d != 0 {
+		t.Fatalf("stale proposal (another leader rotated): wait %s; want 0 (look again)", d)
+	}
+	fail = nil
+	if d := k.rotateDue(ctx); d != 0 || !slices.Equal(proposed, overlaykeys.Subsystems) {
+		t.Fatalf("due again: wait %s, proposed %v; want 0 and %v", d, proposed, overlaykeys.Subsystems)
+	}
+}
+
+// TestKeyRotatorActsOnlyWhileLeading: a follower's rotator proposes
+// nothing however due the rings are.
+func TestKeyRotatorActsOnlyWhileLeading(t *testing.T) {
+	st := newFakeState(&fsm.State{Cluster: &fsm.Cluster{Settings: fsm.Settings{KeyRotation: time.Hour}}, Keys: overlaykeys.Keyrings{}})
+	kick := make(chan struct{})
+	proposed := make(chan struct{}, 8)
+	k := &keyRotator{
+		state:   st,
+		leading: func() bool { return false },
+		propose: func(context.Context, []byte) error { proposed <- struct{}{}; return nil },
+		now:     time.Now,
+		kick:    kick,
+		log:     discardLogger(),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- k.Run(ctx) }()
+	kick <- struct{}{} // the loop has looked once and waits again
+	kick <- struct{}{}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v; want context.Canceled", err)
+	}
+	if len(proposed) != 0 {
+		t.Errorf("a follower proposed %d rotations; want none", len(proposed))
+	}
+}
+
+// TestOwnRoleWatcher: a manager's own record asks it to become a worker
+// when demoted, and to wipe itself when removed, after which the watcher
+// stops.
+func TestOwnRoleWatcher(t *testing.T) {
+	st := newFakeState(&fsm.State{Nodes: map[string]*fsm.Node{"m1": {ID: "m1", Role: roleManager}}, Removed: map[string]time.Time{}})
+	asked := make(chan string, 8)
+	w := &ownRoleWatcher{state: st, self: "m1", ask: func(role string) { asked <- role }}
+	done := make(chan error)
+	go func() { done <- w.Run(context.Background()) }()
+	st.update(func(s *fsm.State) { s.Nodes["m1"].Role = roleWorker })
+	if got := <-asked; got != roleWorker {
+		t.Fatalf("after demotion asked %q; want %q", got, roleWorker)
+	}
+	st.update(func(s *fsm.State) { s.Removed["m1"] = time.Now().Add(time.Hour) })
+	for got := range asked {
+		if got == roleRemoved {
+			break
+		}
+		if got != roleWorker {
+			t.Fatalf("asked %q; want %q, then %q", got, roleWorker, roleRemoved)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run after removal = %v; want nil", err)
+	}
+}
+
+// fakeLife records what the role supervisor asks of the node.
+type fakeLife struct {
+	inc   *incarnation
+	calls []string
+}
+
+func (f *fakeLife) current() *incarnation { return f.inc }
+func (f *fakeLife) stop(graceful bool)    { f.calls = append(f.calls, "stop"); f.inc = nil }
+func (f *fakeLife) wipeState() error      { f.calls = append(f.calls, "wipe"); return nil }
+func (f *fakeLife) startLoops(context.Context, *incarnation) {
+	f.calls = append(f.calls, "startLoops")
+}
+func (f *fakeLife) startRaft(*incarnation, raftMode) (*raftNode, error) {
+	f.calls = append(f.calls, "startRaft")
+	return nil, errors.New("not in this test")
+}
+func (f *fakeLife) removeRaftState() error { f.calls = append(f.calls, "removeRaft"); return nil }
+func (f *fakeLife) becomeVoter(context.Context, *incarnation) error {
+	f.calls = append(f.calls, "becomeVoter")
+	return nil
+}
+func (f *fakeLife) saveNodeInfo(*nodeInfo) error { f.calls = append(f.calls, "save"); return nil }
+
+// TestRoleSupervisorReconcile checks what reconcile does for the steps
+// that need no certificate: nothing, or wiping a removed node; and that a
+// switch first asks for a certificate for the new role, doing nothing
+// else when the cluster answers with another role.
+func TestRoleSupervisorReconcile(t *testing.T) {
+	tests := []struct {
+		name     string
+		have     string
+		want     string
+		answer   string // the role a renewal answers with
+		calls    []string
+		renewals int
+		wantRole string // inc.wantRole after
+	}{
+		{"nothing asked", roleWorker, "", "", nil, 0, ""},
+		{"same role", roleWorker, roleWorker, "", nil, 0, roleWorker},
+		{"removed", roleWorker, roleRemoved, "", []string{"stop", "wipe"}, 0, roleRemoved},
+		{"promotion the cluster took back", roleWorker, roleManager, roleWorker, nil, 1, roleWorker},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inc := &incarnation{info: &nodeInfo{NodeID: "n1", Role: tt.have}}
+			if tt.want != "" {
+				inc.wantRole.Store(tt.want)
+			}
+			life := &fakeLife{inc: inc}
+			renewals := 0
+			s := &roleSupervisor{
+				life: life,
+				renew: func(context.Context, *incarnation, api.RenewRequest) (*api.RenewResponse, error) {
+					renewals++
+					return &api.RenewResponse{Role: tt.answer}, nil
+				},
+				log: discardLogger(),
+			}
+			if err := s.reconcile(context.Background()); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+			if !slices.Equal(life.calls, tt.calls) || renewals != tt.renewals {
+				t.Errorf("calls %v, %d renewals; want %v, %d", life.calls, renewals, tt.calls, tt.renewals)
+			}
+			if got, _ := inc.wantRole.Load().(string); got != tt.wantRole {
+				t.Errorf("wantRole = %q; want %q", got, tt.wantRole)
+			}
+		})
+	}
+}
