@@ -30,4 +30,17 @@
 // Lifecycle of a node: uninitialized → ready (manager or worker). A manager
 // runs raft; a worker does not, and follows the cluster through a manager's
 // node API.
+//
+// Loops: every background loop of a node is a component — a struct with
+// explicit dependencies (narrow interfaces such as stateView, or function
+// fields; never the Node) and Run(ctx) — started from one table,
+// loopTable in loops.go (name, on which nodes, leader-only, constructor).
+// The constructors there are the only place the Node is taken apart into
+// dependencies. A loop reads state, asks a pure decision in a domain
+// package (overlaykeys.Keyrings.Plan, ca.RenewAt, ca.NextNodeStep,
+// ca.NextLeaderStep, ca.NextRoleStep, autolock.Converge), acts, logs and
+// meters. A role change stops every loop of the incarnation and starts the
+// table again for the new role; the role supervisor (rolesupervisor.go)
+// lives as long as Run. docs/DESIGN-NOTES.md, "Components of a node",
+// lists them.
 package manager
