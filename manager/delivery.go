@@ -3,8 +3,6 @@ package manager
 import (
 	"context"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -44,14 +42,22 @@ func checkSecretsDir(dir string, log *slog.Logger) {
 	}
 }
 
-// fingerprint identifies a set of granted secrets by ID and digest.
-func fingerprint(refs []api.SecretRef) string {
-	parts := make([]string, 0, len(refs))
-	for _, r := range refs {
-		parts = append(parts, r.ID+"/"+r.Name+"/"+r.Digest)
+// secretRefs is the secrets package's reading of a self view's refs.
+func secretRefs(in []api.SecretRef) []secrets.Ref {
+	out := make([]secrets.Ref, len(in))
+	for i, r := range in {
+		out[i] = secrets.Ref{ID: r.ID, Name: r.Name, Digest: r.Digest}
 	}
-	slices.Sort(parts)
-	return strings.Join(parts, ",")
+	return out
+}
+
+// secretRefsOf names the granted secrets.
+func secretRefsOf(granted []*secrets.Secret) []secrets.Ref {
+	out := make([]secrets.Ref, len(granted))
+	for i, s := range granted {
+		out[i] = secrets.Ref{ID: s.ID, Name: s.Name, Digest: s.Digest}
+	}
+	return out
 }
 
 // managerDelivery keeps a manager's secrets directory in step with its
@@ -73,7 +79,7 @@ func (d *managerDelivery) Run(ctx context.Context) error {
 			}
 			granted = s.Secrets.GrantedTo(d.self)
 		})
-		if fp := fingerprint(refsOf(granted)); fp != last {
+		if fp := secrets.Fingerprint(secretRefsOf(granted)); fp != last {
 			d.out.write(granted)
 			last = fp
 		}
@@ -104,17 +110,14 @@ type workerDelivery struct {
 // the granted set. It returns false when a fetch failed (the caller tries
 // again with the next view).
 func (w *workerDelivery) deliver(ctx context.Context, c secretFetcher, refs []api.SecretRef) bool {
-	fp := fingerprint(refs)
+	want := secretRefs(refs)
+	fp := secrets.Fingerprint(want)
 	if fp == w.last {
 		return true
 	}
-	next := map[string]*secrets.Secret{}
+	next, fetch := secrets.Fetches(w.have, want)
 	ok := true
-	for _, r := range refs {
-		if s, found := w.have[r.ID]; found && s.Digest == r.Digest {
-			next[r.ID] = s
-			continue
-		}
+	for _, r := range fetch {
 		fctx, cancel := context.WithTimeout(ctx, w.fetchTimeout)
 		d, err := c.FetchSecret(fctx, r.ID)
 		cancel()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/overlaykeys"
+	"github.com/holdfast/holdfast/secrets"
 )
 
 // Unit tests of the loop components, without a cluster: each component
@@ -251,5 +253,68 @@ func TestRoleSupervisorReconcile(t *testing.T) {
 				t.Errorf("wantRole = %q; want %q", got, tt.wantRole)
 			}
 		})
+	}
+}
+
+// fakeFetcher serves secrets by ID and counts fetches.
+type fakeFetcher struct {
+	data    map[string]*api.SecretData
+	fetched []string
+}
+
+func (f *fakeFetcher) FetchSecret(_ context.Context, id string) (*api.SecretData, error) {
+	f.fetched = append(f.fetched, id)
+	d, ok := f.data[id]
+	if !ok {
+		return nil, errors.New("not granted")
+	}
+	return d, nil
+}
+
+// TestWorkerDeliveryFetchesOnlyWhatItLacks: a worker fetches each granted
+// secret once, fetches again only a secret whose digest changed, retries
+// after a failed fetch, and writes exactly the granted set.
+func TestWorkerDeliveryFetchesOnlyWhatItLacks(t *testing.T) {
+	dir := t.TempDir()
+	w := &workerDelivery{out: secretWriter{dir: secrets.Dir{Path: dir}, log: discardLogger()}, fetchTimeout: time.Second}
+	mk := func(id, name, data string) (*api.SecretData, api.SecretRef) {
+		s, err := secrets.New(id, name, []byte(data), nil, nil, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &api.SecretData{ID: id, Name: name, Digest: s.Digest, Data: s.Data}, api.SecretRef{ID: id, Name: name, Digest: s.Digest}
+	}
+	dbData, db := mk("1", "db", "pw")
+	tlsData, tls := mk("2", "tls", "key")
+	f := &fakeFetcher{data: map[string]*api.SecretData{"1": dbData}}
+	ctx := context.Background()
+
+	if w.deliver(ctx, f, []api.SecretRef{db, tls}) {
+		t.Fatal("deliver reported success with a secret it could not fetch")
+	}
+	f.data["2"] = tlsData
+	if !w.deliver(ctx, f, []api.SecretRef{db, tls}) {
+		t.Fatal("deliver failed with every secret fetchable")
+	}
+	if want := []string{"1", "2", "2"}; !slices.Equal(f.fetched, want) {
+		t.Errorf("fetched %v; want %v (the held one not again)", f.fetched, want)
+	}
+	f.fetched = nil
+	if !w.deliver(ctx, f, []api.SecretRef{tls, db}) || len(f.fetched) != 0 {
+		t.Errorf("the same set again fetched %v; want nothing", f.fetched)
+	}
+	if !w.deliver(ctx, f, []api.SecretRef{tls}) || len(f.fetched) != 0 {
+		t.Errorf("a revocation fetched %v; want nothing", f.fetched)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"tls"}) {
+		t.Errorf("secrets dir holds %v; want [tls]", names)
 	}
 }
