@@ -232,36 +232,3 @@ func (n *Node) errExpired() error {
 	}
 	return api.Errorf(http.StatusConflict, "this manager has cluster state, but its certificate expired and no manager renewed it yet: start another manager (this one retries every few seconds), or, if this is the last manager, run 'holdfast init --force-new-cluster'")
 }
-
-// retryExpired starts, every few seconds, a manager that could not start
-// because its certificate expired, until another manager renews it (or
-// force-new-cluster starts it). It returns at once if there is none.
-func (n *Node) retryExpired(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		n.mu.Lock()
-		waiting := n.expired != nil && !n.stopping && n.current() == nil
-		n.mu.Unlock()
-		if !waiting {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n.mu.Lock()
-		var err error
-		if info := n.expired; info != nil && !n.stopping && n.current() == nil {
-			if err = n.start(ctx, info, raftResume); err == nil {
-				n.expired = nil
-				n.logger.Info("expired certificate renewed through another manager; node started")
-			}
-		}
-		n.mu.Unlock()
-		if err != nil && !errors.Is(err, errCertExpired) {
-			n.logger.Warn("cannot start", "err", err)
-		}
-	}
-}

@@ -187,7 +187,7 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() {
 		defer close(supervisorDone)
 		var retry sync.WaitGroup
-		retry.Go(func() { n.retryExpired(superCtx) })
+		retry.Go(func() { _ = newExpiredRetrier(n).Run(superCtx) })
 		_ = newRoleSupervisor(n).Run(superCtx)
 		retry.Wait()
 	}()
