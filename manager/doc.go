@@ -40,7 +40,8 @@
 // package (overlaykeys.Keyrings.Plan, ca.RenewAt, ca.NextNodeStep,
 // ca.NextLeaderStep, ca.NextRoleStep, autolock.Converge), acts, logs and
 // meters. A role change stops every loop of the incarnation and starts the
-// table again for the new role; the role supervisor (rolesupervisor.go)
-// lives as long as Run. docs/DESIGN-NOTES.md, "Components of a node",
+// table again for the new role; the table's wholeRun rows (the role
+// supervisor, the retrier of a manager whose certificate expired) live as
+// long as Run. docs/DESIGN-NOTES.md, "Components of a node",
 // lists them.
 package manager

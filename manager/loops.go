@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -24,6 +25,9 @@ const (
 	everyNode    where = iota
 	managersOnly       // nodes that run raft
 	workersOnly
+	// wholeRun: once per Node.Run, outside every incarnation (loopEnv has
+	// neither inc nor rn); runRunLoops starts these.
+	wholeRun
 )
 
 // loopEnv is what the table's constructors build a component from. Only
@@ -48,37 +52,44 @@ type loopSpec struct {
 	build func(e loopEnv) runner
 }
 
-// loopTable is every background loop of an incarnation. startLoops runs
-// the rows for the node's role; a role change stops them all and starts
-// them again.
-var loopTable = []loopSpec{
-	// Every node.
-	{"renewal", everyNode, false, func(e loopEnv) runner { return newRenewer(e.n, e.inc) }},
-	{"gossip", everyNode, false, func(e loopEnv) runner { return newGossiper(e.n, e.inc) }},
-	{"ca-sync", everyNode, false, func(e loopEnv) runner { return newCASyncer(e.n, e.inc) }},
-	// Managers: leader loops (each checks leadership whenever it wakes).
-	{"key-rotation", managersOnly, true, func(e loopEnv) runner { return newKeyRotator(e.n, e.rn) }},
-	{"ca-finish", managersOnly, true, func(e loopEnv) runner { return newCAFinisher(e.n, e.rn) }},
-	// Managers: every one.
-	{"key-feed", managersOnly, false, buildKeyFeed},
-	{"ca-feed", managersOnly, false, buildCAFeed},
-	{"unlock-key", managersOnly, false, func(e loopEnv) runner { return newKEKConverger(e.n, e.inc, e.rn) }},
-	{"dek-rotation", managersOnly, false, buildDEKRotator},
-	{"secret-delivery", managersOnly, false, buildManagerDelivery},
-	{"levels", managersOnly, false, func(e loopEnv) runner { return newLevelProber(e.n, e.inc, e.rn) }},
-	{"own-role", managersOnly, false, buildOwnRoleWatcher},
-	{"ask-own-role", managersOnly, false, func(e loopEnv) runner { return newRoleAsker(e.n, e.inc, e.rn) }},
-	{"access", managersOnly, false, func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.watchAccess(ctx, e.inc, e.rn) })
-	}},
-	{"raft-observer", managersOnly, false, func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.watchRaft(ctx, e.rn, e.inc.info.NodeID) })
-	}},
-	{"own-address", managersOnly, false, func(e loopEnv) runner {
-		return runFunc(func(ctx context.Context) { e.n.fillOwnAddr(ctx, e.inc, e.rn) })
-	}},
-	// Workers.
-	{"follow-cluster", workersOnly, false, func(e loopEnv) runner { return newFollower(e.n, e.inc) }},
+// loopTable is every background loop of a node: those of an incarnation
+// (startLoops runs the rows for the node's role; a role change stops them
+// all and starts them again) and those that live as long as Run
+// (runRunLoops). A function, not a variable: the role supervisor starts
+// incarnations, whose loops are in the table.
+func loopTable() []loopSpec {
+	return []loopSpec{
+		// The node itself, for as long as Run runs.
+		{"role-supervisor", wholeRun, false, func(e loopEnv) runner { return newRoleSupervisor(e.n) }},
+		{"expired-retry", wholeRun, false, func(e loopEnv) runner { return newExpiredRetrier(e.n) }},
+		// Every node.
+		{"renewal", everyNode, false, func(e loopEnv) runner { return newRenewer(e.n, e.inc) }},
+		{"gossip", everyNode, false, func(e loopEnv) runner { return newGossiper(e.n, e.inc) }},
+		{"ca-sync", everyNode, false, func(e loopEnv) runner { return newCASyncer(e.n, e.inc) }},
+		// Managers: leader loops (each checks leadership whenever it wakes).
+		{"key-rotation", managersOnly, true, func(e loopEnv) runner { return newKeyRotator(e.n, e.rn) }},
+		{"ca-finish", managersOnly, true, func(e loopEnv) runner { return newCAFinisher(e.n, e.rn) }},
+		// Managers: every one.
+		{"key-feed", managersOnly, false, buildKeyFeed},
+		{"ca-feed", managersOnly, false, buildCAFeed},
+		{"unlock-key", managersOnly, false, func(e loopEnv) runner { return newKEKConverger(e.n, e.inc, e.rn) }},
+		{"dek-rotation", managersOnly, false, buildDEKRotator},
+		{"secret-delivery", managersOnly, false, buildManagerDelivery},
+		{"levels", managersOnly, false, func(e loopEnv) runner { return newLevelProber(e.n, e.inc, e.rn) }},
+		{"own-role", managersOnly, false, buildOwnRoleWatcher},
+		{"ask-own-role", managersOnly, false, func(e loopEnv) runner { return newRoleAsker(e.n, e.inc, e.rn) }},
+		{"access", managersOnly, false, func(e loopEnv) runner {
+			return runFunc(func(ctx context.Context) { e.n.watchAccess(ctx, e.inc, e.rn) })
+		}},
+		{"raft-observer", managersOnly, false, func(e loopEnv) runner {
+			return runFunc(func(ctx context.Context) { e.n.watchRaft(ctx, e.rn, e.inc.info.NodeID) })
+		}},
+		{"own-address", managersOnly, false, func(e loopEnv) runner {
+			return runFunc(func(ctx context.Context) { e.n.fillOwnAddr(ctx, e.inc, e.rn) })
+		}},
+		// Workers.
+		{"follow-cluster", workersOnly, false, func(e loopEnv) runner { return newFollower(e.n, e.inc) }},
+	}
 }
 
 func buildKeyFeed(e loopEnv) runner {
@@ -129,9 +140,9 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	ctx, cancel := context.WithCancel(ctx)
 	inc.cancel = cancel
 	e := loopEnv{n: n, inc: inc, rn: inc.rn()}
-	for _, spec := range loopTable {
+	for _, spec := range loopTable() {
 		switch {
-		case spec.where == managersOnly && e.rn == nil, spec.where == workersOnly && e.rn != nil:
+		case spec.where == wholeRun, spec.where == managersOnly && e.rn == nil, spec.where == workersOnly && e.rn != nil:
 			continue
 		}
 		r := spec.build(e)
@@ -144,6 +155,25 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 			}
 		})
 	}
+}
+
+// runRunLoops runs the loops that live as long as Run (the role
+// supervisor, the retrier of a manager whose certificate expired) until
+// ctx ends, and waits for them.
+func (n *Node) runRunLoops(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, spec := range loopTable() {
+		if spec.where != wholeRun {
+			continue
+		}
+		r := spec.build(loopEnv{n: n})
+		wg.Go(func() {
+			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+				n.logger.Warn("a background loop stopped", "loop", spec.name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // stopLoops ends the loops and waits for them. n.mu must be held.

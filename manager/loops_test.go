@@ -22,7 +22,7 @@ import (
 
 func TestLoopTable(t *testing.T) {
 	seen := map[string]bool{}
-	for _, spec := range loopTable {
+	for _, spec := range loopTable() {
 		if spec.name == "" || seen[spec.name] {
 			t.Errorf("loop name %q is empty or repeated", spec.name)
 		}
@@ -34,7 +34,7 @@ func TestLoopTable(t *testing.T) {
 			t.Errorf("loop %q has no constructor", spec.name)
 		}
 	}
-	for _, name := range []string{"key-rotation", "ca-finish", "ca-sync", "renewal", "unlock-key", "dek-rotation", "secret-delivery", "gossip", "levels", "own-role", "ask-own-role", "follow-cluster"} {
+	for _, name := range []string{"role-supervisor", "expired-retry", "key-rotation", "ca-finish", "ca-sync", "renewal", "unlock-key", "dek-rotation", "secret-delivery", "gossip", "levels", "own-role", "ask-own-role", "follow-cluster"} {
 		if !seen[name] {
 			t.Errorf("loop table has no %q", name)
 		}

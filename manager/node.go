@@ -186,10 +186,7 @@ func (n *Node) Run(ctx context.Context) error {
 	superCtx, stopSuper := context.WithCancel(ctx)
 	go func() {
 		defer close(supervisorDone)
-		var retry sync.WaitGroup
-		retry.Go(func() { _ = newExpiredRetrier(n).Run(superCtx) })
-		_ = newRoleSupervisor(n).Run(superCtx)
-		retry.Wait()
+		n.runRunLoops(superCtx)
 	}()
 
 	<-ctx.Done()
