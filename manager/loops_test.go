@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/overlaykeys"
 	"github.com/holdfast/holdfast/secrets"
+	"github.com/holdfast/holdfast/transport"
 )
 
 // Unit tests of the loop components, without a cluster: each component
@@ -316,5 +319,123 @@ func TestWorkerDeliveryFetchesOnlyWhatItLacks(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{"tls"}) {
 		t.Errorf("secrets dir holds %v; want [tls]", names)
+	}
+}
+
+// TestCASyncerSteps follows one node through a CA rotation with fake
+// files and fake cluster calls: it renews onto the new root, rewrites its
+// roots and chain, then reports, in that order; a renewal that does not
+// give a new-root certificate stops it before it reports; a node that is
+// current does nothing.
+func TestCASyncerSteps(t *testing.T) {
+	now := time.Now()
+	clusterID := ca.NewID()
+	oldRoot, err := ca.NewRoot(clusterID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newRoot, err := ca.NewRotationRoot(clusterID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot, err := ca.NewRotation(oldRoot, newRoot, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ca.Identity{NodeID: ca.NewID(), Role: ca.RoleWorker, ClusterID: clusterID}
+	// issue gives a certificate from root; from the new root, as a
+	// renewal answers during the rotation (chain and both roots) when
+	// chained, or alone with the old root's trust otherwise.
+	issue := func(root *ca.Root, chained bool) *keyfiles.Certs {
+		key, err := ca.NewKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr, err := ca.NewCSR(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := root.Issue(csr, id, time.Hour, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPEM, err := ca.MarshalKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if root == newRoot {
+			if chained {
+				return &keyfiles.Certs{RootPEM: rot.TrustPEM(), CertPEM: rot.ChainPEM(cert), KeyPEM: keyPEM}
+			}
+			return &keyfiles.Certs{RootPEM: rot.TrustPEM(), CertPEM: cert, KeyPEM: keyPEM}
+		}
+		return &keyfiles.Certs{RootPEM: oldRoot.CertPEM(), CertPEM: cert, KeyPEM: keyPEM}
+	}
+	view := &api.CAView{TrustPEM: rot.TrustPEM(), IssuerDigest: newRoot.Digest(), ChainPEM: rot.ChainPEM(nil), RotationID: "r1"}
+
+	tests := []struct {
+		name       string
+		renewFrom  *ca.Root // what a renewal issues from
+		start      *ca.Root // what the node's certificate is from
+		wantErr    bool
+		wantCalls  []string
+		wantIssuer *ca.Root
+	}{
+		{"rotation from the start", newRoot, oldRoot, false, []string{"renew", "report"}, newRoot},
+		{"renewed, chain not yet written", newRoot, newRoot, false, []string{"save", "report"}, newRoot},
+		{"renewal not from the new root", oldRoot, oldRoot, true, []string{"renew"}, oldRoot},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := issue(tt.start, false)
+			creds, err := transport.LoadCredentials(files.CertPEM, files.KeyPEM, files.RootPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := transport.NewCredStore(creds)
+			var calls []string
+			var mu sync.Mutex
+			c := &caSyncer{
+				creds: store,
+				renew: func(context.Context) error {
+					calls = append(calls, "renew")
+					files = issue(tt.renewFrom, true)
+					cr, err := transport.LoadCredentials(files.CertPEM, files.KeyPEM, files.RootPEM)
+					if err != nil {
+						return err
+					}
+					store.Store(cr)
+					return nil
+				},
+				closeIdle: func() {},
+				loadCerts: func() (*keyfiles.Certs, error) { c := *files; return &c, nil },
+				saveCerts: func(c *keyfiles.Certs) error { calls = append(calls, "save"); files = c; return nil },
+				setCreds:  store.Store,
+				certMu:    &mu,
+				report:    func(_ context.Context, rotID string) error { calls = append(calls, "report"); return nil },
+				log:       discardLogger(),
+			}
+			err = c.sync(context.Background(), view)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("sync = %v; want error %v", err, tt.wantErr)
+			}
+			if !slices.Equal(calls, tt.wantCalls) {
+				t.Errorf("calls %v; want %v", calls, tt.wantCalls)
+			}
+			if !ca.IssuedBy(store.Load().Cert.Leaf, tt.wantIssuer) {
+				t.Errorf("the node's certificate is not from the expected root")
+			}
+			if tt.wantErr {
+				return
+			}
+			// Now current: a second sync of the same view (recorded) does
+			// nothing.
+			calls = nil
+			recorded := *view
+			recorded.Converted = true
+			if err := c.sync(context.Background(), &recorded); err != nil || len(calls) != 0 {
+				t.Errorf("second sync: %v, calls %v; want nothing to do", err, calls)
+			}
+		})
 	}
 }
