@@ -11,16 +11,6 @@ import (
 	"github.com/holdfast/holdfast/overlaykeys"
 )
 
-// stateView is what a loop reads of a manager's replicated state: a
-// consistent view under the FSM's lock, and a channel closed at the next
-// applied change. *fsm.FSM is one.
-type stateView interface {
-	Read(fn func(s *fsm.State, index uint64))
-	Changed() <-chan struct{}
-}
-
-var _ stateView = (*fsm.FSM)(nil)
-
 // keyRotator rotates the data-plane keyrings when they are due
 // (overlaykeys.Keyrings.Plan decides), and replaces them all when a node
 // is removed (Purge). It runs on every manager and acts only while leading
@@ -144,32 +134,4 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// keyFeed keeps a manager's key view (keyBox) in step with its state.
-type keyFeed struct {
-	state stateView
-	self  string // this node's ID
-	keys  *keyBox
-}
-
-func (f *keyFeed) Run(ctx context.Context) error {
-	for {
-		ch := f.state.Changed()
-		var v *keyView
-		current, _, _ := f.keys.get()
-		f.state.Read(func(s *fsm.State, _ uint64) {
-			if s.Cluster != nil && !current.matches(s, f.self) {
-				v = keyViewOf(s, f.self)
-			}
-		})
-		if v != nil {
-			f.keys.set(v)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
 }

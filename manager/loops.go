@@ -4,7 +4,19 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/holdfast/holdfast/fsm"
 )
+
+// stateView is what a loop reads of a manager's replicated state: a
+// consistent view under the FSM's lock, and a channel closed at the next
+// applied change. *fsm.FSM is one.
+type stateView interface {
+	Read(fn func(s *fsm.State, index uint64))
+	Changed() <-chan struct{}
+}
+
+var _ stateView = (*fsm.FSM)(nil)
 
 // runner is a loop component: it runs until ctx ends (or it has nothing
 // more to do) and says why it stopped. Run returns ctx.Err() when ctx
