@@ -49,6 +49,10 @@ type fakeState struct {
 	mu sync.Mutex
 	s  *fsm.State
 	ch chan struct{}
+	// iter, when set, receives at every Changed call, once the caller
+	// holds the channel: a loop calls it once per turn, first, so after
+	// a receive the next change ends that turn.
+	iter chan struct{}
 }
 
 func newFakeState(s *fsm.State) *fakeState { return &fakeState{s: s, ch: make(chan struct{})} }
@@ -61,8 +65,12 @@ func (f *fakeState) Read(fn func(*fsm.State, uint64)) {
 
 func (f *fakeState) Changed() <-chan struct{} {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.ch
+	ch := f.ch
+	f.mu.Unlock()
+	if f.iter != nil {
+		f.iter <- struct{}{}
+	}
+	return ch
 }
 
 func (f *fakeState) update(fn func(*fsm.State)) {
@@ -437,5 +445,82 @@ func TestCASyncerSteps(t *testing.T) {
 				t.Errorf("second sync: %v, calls %v; want nothing to do", err, calls)
 			}
 		})
+	}
+}
+
+// TestCAFinisher: the leader finishes a rotation once no node is waited
+// for, naming it and with join tokens pinning the new root; a follower,
+// or a leader with a node still waited for, does not.
+func TestCAFinisher(t *testing.T) {
+	now := time.Now()
+	newRoot, err := ca.NewRotationRoot(ca.NewID(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newFakeState(&fsm.State{
+		Nodes: map[string]*fsm.Node{"m1": {ID: "m1", Role: roleManager}, "w1": {ID: "w1", Role: roleWorker}},
+		CARotation: &fsm.CARotation{ID: "r1", NewDigest: newRoot.Digest(), NewCertPEM: newRoot.CertPEM(), NewKeyPEM: newRoot.KeyPEM(),
+			StartedAt: now, Converted: map[string]bool{"m1": true}},
+	})
+	st.iter = make(chan struct{})
+	var mu sync.Mutex
+	leader := false
+	var finished []*fsm.CARotateFinish
+	f := &caFinisher{
+		state:   st,
+		leading: func() bool { mu.Lock(); defer mu.Unlock(); return leader },
+		apply: func(_ context.Context, cmd fsm.Command) error {
+			mu.Lock()
+			defer mu.Unlock()
+			finished = append(finished, cmd.(*fsm.CARotateFinish))
+			return nil
+		},
+		log: discardLogger(),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	<-st.iter // the first turn has started
+	// step changes the state and returns once the loop has dealt with it:
+	// the turn the change starts is over when a second change starts the
+	// next one.
+	step := func(fn func(*fsm.State)) {
+		st.update(fn)
+		<-st.iter
+		st.update(func(*fsm.State) {})
+		<-st.iter
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(finished) }
+
+	step(func(s *fsm.State) { s.CARotation.Converted["w1"] = true })
+	if n := count(); n != 0 {
+		t.Fatalf("a follower finished the rotation %d times", n)
+	}
+	step(func(s *fsm.State) { delete(s.CARotation.Converted, "w1") })
+	mu.Lock()
+	leader = true
+	mu.Unlock()
+	step(func(*fsm.State) {})
+	if n := count(); n != 0 {
+		t.Fatalf("the leader finished %d times with a node still waited for", n)
+	}
+	step(func(s *fsm.State) { s.CARotation.Converted["w1"] = true })
+	if count() == 0 {
+		t.Fatal("the leader did not finish once every node converted")
+	}
+	mu.Lock()
+	fin := finished[0]
+	mu.Unlock()
+	if fin.ID != "r1" {
+		t.Errorf("finish names rotation %q; want r1", fin.ID)
+	}
+	for _, tok := range []string{fin.WorkerToken, fin.ManagerToken} {
+		if pt, err := ca.ParseToken(tok); err != nil || pt.CADigest != newRoot.Digest() {
+			t.Errorf("a join token does not pin the new root (%v)", err)
+		}
+	}
+	cancel() // the turn in progress ends without calling Changed again
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v; want context.Canceled", err)
 	}
 }
