@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/keyfiles"
@@ -520,6 +521,104 @@ func TestCAFinisher(t *testing.T) {
 		}
 	}
 	cancel() // the turn in progress ends without calling Changed again
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v; want context.Canceled", err)
+	}
+}
+
+// TestKEKConvergerConvergesOnTheCurrentKeyOnly: a manager whose applied
+// state holds an old unlock key (a replay after a restart) re-wraps its
+// files under the key it reads linearizably, never under the replayed
+// one; and turning autolock off unwraps them. Real key files in a
+// temporary directory; no raft (a plain log has no DEK to rotate).
+func TestKEKConvergerConvergesOnTheCurrentKeyOnly(t *testing.T) {
+	now := time.Now()
+	clusterID := ca.NewID()
+	root, err := ca.NewRoot(clusterID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ca.Identity{NodeID: ca.NewID(), Role: ca.RoleManager, ClusterID: clusterID}
+	key, err := ca.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := ca.NewCSR(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := root.Issue(csr, id, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := ca.MarshalKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := keyfiles.New(t.TempDir())
+	if err := files.SaveCerts(id.NodeID, &keyfiles.Certs{RootPEM: root.CertPEM(), CertPEM: cert, KeyPEM: keyPEM}); err != nil {
+		t.Fatal(err)
+	}
+	old, current := autolock.NewKey(), autolock.NewKey()
+	st := newFakeState(&fsm.State{Cluster: &fsm.Cluster{UnlockKey: old.String()}})
+	st.iter = make(chan struct{})
+	var mu sync.Mutex
+	linearized := current.String()
+	reads := 0
+	c := &kekConverger{
+		state: st,
+		self:  id.NodeID,
+		files: files,
+		currentKey: func(context.Context) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reads++
+			return linearized, nil
+		},
+		certMu: &sync.Mutex{},
+		log:    discardLogger(),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	<-st.iter
+	st.update(func(*fsm.State) {}) // end the first turn
+	<-st.iter
+
+	if files.WrappedUnder(old.KEK()) {
+		t.Error("the files were wrapped under the replayed key")
+	}
+	if !files.WrappedUnder(current.KEK()) {
+		t.Error("the files are not wrapped under the current key")
+	}
+	if wrapped, err := files.Wrapped(); err != nil || !wrapped {
+		t.Errorf("Wrapped() = %v, %v; want true", wrapped, err)
+	}
+	// The state catches up: nothing to do, and no linearizable read. (A
+	// turn starting means the one before it is over: every turn that saw
+	// the old key is over once the turn that sees the current one starts.)
+	st.update(func(s *fsm.State) { s.Cluster.UnlockKey = current.String() })
+	<-st.iter
+	mu.Lock()
+	before := reads
+	mu.Unlock()
+	st.update(func(*fsm.State) {})
+	<-st.iter
+	mu.Lock()
+	if reads != before {
+		t.Errorf("%d linearizable reads with the state already current; want none", reads-before)
+	}
+	// Autolock off.
+	linearized = ""
+	mu.Unlock()
+	st.update(func(s *fsm.State) { s.Cluster.UnlockKey = "" })
+	<-st.iter
+	st.update(func(*fsm.State) {})
+	<-st.iter
+	if wrapped, err := files.Wrapped(); err != nil || wrapped {
+		t.Errorf("after autolock off, Wrapped() = %v, %v; want false", wrapped, err)
+	}
+	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v; want context.Canceled", err)
 	}
