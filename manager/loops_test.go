@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
@@ -621,5 +623,75 @@ func TestKEKConvergerConvergesOnTheCurrentKeyOnly(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v; want context.Canceled", err)
+	}
+}
+
+// fakeLevelRaft is a raft configuration of three managers for the level
+// prober: m1 (this one), m2 a voter, m3 being added (staging).
+type fakeLevelRaft struct{ cv int }
+
+func (f *fakeLevelRaft) leaderChanged() <-chan struct{} { return make(chan struct{}) }
+func (f *fakeLevelRaft) isLeader() bool                 { return true }
+func (f *fakeLevelRaft) servers() []raft.Server {
+	return []raft.Server{
+		{ID: "m1", Address: "a1", Suffrage: raft.Voter},
+		{ID: "m2", Address: "a2", Suffrage: raft.Voter},
+		{ID: "m3", Address: "a3", Suffrage: raft.Staging},
+	}
+}
+func (f *fakeLevelRaft) ownLevel() *api.LevelInfo {
+	return &api.LevelInfo{Level: fsm.CurrentLevel, Commands: commandNames(fsm.Commands(fsm.CurrentLevel))}
+}
+func (f *fakeLevelRaft) clusterVersion() int { return f.cv }
+
+// TestLevelProberRecordsAnsweredLevels: the prober remembers every
+// answer (keeping what it knew of a manager that does not answer), and
+// the leader records the levels that differ from the node records, for
+// voters only, and only once the cluster version knows node.level.
+func TestLevelProberRecordsAnsweredLevels(t *testing.T) {
+	cur := &api.LevelInfo{Level: fsm.CurrentLevel, Commands: commandNames(fsm.Commands(fsm.CurrentLevel))}
+	st := newFakeState(&fsm.State{Nodes: map[string]*fsm.Node{
+		"m1": {ID: "m1", Level: cur.Level, Commands: cur.Commands}, // recorded already
+		"m2": {ID: "m2"},
+		"m3": {ID: "m3"},
+	}})
+	var levels levelView
+	levels.set("m3", cur) // known from its join
+	var applied []*fsm.NodeLevel
+	fr := &fakeLevelRaft{cv: fsm.LowestLevel}
+	p := &levelProber{
+		self: "m1", raft: fr, levels: &levels, state: st,
+		needsUpgrade: func() *fsm.UpgradeError { return nil },
+		ask: func(_ context.Context, addr string) (*api.LevelInfo, error) {
+			if addr == "a2" {
+				return cur, nil
+			}
+			return nil, errors.New("no answer")
+		},
+		apply: func(_ context.Context, cmd fsm.Command) error {
+			applied = append(applied, cmd.(*fsm.NodeLevel))
+			return nil
+		},
+		log: discardLogger(),
+	}
+	ctx := context.Background()
+	p.probe(ctx)
+	for _, id := range []string{"m1", "m2", "m3"} {
+		if li, ok := levels.get(id); !ok || li.Level != cur.Level {
+			t.Errorf("level of %s after a probe: %+v, %v; want level %d", id, li, ok, cur.Level)
+		}
+	}
+	if fsm.Knows(fsm.LowestLevel, fsm.TypeNodeLevel, 1) {
+		t.Skip("the lowest level already knows node.level: nothing to check below it")
+	}
+	if err := p.record(ctx); err != nil || len(applied) != 0 {
+		t.Fatalf("below node.level's level: record = %v, applied %v; want nothing", err, applied)
+	}
+	fr.cv = fsm.CurrentLevel
+	if err := p.record(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 1 || applied[0].ID != "m2" || applied[0].Level != cur.Level {
+		t.Errorf("recorded %+v; want m2's level only (m1 is recorded, m3 is staging)", applied)
 	}
 }
