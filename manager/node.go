@@ -251,7 +251,7 @@ func checkSocketDir(dir string) error {
 // a new single-server cluster when bootstrap is set), and the loops.
 // n.mu must be held.
 func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err error) {
-	creds, err := n.loadStartCredentials(ctx, info, mode)
+	creds, err := startCredentials{files: n.keyFiles, log: n.logger}.load(ctx, info, mode)
 	if err != nil {
 		return err
 	}
