@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -155,13 +154,13 @@ func (n *Node) CA(ctx context.Context) (*api.CAInfo, error) {
 // a rotation is a conflict.
 func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARotation, error) {
 	if (req.CACertPEM == "") != (req.CAKeyPEM == "") {
-		return nil, api.Errorf(http.StatusBadRequest, "--ca-cert and --ca-key go together")
+		return nil, api.Errorf(api.CodeInvalidArgument, "--ca-cert and --ca-key go together")
 	}
 	var imported *ca.Root
 	if req.CACertPEM != "" {
 		r, err := ca.ParseRoot([]byte(req.CACertPEM), []byte(req.CAKeyPEM))
 		if err != nil {
-			return nil, api.Errorf(http.StatusBadRequest, "imported CA: %v", err)
+			return nil, api.Errorf(api.CodeInvalidArgument, "imported CA: %v", err)
 		}
 		imported = r
 	}
@@ -184,7 +183,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 	}
 	if running != nil {
 		if imported != nil && imported.Digest() != running.NewDigest {
-			return nil, api.Errorf(http.StatusConflict, "CA rotation %s to another root is in progress: wait for it to finish, or run 'holdfast ca --rotate' without --ca-cert to follow it", running.ID)
+			return nil, api.Errorf(api.CodeConflict, "CA rotation %s to another root is in progress: wait for it to finish, or run 'holdfast ca --rotate' without --ca-cert to follow it", running.ID)
 		}
 		return n.CARotation(ctx)
 	}
@@ -197,7 +196,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 	}
 	rot, err := ca.NewRotation(old, next, now)
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "%v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
 	cmd := &fsm.CARotateStart{
 		ID: ca.NewID(), OldDigest: old.Digest(), NewDigest: next.Digest(),
@@ -205,7 +204,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 	}
 	if err := n.apply(ctx, cmd); err != nil {
 		if errors.Is(err, fsm.ErrRotationInProgress) {
-			return nil, api.Errorf(http.StatusConflict, "another CA rotation started meanwhile: run 'holdfast ca --rotate' again to follow it")
+			return nil, api.Errorf(api.CodeConflict, "another CA rotation started meanwhile: run 'holdfast ca --rotate' again to follow it")
 		}
 		return nil, err
 	}
@@ -267,7 +266,7 @@ func (n *Node) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Certif
 		return nil // finished meanwhile, or never started: nothing to record
 	}
 	if leaf == nil || !ca.IssuedBy(leaf, p.rot.New) {
-		return api.Errorf(http.StatusBadRequest, "this connection's certificate is not from the new root: renew first")
+		return api.Errorf(api.CodeInvalidArgument, "this connection's certificate is not from the new root: renew first")
 	}
 	return recordConverted(ctx, n.apply, p.rotID, from.NodeID)
 }

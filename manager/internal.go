@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -120,13 +119,13 @@ func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequ
 				}
 			})
 			if node == nil || node.Role != roleManager {
-				return api.Errorf(http.StatusForbidden, "node %s is not a manager of this cluster", req.NodeID)
+				return api.Errorf(api.CodePermissionDenied, "node %s is not a manager of this cluster", req.NodeID)
 			}
 			if err := n.admitLevel(ctx, rn, node.ID, node.Addr); err != nil {
 				return err
 			}
 			if err := rn.r.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-				return api.Errorf(http.StatusServiceUnavailable, "add %s to raft: %v", node.ID, err)
+				return api.Errorf(api.CodeUnavailable, "add %s to raft: %v", node.ID, err)
 			}
 			return nil
 		},
@@ -193,7 +192,7 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	err := n.readState(ctx, func(s *fsm.State) error {
 		p, ok := s.Nodes[from.NodeID]
 		if !ok {
-			return api.Errorf(http.StatusForbidden, "node %s is not a member of this cluster", from.NodeID)
+			return api.Errorf(api.CodePermissionDenied, "node %s is not a member of this cluster", from.NodeID)
 		}
 		node, expiry = *p, s.Cluster.Settings.CertExpiry
 		return nil
@@ -211,7 +210,7 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	}
 	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, time.Now())
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "certificate request: %v", err)
 	}
 	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {
@@ -260,7 +259,7 @@ func (n *Node) Grant(ctx context.Context, req api.JoinGrantRequest) (*api.JoinGr
 
 // errBadToken is the one answer for every token that does not grant
 // anything: forged, rotated, for another cluster.
-var errBadToken = api.Errorf(http.StatusForbidden, "invalid join token: it does not match this cluster's current worker or manager token")
+var errBadToken = api.Errorf(api.CodeUnauthenticated, "invalid join token: it does not match this cluster's current worker or manager token")
 
 func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRequest) (*api.JoinGrant, error) {
 	presented, err := ca.ParseToken(req.Token)
@@ -268,7 +267,7 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 		return nil, errBadToken
 	}
 	if _, port, err := net.SplitHostPort(req.Addr); err != nil || port == "0" {
-		return nil, api.Errorf(http.StatusBadRequest, "joining node's address %q: want HOST:PORT", req.Addr)
+		return nil, api.Errorf(api.CodeInvalidArgument, "joining node's address %q: want HOST:PORT", req.Addr)
 	}
 	var role, clusterID string
 	var expiry time.Duration
@@ -308,7 +307,7 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	}
 	certPEM, err := plan.issuer().Issue(req.CSR, id, expiry, now)
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "certificate request: %v", err)
 	}
 	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {

@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -181,9 +180,9 @@ func (n *Node) WatchKeyring(ctx context.Context, subsystem string, watch bool, s
 	switch overlaykeys.Subsystem(subsystem) {
 	case overlaykeys.IPsec:
 	case overlaykeys.Gossip:
-		return api.Errorf(http.StatusForbidden, "the gossip keyring is never served: only this node's memberlist uses it")
+		return api.Errorf(api.CodePermissionDenied, "the gossip keyring is never served: only this node's memberlist uses it")
 	default:
-		return api.Errorf(http.StatusNotFound, "no keyring %q (subsystems: gossip, ipsec)", subsystem)
+		return api.Errorf(api.CodeNotFound, "no keyring %q (subsystems: gossip, ipsec)", subsystem)
 	}
 	inc := n.current()
 	if inc == nil {
@@ -201,7 +200,7 @@ func (n *Node) WatchKeyring(ctx context.Context, subsystem string, watch bool, s
 		}
 		switch {
 		case ring == nil && !watch:
-			return api.Errorf(http.StatusServiceUnavailable, "this node has no ipsec keys yet")
+			return api.Errorf(api.CodeUnavailable, "this node has no ipsec keys yet")
 		case ring != nil && !ring.Equal(last):
 			if err := send(keyringToAPI(overlaykeys.IPsec, ring)); err != nil {
 				return err

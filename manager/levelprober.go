@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -128,7 +127,7 @@ func askLevel(ctx context.Context, c *api.Client) (*api.LevelInfo, error) {
 	defer cancel()
 	li, err := c.Level(ctx)
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+	if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
 		return &api.LevelInfo{Level: fsm.LowestLevel, Commands: commandNames(fsm.Commands(fsm.LowestLevel))}, nil
 	}
 	return li, err

@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +135,7 @@ func (n *Node) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, error)
 // errNeedsUpgrade is what a manager that stopped at an entry answers
 // reads with.
 func errNeedsUpgrade(e *fsm.UpgradeError) error {
-	return api.Wrap(http.StatusServiceUnavailable, fmt.Errorf("this manager serves no reads: %w", e))
+	return api.Wrap(api.CodeNeedsUpgrade, fmt.Errorf("this manager serves no reads: %w", e))
 }
 
 // checkJoinLevel refuses a manager whose build is below the cluster
@@ -144,7 +143,7 @@ func errNeedsUpgrade(e *fsm.UpgradeError) error {
 func (rn *raftNode) checkJoinLevel(id string, level int) error {
 	level = max(level, fsm.LowestLevel)
 	if cv := rn.clusterVersion(); level < cv {
-		return api.Errorf(http.StatusConflict,
+		return api.Errorf(api.CodeConflict,
 			"the joining manager's build is at level %d, below the cluster version %d: run a build of level %d or later on it (holdfast version shows a build's level)",
 			level, cv, cv)
 	}
@@ -164,7 +163,7 @@ func (n *Node) admitLevel(ctx context.Context, rn *raftNode, id, addr string) er
 		}
 		var err error
 		if li, err = askLevel(ctx, n.peerClient(inc, addr)); err != nil {
-			return api.Errorf(http.StatusServiceUnavailable, "ask manager %s its level before adding it to raft: %v", id, err)
+			return api.Errorf(api.CodeUnavailable, "ask manager %s its level before adding it to raft: %v", id, err)
 		}
 	}
 	return rn.checkJoinLevel(id, li.Level)

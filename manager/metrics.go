@@ -109,7 +109,7 @@ func metricUnlockAttempt(resp *api.UnlockResponse, err error) {
 		result = "share"
 	case errors.Is(err, errInvalidUnlockKey):
 		result = "invalid_key"
-	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
+	case errors.As(err, &ae) && ae.Code == api.CodeInvalidArgument:
 		result = "malformed"
 	case errors.Is(err, errUnlockThrottled):
 		result = "throttled"
@@ -291,10 +291,7 @@ func (n *Node) metricsHandler() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.Handle("GET /v1/health", api.HealthHandler(n))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, api.Errorf(http.StatusNotFound, "no route %s %s: the metrics listener serves GET /metrics and GET /v1/health", r.Method, r.URL.Path))
-	})
-	return mux
+	return api.Routes(mux, "the metrics listener serves GET /metrics and GET /v1/health")
 }
 
 type slogPrinter struct{ n *Node }
