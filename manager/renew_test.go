@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 // fakeClock tells the test every wait the renewal loop asks for, and
 // lets the test end it.
 type fakeClock struct {
-	mu    sync.Mutex
 	waits chan fakeWait
 }
 
