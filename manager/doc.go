@@ -35,8 +35,8 @@
 // loopTable in loops.go (name, on which nodes, leader-only, constructor).
 // Each is a component — a struct with explicit dependencies (narrow
 // interfaces such as stateView, or function fields; never the Node) and
-// Run(ctx) — except three rows still run as functions of other parts
-// (access, raft observations, the own-address fill). The constructors
+// Run(ctx) — except two rows still run as functions of other parts
+// (access, the own-address fill). The constructors
 // (newX next to each component, buildX in loops.go) are the only place
 // the Node is taken apart into dependencies. A loop reads state, asks a
 // pure decision in a domain package (overlaykeys.Keyrings.Plan,

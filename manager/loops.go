@@ -94,7 +94,7 @@ func loopTable() []loopSpec {
 			return runFunc(func(ctx context.Context) { e.n.watchAccess(ctx, e.inc, e.rn) })
 		}},
 		{"raft-observer", managersOnly, false, func(e loopEnv) runner {
-			return runFunc(func(ctx context.Context) { e.n.watchRaft(ctx, e.rn, e.inc.info.NodeID) })
+			return &raftObserver{rn: e.rn, self: e.inc.info.NodeID, applyTimeout: e.n.cfg.ApplyTimeout, log: e.n.logger}
 		}},
 		{"own-address", managersOnly, false, func(e loopEnv) runner {
 			return runFunc(func(ctx context.Context) { e.n.fillOwnAddr(ctx, e.inc, e.rn) })
