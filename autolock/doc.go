@@ -43,7 +43,10 @@
 //     re-wrap both files under the new KEK in one atomic step (one KEK must
 //     open both after a crash at any point) and then rotate the DEK, so a
 //     DEK once stored under an old KEK, or unwrapped, decrypts nothing
-//     afterwards.
+//     afterwards. Converge decides whether the KEK changes: a pure function
+//     of the cluster's unlock key and a constant-time test of the KEK the
+//     files are wrapped under. Converge on the cluster's current key, read
+//     linearizably, never on a key replayed from the log.
 //  6. For m-of-n unlock, Split the key and show each share to its holder;
 //     gather shares with a ShareSet (Add reports progress) and unlock with
 //     its Key once complete. Reset the set when that key fails to unlock.

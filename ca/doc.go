@@ -30,6 +30,16 @@
 //     issues, and nodes present ChainPEM; IssuedBy tells which root issued
 //     a certificate. When every node holds a new-root certificate, trust
 //     the new root alone and issue new join tokens (they pin the root).
+//  7. Take the decisions from the pure functions here, and do only the I/O
+//     yourself: renew a certificate at RenewAt (a random point between
+//     RenewFrom and RenewTo of its lifetime; pass the random source), the
+//     normal way until Expired; follow a rotation by repeating
+//     NextNodeStep (renew, then trust, then report) until StepNone; and,
+//     on the leader, finish when NextLeaderStep says StepFinish. A node's
+//     role follows the same pattern: OwnRecordTarget reads what a
+//     manager's own record asks of it, and NextRoleStep says whether to
+//     keep the role, wipe a removed node, add a manager to raft again, or
+//     switch (renew for the new role, then start or stop raft).
 //
 // Formats:
 //

@@ -3,15 +3,12 @@ package ca
 import (
 	"bytes"
 	"encoding/hex"
-	"flag"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast/internal/testutil"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestRoleSubjectGolden: a certificate issued for each role carries the
 // role in its subject's OU byte for byte as the build before the role type
@@ -37,5 +34,5 @@ func TestRoleSubjectGolden(t *testing.T) {
 			t.Errorf("IdentityOf = %+v; want %+v", got, id)
 		}
 	}
-	testutil.Golden(t, filepath.Join("testdata", "roles.golden"), out.Bytes(), *updateGolden)
+	testutil.Golden(t, filepath.Join("testdata", "roles.golden"), out.Bytes(), *update)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/seal"
-	"github.com/holdfast/holdfast/raftlog"
 )
 
 // The KEK is held only in memory, by the key-file owner (n.keyFiles):
@@ -209,104 +208,4 @@ func (n *Node) setAutolock(ctx context.Context, on bool, shares, threshold int) 
 		return nil, err
 	}
 	return out, nil
-}
-
-// watchUnlockKey re-wraps this manager's keys when the cluster's unlock
-// key changes (or autolock is turned on or off): the node TLS key is
-// re-wrapped, and the DEK is rotated, so a DEK that was stored under an old
-// KEK, or unwrapped, is retired and opens nothing afterwards.
-func (n *Node) watchUnlockKey(ctx context.Context, inc *incarnation, rn *raftNode) {
-	for {
-		ch := rn.fsm.Changed()
-		var want string
-		var known bool
-		rn.fsm.Read(func(s *fsm.State, _ uint64) {
-			if s.Cluster != nil {
-				known = true
-				want = s.Cluster.UnlockKey
-			}
-		})
-		if known && n.kekDiffers(want) {
-			// The state may be a replay of history (a node catching up
-			// after a restart sees every old key go by): converge only on
-			// the cluster's current key, read linearizably.
-			var err error
-			if want, err = n.currentUnlockKey(ctx); err == nil {
-				err = n.convergeKEK(ctx, inc, rn, want)
-			}
-			if err != nil && ctx.Err() == nil {
-				n.logger.Error("re-wrapping keys under the cluster's unlock key failed; will retry", "err", err)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Second):
-				}
-				continue
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		}
-	}
-}
-
-// kekDiffers reports whether the KEK derived from unlockKey (none when
-// empty) is not the one this node's files are wrapped under.
-func (n *Node) kekDiffers(unlockKey string) bool {
-	var want seal.Key
-	if unlockKey != "" {
-		k, err := autolock.ParseKey(unlockKey)
-		if err != nil {
-			return true
-		}
-		want = k.KEK()
-	}
-	return !n.keyFiles.WrappedUnder(want)
-}
-
-// currentUnlockKey reads the cluster's unlock key linearizably.
-func (n *Node) currentUnlockKey(ctx context.Context) (string, error) {
-	var key string
-	err := n.readState(ctx, func(s *fsm.State) error { key = s.Cluster.UnlockKey; return nil })
-	return key, err
-}
-
-// convergeKEK makes this node's KEK the one derived from unlockKey (none
-// when empty), re-wrapping its files and rotating its DEK if it changes.
-func (n *Node) convergeKEK(ctx context.Context, inc *incarnation, rn *raftNode, unlockKey string) error {
-	var want seal.Key
-	if unlockKey != "" {
-		k, err := autolock.ParseKey(unlockKey)
-		if err != nil {
-			return fmt.Errorf("the cluster's unlock key: %w", err)
-		}
-		want = k.KEK()
-	}
-	if n.keyFiles.WrappedUnder(want) {
-		return nil
-	}
-	n.logger.Info("re-wrapping this node's keys under the cluster's unlock key", "autolock", !want.IsZero())
-	// The DEK file and the TLS key change KEK in one atomic step (the
-	// key-file owner's journal), with no DEK rotation in between, so that
-	// one key always opens both; then a fresh DEK retires the old one.
-	if rn.store != nil {
-		rn.rotateMu.Lock()
-		defer rn.rotateMu.Unlock()
-	}
-	inc.certMu.Lock()
-	defer inc.certMu.Unlock()
-	var dek *raftlog.KeyFile
-	if rn.store != nil {
-		kf := rn.store.KeyFile()
-		dek = &kf
-	}
-	if err := n.keyFiles.Rekey(inc.info.NodeID, want, dek); err != nil {
-		return err
-	}
-	if rn.store == nil {
-		return nil
-	}
-	return n.rotator(inc.info.NodeID, rn.store, rn.snaps).Rotate(ctx, seal.NewKey())
 }

@@ -210,7 +210,7 @@ func (n *Node) removeNodeLocal(ctx context.Context, rn *raftNode, id string, for
 			return api.Errorf(api.CodeUnavailable, "remove %s from raft: %v", id, err)
 		}
 	}
-	if err := n.purgeKeys(ctx, rn, id); err != nil {
+	if err := newKeyRotator(n, rn).Purge(ctx, id); err != nil {
 		return api.Errorf(api.CodeUnavailable, "node %s was removed, but replacing the data-plane keys it held failed (they go at the next scheduled rotation): %v", id, err)
 	}
 	return nil

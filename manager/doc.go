@@ -33,4 +33,20 @@
 // Lifecycle of a node: uninitialized → ready (manager or worker). A manager
 // runs raft; a worker does not, and follows the cluster through a manager's
 // node API.
+//
+// Loops: every background loop of a node is started from one table,
+// loopTable in loops.go (name, on which nodes, leader-only, constructor).
+// Each is a component — a struct with explicit dependencies (narrow
+// interfaces such as stateView, or function fields; never the Node) and
+// Run(ctx) — except two rows still run as functions of other parts
+// (access, the own-address fill). The constructors
+// (newX next to each component, buildX in loops.go) are the only place
+// the Node is taken apart into dependencies. A loop reads state, asks a
+// pure decision in a domain package (overlaykeys.Keyrings.Plan,
+// ca.RenewAt, ca.NextNodeStep, ca.NextLeaderStep, ca.NextRoleStep,
+// autolock.Converge, secrets.Fetches), acts, logs and meters. A role
+// change stops every loop of the incarnation and starts the table again
+// for the new role; the table's wholeRun rows (the role supervisor, the
+// retrier of a manager whose certificate expired) live as long as Run.
+// docs/DESIGN-NOTES.md, "Components of a node", lists them.
 package manager

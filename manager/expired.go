@@ -11,8 +11,6 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
-	"github.com/holdfast/holdfast/keyfiles"
-	"github.com/holdfast/holdfast/transport"
 )
 
 // Recovery of a node whose certificate expired while it was down. Every
@@ -142,114 +140,6 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 	return &api.RenewResponse{Role: role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
 }
 
-// loadStartCredentials loads this node's credentials for start. An expired
-// certificate is renewed through another manager; failing that, a
-// manager in raftRecover mode (force-new-cluster) starts on it and renews
-// from its own CA once it leads; otherwise the error wraps errCertExpired.
-func (n *Node) loadStartCredentials(ctx context.Context, info *nodeInfo, mode raftMode) (*transport.Credentials, error) {
-	certs, err := n.keyFiles.LoadCerts(info.NodeID)
-	if err != nil {
-		return nil, err
-	}
-	creds, err := transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
-	if err == nil {
-		return creds, nil
-	}
-	chain, perr := ca.ParseCertPEM(certs.CertPEM)
-	if perr != nil || time.Now().Before(chain[0].NotAfter) {
-		return nil, fmt.Errorf("load node certificate: %w", err)
-	}
-	n.logger.Warn("this node's certificate expired while it was down; asking another manager to renew it", "expired", chain[0].NotAfter.UTC().Format(time.RFC3339))
-	rerr := n.recoverExpired(ctx, info, certs)
-	if rerr == nil {
-		certs, err = n.keyFiles.LoadCerts(info.NodeID)
-		if err != nil {
-			return nil, err
-		}
-		return transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
-	}
-	if mode == raftRecover && info.Role == roleManager {
-		n.logger.Warn("no manager renewed the expired certificate; forcing a new cluster renews it from this manager's own CA", "err", rerr)
-		return transport.LoadCredentialsAt(certs.CertPEM, certs.KeyPEM, certs.RootPEM, chain[0].NotAfter.Add(-time.Second))
-	}
-	hint := "start the other managers"
-	if info.Role == roleManager {
-		hint += ", or, if this is the last manager, run 'holdfast init --force-new-cluster'"
-	}
-	return nil, fmt.Errorf("%w (at %s) and no manager renewed it (%v): %s", errCertExpired, chain[0].NotAfter.UTC().Format(time.RFC3339), rerr, hint)
-}
-
-// recoverExpired asks the managers this node knows to renew its expired
-// certificate, and saves the new one.
-func (n *Node) recoverExpired(ctx context.Context, info *nodeInfo, certs *keyfiles.Certs) error {
-	key, err := ca.ParseKey(certs.KeyPEM)
-	if err != nil {
-		return err
-	}
-	csr, err := ca.NewCSR(key) // signed by the expired certificate's key
-	if err != nil {
-		return err
-	}
-	roots, err := ca.ParseCertPEM(certs.RootPEM)
-	if err != nil {
-		return err
-	}
-	err = errors.New("no other manager known")
-	for _, m := range info.Managers {
-		if m.NodeID == info.NodeID {
-			continue
-		}
-		for _, root := range roots {
-			jc := transport.NewJoinClient(ca.DigestOf(root.Raw), 5*time.Second)
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			var resp *api.RenewResponse
-			resp, err = api.NewClient(jc, "https://"+m.Addr).Recover(rctx, api.RecoverRequest{CertPEM: certs.CertPEM, CSR: csr})
-			cancel()
-			jc.CloseIdleConnections()
-			if err != nil {
-				if errors.Is(err, transport.ErrCAMismatch) {
-					continue
-				}
-				break
-			}
-			if _, err = transport.LoadCredentials(resp.CertPEM, certs.KeyPEM, resp.RootPEM); err != nil {
-				return fmt.Errorf("renewed certificate from %s: %w", m.Addr, err)
-			}
-			n.logger.Info("expired certificate renewed", "through", m.Addr)
-			return n.keyFiles.SaveCerts(info.NodeID, &keyfiles.Certs{RootPEM: resp.RootPEM, CertPEM: resp.CertPEM, KeyPEM: certs.KeyPEM})
-		}
-	}
-	return err
-}
-
-// renewOwnExpired gives a manager that leads a forced new cluster a fresh
-// certificate from the CA in its own state, if its own has expired.
-func (n *Node) renewOwnExpired(ctx context.Context, inc *incarnation, rn *raftNode) error {
-	if time.Now().Before(inc.creds.Load().Cert.Leaf.NotAfter) {
-		return nil
-	}
-	if err := n.renewCert(ctx, inc); err != nil {
-		return fmt.Errorf("renew the expired certificate from this manager's CA: %w", err)
-	}
-	n.logger.Warn("this manager's expired certificate was renewed from its own CA")
-	return nil
-}
-
-// rememberManagerPeers keeps a manager's list of the other managers on
-// disk, so that after a long outage it knows whom to ask to renew an
-// expired certificate.
-func (n *Node) rememberManagerPeers(inc *incarnation) {
-	var others []api.PeerAddr
-	for _, m := range inc.managers() {
-		if m.NodeID != inc.info.NodeID {
-			others = append(others, m)
-		}
-	}
-	if len(others) > 0 {
-		n.rememberManagers(inc, others)
-	}
-}
-
 // errExpired refuses init and join on a manager that has cluster state but
 // could not start because its certificate expired: they would wipe it.
 // n.mu must be held.
@@ -258,37 +148,4 @@ func (n *Node) errExpired() error {
 		return nil
 	}
 	return api.Errorf(api.CodeConflict, "this manager has cluster state, but its certificate expired and no manager renewed it yet: start another manager (this one retries every few seconds), or, if this is the last manager, run 'holdfast init --force-new-cluster'")
-}
-
-// retryExpired starts, every few seconds, a manager that could not start
-// because its certificate expired, until another manager renews it (or
-// force-new-cluster starts it). It returns at once if there is none.
-func (n *Node) retryExpired(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		n.mu.Lock()
-		waiting := n.expired != nil && !n.stopping && n.current() == nil
-		n.mu.Unlock()
-		if !waiting {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n.mu.Lock()
-		var err error
-		if info := n.expired; info != nil && !n.stopping && n.current() == nil {
-			if err = n.start(ctx, info, raftResume); err == nil {
-				n.expired = nil
-				n.logger.Info("expired certificate renewed through another manager; node started")
-			}
-		}
-		n.mu.Unlock()
-		if err != nil && !errors.Is(err, errCertExpired) {
-			n.logger.Warn("cannot start", "err", err)
-		}
-	}
 }

@@ -181,7 +181,7 @@ func certExpiry(certPEM []byte) (time.Time, error) {
 // wipeState removes the node's cluster state (not the control socket) and
 // the secrets delivered to it.
 func (n *Node) wipeState() error {
-	if _, _, err := n.secretsDir().Sync(nil); err != nil {
+	if _, _, err := n.cfg.secretsDir().Sync(nil); err != nil {
 		n.logger.Warn("cannot remove delivered secrets", "dir", n.cfg.SecretsDir, "err", err)
 	}
 	if err := n.keyFiles.Wipe(); err != nil {

@@ -2,12 +2,10 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
@@ -120,28 +118,6 @@ func (v *keyView) matches(s *fsm.State, self string) bool {
 	return peers == len(v.peers)
 }
 
-// keysFromFSM keeps a manager's key view in step with its state.
-func (n *Node) keysFromFSM(ctx context.Context, inc *incarnation, rn *raftNode) {
-	for {
-		ch := rn.fsm.Changed()
-		var v *keyView
-		current, _, _ := inc.keys.get()
-		rn.fsm.Read(func(s *fsm.State, _ uint64) {
-			if s.Cluster != nil && !current.matches(s, inc.info.NodeID) {
-				v = keyViewOf(s, inc.info.NodeID)
-			}
-		})
-		if v != nil {
-			inc.keys.set(v)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		}
-	}
-}
-
 // keyringsToAPI turns rings into the wire form, with material: for the
 // node API (workers) and the control socket only.
 func keyringsToAPI(rings overlaykeys.Keyrings) []api.Keyring {
@@ -178,134 +154,6 @@ func keyringsFromAPI(in []api.Keyring) overlaykeys.Keyrings {
 		out[s] = r
 	}
 	return out
-}
-
-// keysNow is the clock of the key-rotation loop; tests move it forward.
-func (n *Node) keysNow() time.Time {
-	if f, ok := n.keyClock.Load().(func() time.Time); ok {
-		return f()
-	}
-	return time.Now()
-}
-
-// kickKeys makes the rotation loop look at the schedule now.
-func (n *Node) kickKeys() {
-	select {
-	case n.keyKick <- struct{}{}:
-	default:
-	}
-}
-
-// rotateKeysLoop runs on every manager; only the leader, once its
-// leader.ready entry is applied (so its state is current), rotates.
-func (n *Node) rotateKeysLoop(ctx context.Context, rn *raftNode) {
-	for {
-		wait := time.Second
-		if rn.isLeader() && rn.readyTerm.Load() == rn.r.CurrentTerm() {
-			wait = min(wait, n.rotateDueKeys(ctx, rn))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-n.keyKick:
-			t.Stop()
-		}
-	}
-}
-
-// rotateDueKeys rotates every ring that is due and returns how long until
-// the next one is.
-func (n *Node) rotateDueKeys(ctx context.Context, rn *raftNode) time.Duration {
-	now := n.keysNow()
-	next := now.Add(time.Hour)
-	var rots []overlaykeys.Rotation
-	var genErr error
-	rn.fsm.Read(func(s *fsm.State, _ uint64) {
-		if s.Cluster == nil {
-			return
-		}
-		for _, sub := range overlaykeys.Subsystems {
-			ring := s.Keys.Ring(sub)
-			due, at := ring.Due(s.Cluster.Settings.KeyRotation, now)
-			if !due {
-				next = minTime(next, at)
-				continue
-			}
-			rot, err := overlaykeys.NewRotation(sub, ring, now, nil)
-			if err != nil {
-				genErr = err
-				continue
-			}
-			rots = append(rots, rot)
-		}
-	})
-	if genErr != nil {
-		n.logger.Error("cannot make a data-plane key", "err", genErr)
-	}
-	for _, rot := range rots {
-		b, err := fsm.Encode(&fsm.KeysRotate{Rotation: rot})
-		if err == nil {
-			err = n.applyLocal(ctx, rn, b)
-		}
-		switch {
-		case errors.Is(err, overlaykeys.ErrStale):
-			// Another leader rotated first: nothing to do.
-		case err != nil:
-			n.logger.Warn("data-plane key rotation failed; retrying", "subsystem", rot.Subsystem, "err", err)
-			return time.Second
-		default:
-			newest := rot.Keys[len(rot.Keys)-1]
-			n.logger.Info("data-plane keys rotated", "subsystem", rot.Subsystem, "key_id", newest.ID, "lamport", newest.Lamport)
-			metricKeyRotated(string(rot.Subsystem))
-		}
-	}
-	if len(rots) > 0 {
-		return 0 // look again at once: the next due time moved
-	}
-	return max(next.Sub(now), 0)
-}
-
-// purgeKeys replaces every key of both data-plane keyrings at once, as the
-// leader does when it removes node id: the keys the node held then open
-// nothing sent afterwards. A rotation that races with the purge (another
-// leader's, the schedule's) is followed by a fresh purge.
-func (n *Node) purgeKeys(ctx context.Context, rn *raftNode, id string) error {
-	for _, sub := range overlaykeys.Subsystems {
-		var err error
-		for range 3 {
-			var rot overlaykeys.Rotation
-			var genErr error
-			rn.fsm.Read(func(s *fsm.State, _ uint64) {
-				rot, genErr = overlaykeys.NewPurge(sub, s.Keys.Ring(sub), n.keysNow(), nil)
-			})
-			if genErr != nil {
-				return genErr
-			}
-			var b []byte
-			if b, err = fsm.Encode(&fsm.KeysRotate{Rotation: rot}); err == nil {
-				err = n.applyLocal(ctx, rn, b)
-			}
-			if !errors.Is(err, overlaykeys.ErrStale) {
-				break
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("%s keyring: %w", sub, err)
-		}
-		metricKeyRotated(string(sub))
-	}
-	n.logger.Info("data-plane keyrings replaced: a node was removed", "removed", id)
-	return nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // Keys answers `keys ls`: the keys this node holds, never their material.

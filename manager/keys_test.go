@@ -145,7 +145,7 @@ func rotateOnce(t *testing.T, c *testCluster, clk *keyClock, interval time.Durat
 	var after overlaykeys.Keyrings
 	eventually(t, 15*time.Second, "a rotation of both rings", func() bool {
 		l := c.leader()
-		l.node.kickKeys()
+		kickKeys(l.node)
 		after = c.leaderRings()
 		for _, s := range overlaykeys.Subsystems {
 			if after.Ring(s).Lamport() <= before.Ring(s).Lamport() {
@@ -262,11 +262,11 @@ func TestKeyRotationAcrossLeaderChanges(t *testing.T) {
 		// rotate exactly when the old one did not.
 		old := c.leader()
 		clk.advance(12 * time.Hour)
-		old.node.kickKeys()
+		kickKeys(old.node)
 		old.halt()
 		l := c.leader()
 		eventually(t, 15*time.Second, "the new leader's rotation", func() bool {
-			l.node.kickKeys()
+			kickKeys(l.node)
 			r := c.leaderRings()
 			return r.Ring(overlaykeys.IPsec).Lamport() > start+uint64(i) && r.Ring(overlaykeys.Gossip).Lamport() > start+uint64(i)
 		})
@@ -278,7 +278,7 @@ func TestKeyRotationAcrossLeaderChanges(t *testing.T) {
 	}
 	// Give a double rotation every chance to show itself.
 	l := c.leader()
-	l.node.kickKeys()
+	kickKeys(l.node)
 	if _, err := l.client.CreateSecret(ctxT(t), api.SecretCreateRequest{Name: "barrier", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
@@ -526,5 +526,13 @@ func TestRemovalReplacesKeyrings(t *testing.T) {
 			}
 			return perSub["gossip"] == overlaykeys.MaxKeys && perSub["ipsec"] == overlaykeys.MaxKeys
 		})
+	}
+}
+
+// kickKeys makes n's key-rotation loop look at the schedule now.
+func kickKeys(n *Node) {
+	select {
+	case n.keyKick <- struct{}{}:
+	default:
 	}
 }

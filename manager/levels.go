@@ -2,14 +2,10 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
@@ -23,7 +19,7 @@ import (
 // being added alike; the leader proposes only what it allows (propose.go).
 // What a manager knows of each other manager's level, freshest first:
 //
-//  1. what the manager answered this node's last probe (levelsLoop, on
+//  1. what the manager answered this node's last probe (levelProber, on
 //     every manager), fsm.LowestLevel for a build that has no such route;
 //  2. what the joiner said when it was granted its certificate;
 //  3. the level recorded in its node record (fsm.NodeLevel), which the
@@ -166,100 +162,9 @@ func (n *Node) admitLevel(ctx context.Context, rn *raftNode, id, addr string) er
 			return api.ErrUninitialized
 		}
 		var err error
-		if li, err = n.askLevel(ctx, inc, addr); err != nil {
+		if li, err = askLevel(ctx, n.peerClient(inc, addr)); err != nil {
 			return api.Errorf(api.CodeUnavailable, "ask manager %s its level before adding it to raft: %v", id, err)
 		}
 	}
 	return rn.checkJoinLevel(id, li.Level)
-}
-
-// askLevel asks the manager at addr its level; a build from before levels
-// has no such route and counts as the lowest level.
-func (n *Node) askLevel(ctx context.Context, inc *incarnation, addr string) (*api.LevelInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	li, err := n.peerClient(inc, addr).Level(ctx)
-	var ae *api.Error
-	if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
-		return &api.LevelInfo{Level: fsm.LowestLevel, Commands: commandNames(fsm.Commands(fsm.LowestLevel))}, nil
-	}
-	return li, err
-}
-
-// levelsLoop runs on every manager: it asks every other manager its
-// level, so that each knows the cluster version (status, metrics) and a
-// new leader starts from fresh answers. While this node leads it also
-// records the levels in the node records once the cluster version
-// allows; a manager stopped at an entry it cannot apply hands leadership
-// over, since it can neither serve reads nor see its own writes applied.
-func (n *Node) levelsLoop(ctx context.Context, inc *incarnation, rn *raftNode) {
-	t := time.NewTicker(levelProbeInterval)
-	defer t.Stop()
-	for {
-		changed := rn.leaderChanged()
-		n.probeLevels(ctx, inc, rn)
-		rn.levels.cv.Store(int64(rn.clusterVersion()))
-		if rn.isLeader() {
-			if st := rn.fsm.NeedsUpgrade(); st != nil {
-				n.logger.Error("handing leadership over: this manager needs an upgrade", "err", st)
-				_ = rn.r.LeadershipTransfer().Error()
-			} else if err := n.recordLevels(ctx, rn); err != nil && rn.isLeader() {
-				n.logger.Warn("recording the managers' levels", "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-changed:
-		}
-	}
-}
-
-// probeLevels asks every other member of raft's configuration its level.
-// One that does not answer keeps what was known of it.
-func (n *Node) probeLevels(ctx context.Context, inc *incarnation, rn *raftNode) {
-	var wg sync.WaitGroup
-	rn.levels.set(rn.nodeID, rn.ownLevel())
-	for _, srv := range rn.servers() {
-		if string(srv.ID) == rn.nodeID {
-			continue
-		}
-		wg.Go(func() {
-			if li, err := n.askLevel(ctx, inc, string(srv.Address)); err == nil {
-				rn.levels.set(string(srv.ID), li)
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// recordLevels commits a node.level for each manager whose record differs
-// from what it answered, once every manager can apply node.level.
-func (n *Node) recordLevels(ctx context.Context, rn *raftNode) error {
-	if !fsm.Knows(rn.clusterVersion(), fsm.TypeNodeLevel, 1) {
-		return nil
-	}
-	var stale []*fsm.NodeLevel
-	servers := rn.servers()
-	rn.fsm.Read(func(s *fsm.State, _ uint64) {
-		for _, srv := range servers {
-			id := string(srv.ID)
-			li, ok := rn.levels.get(id)
-			node, exists := s.Nodes[id]
-			if !ok || !exists || srv.Suffrage == raft.Staging {
-				continue
-			}
-			if node.Level != li.Level || !slices.Equal(node.Commands, li.Commands) {
-				stale = append(stale, &fsm.NodeLevel{ID: id, Level: li.Level, Commands: li.Commands})
-			}
-		}
-	})
-	for _, c := range stale {
-		if err := n.applyCmd(ctx, rn, c); err != nil {
-			return err
-		}
-		n.logger.Info("recorded a manager's level", "node_id", c.ID, "level", c.Level)
-	}
-	return nil
 }

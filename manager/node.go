@@ -41,7 +41,7 @@ type Node struct {
 
 	// roleChange carries a request to re-read this node's role and switch
 	// between manager and worker; the supervisor started by Run serves it.
-	roleChange chan struct{}
+	roleChange roleRequests
 	control    *http.Server
 	// stopping is set, under mu, when Run shuts down: init, join and
 	// unlock then start nothing new.
@@ -186,10 +186,7 @@ func (n *Node) Run(ctx context.Context) error {
 	superCtx, stopSuper := context.WithCancel(ctx)
 	go func() {
 		defer close(supervisorDone)
-		var retry sync.WaitGroup
-		retry.Go(func() { n.retryExpired(superCtx) })
-		n.supervise(superCtx)
-		retry.Wait()
+		n.runRunLoops(superCtx)
 	}()
 
 	<-ctx.Done()
@@ -254,7 +251,7 @@ func checkSocketDir(dir string) error {
 // a new single-server cluster when bootstrap is set), and the loops.
 // n.mu must be held.
 func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err error) {
-	creds, err := n.loadStartCredentials(ctx, info, mode)
+	creds, err := startCredentials{files: n.keyFiles, log: n.logger}.load(ctx, info, mode)
 	if err != nil {
 		return err
 	}
@@ -287,14 +284,13 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 		}
 		inc.setRN(rn)
 	}
-	n.checkSecretsDir()
+	checkSecretsDir(n.cfg.SecretsDir, n.logger)
 	n.setCurrent(inc)
 	n.startLoops(context.WithoutCancel(ctx), inc)
 	if rn := inc.rn(); rn != nil && mode == raftResume && !rn.inConfiguration() {
 		// A manager raft does not know yet: a join or promotion that did
 		// not finish (Join itself adds it; the supervisor retries).
-		inc.wantRole.Store(roleManager)
-		n.requestRoleChange()
+		askRole(inc, n.roleChange, ca.RoleTarget{Role: roleManager})
 	}
 	n.logger.Info("node started", "node_id", info.NodeID, "cluster_id", info.ClusterID, "role", info.Role, "addr", info.AdvertiseAddr)
 	return nil

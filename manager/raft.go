@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -305,56 +304,6 @@ func (rn *raftNode) inConfiguration() bool {
 		}
 	}
 	return false
-}
-
-// watchRaft follows leadership and heartbeat observations: a new leader
-// commits leader.ready, and the leader tracks which peers answer.
-func (n *Node) watchRaft(ctx context.Context, rn *raftNode, nodeID string) {
-	ready := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case ready <- struct{}{}:
-		default:
-		}
-	}
-	if rn.isLeader() {
-		poke()
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case o := <-rn.obsCh:
-			switch d := o.Data.(type) {
-			case raft.LeaderObservation:
-				rn.noteLeaderChange()
-				if string(d.LeaderID) == nodeID {
-					rn.reachMu.Lock()
-					clear(rn.unreachable)
-					rn.reachMu.Unlock()
-					poke()
-				}
-			case raft.FailedHeartbeatObservation:
-				rn.setReachable(d.PeerID, false)
-			case raft.ResumedHeartbeatObservation:
-				rn.setReachable(d.PeerID, true)
-			case raft.PeerObservation:
-				if d.Removed {
-					rn.setReachable(d.Peer.ID, true)
-				}
-			}
-		case <-ready:
-			if err := rn.markReady(nodeID, n.cfg.ApplyTimeout); err != nil && rn.isLeader() {
-				n.logger.Warn("new leader could not commit leader.ready; retrying", "err", err)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				poke()
-			}
-		}
-	}
 }
 
 // leaderChanged returns a channel closed at the next change of leader.

@@ -52,11 +52,11 @@ func (n *Node) forceNewClusterExpired(ctx context.Context) (*api.InitResponse, e
 	n.expired = nil
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rn, err := n.linearize(ctx)
+	_, err := n.linearize(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.renewOwnExpired(ctx, n.current(), rn); err != nil {
+	if err := newRenewer(n, n.current()).RenewIfExpired(ctx); err != nil {
 		return nil, err
 	}
 	return n.forcedClusterResponse(ctx, info)

@@ -106,23 +106,3 @@ func TestCertificateRenewalWindow(t *testing.T) {
 		t.Errorf("the worker lost the cluster after renewal: %+v", st)
 	}
 }
-
-func TestRenewalDelay(t *testing.T) {
-	nb := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	na := nb.Add(100 * time.Hour)
-	tests := []struct {
-		now  time.Time
-		frac float64
-		want time.Duration
-	}{
-		{nb, 0, 50 * time.Hour},
-		{nb, 1, 80 * time.Hour},
-		{nb.Add(10 * time.Hour), 0.5, 55 * time.Hour},
-		{nb.Add(90 * time.Hour), 0.5, 0},
-	}
-	for _, tt := range tests {
-		if got := renewalDelay(nb, na, tt.now, tt.frac); got != tt.want {
-			t.Errorf("renewalDelay(now=%s, frac=%v) = %s; want %s", tt.now, tt.frac, got, tt.want)
-		}
-	}
-}

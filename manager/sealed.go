@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -55,7 +54,7 @@ func (n *Node) openSealedLog(clusterID, nodeID string) (*raftlog.Store, *raftlog
 	}
 	if len(kf.Previous) > 0 {
 		n.logger.Info("finishing an interrupted DEK rotation")
-		if err := n.rotator(nodeID, store, snaps).Resume(context.Background()); err != nil {
+		if err := dekRotatorOf(n.keyFiles, nodeID, store, snaps).Resume(context.Background()); err != nil {
 			store.Close()
 			return nil, nil, fmt.Errorf("finish DEK rotation: %w", err)
 		}
@@ -120,38 +119,5 @@ func (n *Node) RotateDEK(ctx context.Context) error {
 	if inc == nil || inc.rn() == nil || inc.rn().store == nil {
 		return fmt.Errorf("this node has no sealed raft log")
 	}
-	return n.rotateDEK(ctx, inc.info.NodeID, inc.rn())
-}
-
-// rotator rotates this node's DEK, writing the key file through the
-// key-file owner so it stays wrapped under the current KEK.
-func (n *Node) rotator(nodeID string, store *raftlog.Store, snaps *raftlog.SnapshotStore) raftlog.Rotator {
-	return raftlog.Rotator{Store: store, Snapshots: snaps, Save: func(kf raftlog.KeyFile) error { return n.keyFiles.SaveDEKs(nodeID, kf) }}
-}
-
-func (n *Node) rotateDEK(ctx context.Context, nodeID string, rn *raftNode) error {
-	rn.rotateMu.Lock()
-	defer rn.rotateMu.Unlock()
-	return n.rotator(nodeID, rn.store, rn.snaps).Rotate(ctx, seal.NewKey())
-}
-
-// watchDEK rotates the DEK before it has sealed too many records for
-// random nonces to stay safe (raftlog's threshold).
-func (n *Node) watchDEK(ctx context.Context, nodeID string, rn *raftNode) {
-	t := time.NewTicker(n.cfg.DEKCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !rn.store.NeedsRotation() {
-			continue
-		}
-		n.logger.Info("rotating the DEK: it has sealed its share of records", "sealed", rn.store.SealedCount())
-		if err := n.rotateDEK(ctx, nodeID, rn); err != nil && ctx.Err() == nil {
-			n.logger.Error("DEK rotation failed; will retry", "err", err)
-		}
-	}
+	return newDEKRotator(n, inc.info.NodeID, inc.rn()).Rotate(ctx)
 }

@@ -2,8 +2,9 @@
 // subsystems, gossip (memberlist's encryption) and ipsec (for a local data
 // plane that programs IPsec SAs), and the rules by which they rotate. It
 // knows nothing of raft or the network: the fsm package routes a Rotation
-// to Keyrings.Apply, the manager's leader loop proposes rotations when Due
-// says so, and every node turns a Ring into memberlist's keyring or a data
+// to Keyrings.Apply, the manager's leader loop proposes rotations when
+// Keyrings.Plan says so (a pure function of the rings and the clock, which
+// names the rings due now and when the next falls due), and every node turns a Ring into memberlist's keyring or a data
 // plane's view with the functions here.
 //
 // A ring holds at most MaxKeys 32-byte keys from crypto/rand, each stamped

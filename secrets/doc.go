@@ -43,6 +43,9 @@
 //     (Store.GrantedTo on a manager, or what the API delivered) each time it
 //     changes; Sync is idempotent, so calling it again after an error is
 //     the way to retry. Do not run two Syncs on one directory at once.
+//     A node fed refs (a worker) decides with Fetches which secrets it
+//     keeps and which it must fetch, and with Fingerprint whether a set
+//     of refs is the one it last delivered; both are pure functions.
 //  8. At start-up, check the secrets directory with OnTmpfs (after creating
 //     it) and warn when it is not a tmpfs: delivered secrets are plaintext
 //     files.
