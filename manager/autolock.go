@@ -156,7 +156,7 @@ func (n *Node) unlockByCommand(ctx context.Context) {
 // UnlockKey shows the cluster's current unlock key.
 func (n *Node) UnlockKey(ctx context.Context) (*api.UnlockKeyResponse, error) {
 	var out api.UnlockKeyResponse
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		if !s.Cluster.Settings.Autolock {
 			return errAutolockOff
 		}
@@ -177,7 +177,7 @@ func (n *Node) RotateUnlockKey(ctx context.Context, req api.RotateUnlockKeyReque
 		}
 	}
 	on := false
-	if err := n.readState(ctx, func(s *fsm.State) error { on = s.Cluster.Settings.Autolock; return nil }); err != nil {
+	if err := n.writes.readState(ctx, func(s *fsm.State) error { on = s.Cluster.Settings.Autolock; return nil }); err != nil {
 		return nil, err
 	}
 	if !on {
@@ -205,7 +205,7 @@ func (n *Node) setAutolock(ctx context.Context, on bool, shares, threshold int) 
 			out.Threshold = threshold
 		}
 	}
-	if err := n.apply(ctx, cmd); err != nil {
+	if err := n.writes.apply(ctx, cmd); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -269,7 +269,7 @@ func (n *Node) kekDiffers(unlockKey string) bool {
 // currentUnlockKey reads the cluster's unlock key linearizably.
 func (n *Node) currentUnlockKey(ctx context.Context) (string, error) {
 	var key string
-	err := n.readState(ctx, func(s *fsm.State) error { key = s.Cluster.UnlockKey; return nil })
+	err := n.writes.readState(ctx, func(s *fsm.State) error { key = s.Cluster.UnlockKey; return nil })
 	return key, err
 }
 

@@ -30,7 +30,7 @@ var errBackupNeedsPassphrase = api.Errorf(http.StatusBadRequest,
 // the process: under a key derived from the cluster's current unlock key,
 // or from req.Passphrase (Argon2id) when one is given.
 func (n *Node) SaveSnapshot(ctx context.Context, req api.SnapshotRequest) (*api.SnapshotStream, error) {
-	rn, err := n.linearize(ctx)
+	rn, err := n.writes.linearize(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -146,7 +146,7 @@ func selfCAView(s *fsm.State, id string) *api.CAView {
 // CA answers `holdfast ca`: the root certificate.
 func (n *Node) CA(ctx context.Context) (*api.CAInfo, error) {
 	var out api.CAInfo
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		out = api.CAInfo{RootPEM: string(s.Cluster.RootCertPEM), Digest: s.Cluster.RootDigest()}
 		return nil
 	})
@@ -171,7 +171,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 	var old *ca.Root
 	var clusterID string
 	var running *fsm.CARotation
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		clusterID = s.Cluster.ID
 		if s.CARotation.InProgress() {
 			c := *s.CARotation
@@ -206,7 +206,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 		ID: ca.NewID(), OldDigest: old.Digest(), NewDigest: next.Digest(),
 		NewCertPEM: next.CertPEM(), NewKeyPEM: next.KeyPEM(), CrossPEM: rot.CrossPEM(), StartedAt: now,
 	}
-	if err := n.apply(ctx, cmd); err != nil {
+	if err := n.writes.apply(ctx, cmd); err != nil {
 		if errors.Is(err, fsm.ErrRotationInProgress) {
 			return nil, api.Errorf(http.StatusConflict, "another CA rotation started meanwhile: run 'holdfast ca --rotate' again to follow it")
 		}
@@ -221,7 +221,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 func (n *Node) CARotation(ctx context.Context) (*api.CARotation, error) {
 	out := &api.CARotation{State: api.CARotationNone, Waiting: []api.CAWaitingFor{}}
 	var waiting map[string]bool
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		r := s.CARotation
 		if r == nil {
 			return nil
@@ -258,7 +258,7 @@ func (n *Node) CARotation(ctx context.Context) (*api.CARotation, error) {
 // CAConverted records, for the rotation in progress, that the caller's
 // connection presents a certificate from the new root.
 func (n *Node) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Certificate) error {
-	_, rn, err := n.managerRaft()
+	_, rn, err := n.writes.managerRaft()
 	if err != nil {
 		return err
 	}
@@ -276,7 +276,7 @@ func (n *Node) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Certif
 }
 
 func (n *Node) recordConverted(ctx context.Context, rotID, nodeID string) error {
-	err := n.apply(ctx, &fsm.CARotateNode{ID: rotID, NodeID: nodeID})
+	err := n.writes.apply(ctx, &fsm.CARotateNode{ID: rotID, NodeID: nodeID})
 	if errors.Is(err, fsm.ErrNoRotation) {
 		return nil
 	}
@@ -331,7 +331,7 @@ func (n *Node) finishRotation(ctx context.Context, rn *raftNode, rot *fsm.CARota
 	}
 	actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
-	err = n.applyCmd(actx, rn, &fsm.CARotateFinish{ID: rot.ID, WorkerToken: wt.String(), ManagerToken: mt.String(), FinishedAt: time.Now().UTC()})
+	err = n.writes.applyCmd(actx, rn, &fsm.CARotateFinish{ID: rot.ID, WorkerToken: wt.String(), ManagerToken: mt.String(), FinishedAt: time.Now().UTC()})
 	if errors.Is(err, fsm.ErrNoRotation) {
 		return nil
 	}
@@ -476,7 +476,7 @@ func (n *Node) syncCA(ctx context.Context, inc *incarnation, v *api.CAView) erro
 	err = errors.New("no manager known")
 	for _, m := range inc.managers() {
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-		err = n.peerClient(inc, m.Addr).CAConverted(rctx)
+		err = peerClient(inc, m.Addr).CAConverted(rctx)
 		cancel()
 		if err == nil {
 			return nil

@@ -400,7 +400,7 @@ func recordCert(t *testing.T, by *testNode, id string, certPEM []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := by.node.apply(ctxT(t), certUpdate(id, rec)); err != nil {
+	if err := by.node.writes.apply(ctxT(t), certUpdate(id, rec)); err != nil {
 		t.Fatalf("record the certificate: %v", err)
 	}
 }

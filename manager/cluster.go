@@ -14,8 +14,8 @@ import (
 )
 
 // readState runs fn over a linearizable view of the state.
-func (n *Node) readState(ctx context.Context, fn func(s *fsm.State) error) error {
-	rn, err := n.linearize(ctx)
+func (w *writePath) readState(ctx context.Context, fn func(s *fsm.State) error) error {
+	rn, err := w.linearize(ctx)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (n *Node) readState(ctx context.Context, fn func(s *fsm.State) error) error
 func (n *Node) Nodes(ctx context.Context) ([]api.Node, error) {
 	inc := n.current()
 	var out []api.Node
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		if inc == nil || inc.rn() == nil {
 			return api.ErrNotManager
 		}
@@ -53,7 +53,7 @@ func (n *Node) Node(ctx context.Context, id string) (*api.Node, error) {
 	}
 	inc := n.current()
 	var out *api.Node
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		if inc == nil || inc.rn() == nil {
 			return api.ErrNotManager
 		}
@@ -112,7 +112,7 @@ func (n *Node) SetRole(ctx context.Context, id, role string) error {
 			id = inc.info.NodeID
 		}
 	}
-	return n.onLeader(ctx,
+	return n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return n.setRoleLocal(ctx, rn, id, role) },
 		func(ctx context.Context, c *api.Client) error { return c.SetRoleForwarded(ctx, id, role) })
 }
@@ -142,7 +142,7 @@ func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id, role string) 
 		return errMisdirected
 	}
 	if node.Role != role {
-		if err := n.applyCmd(ctx, rn, &fsm.NodeSetRole{ID: id, Role: role}); err != nil {
+		if err := n.writes.applyCmd(ctx, rn, &fsm.NodeSetRole{ID: id, Role: role}); err != nil {
 			return err
 		}
 	}
@@ -155,12 +155,12 @@ func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id, role string) 
 }
 
 // applyCmd applies cmd on this node, which leads.
-func (n *Node) applyCmd(ctx context.Context, rn *raftNode, cmd fsm.Command) error {
+func (w *writePath) applyCmd(ctx context.Context, rn *raftNode, cmd fsm.Command) error {
 	b, err := fsm.Encode(cmd)
 	if err != nil {
 		return api.Wrap(http.StatusBadRequest, err)
 	}
-	return n.applyLocal(ctx, rn, b)
+	return w.applyLocal(ctx, rn, b)
 }
 
 // RemoveNode answers `node rm`: the node's record goes, its ID goes on the
@@ -169,7 +169,7 @@ func (n *Node) RemoveNode(ctx context.Context, id string, force bool) error {
 	if inc := n.current(); inc != nil && (id == "self" || id == inc.info.NodeID) {
 		return api.Errorf(http.StatusBadRequest, "a node cannot remove itself; run 'holdfast leave' on it instead")
 	}
-	return n.onLeader(ctx,
+	return n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return n.removeNodeLocal(ctx, rn, id, force) },
 		func(ctx context.Context, c *api.Client) error { return c.RemoveNodeForwarded(ctx, id, force) })
 }
@@ -203,7 +203,7 @@ func (n *Node) removeNodeLocal(ctx context.Context, rn *raftNode, id string, for
 	if latest := time.Now().Add(expiry); until.Before(latest) {
 		until = latest
 	}
-	if err := n.applyCmd(ctx, rn, &fsm.NodeRemove{ID: id, Until: until.UTC(), Force: force}); err != nil {
+	if err := n.writes.applyCmd(ctx, rn, &fsm.NodeRemove{ID: id, Until: until.UTC(), Force: force}); err != nil {
 		return err
 	}
 	if node.Role == roleManager {
@@ -223,7 +223,7 @@ func (n *Node) JoinToken(ctx context.Context, role string) (*api.JoinToken, erro
 		return nil, err
 	}
 	var out api.JoinToken
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		out = api.JoinToken{Role: role, Token: s.Cluster.WorkerToken}
 		if role == roleManager {
 			out.Token = s.Cluster.ManagerToken
@@ -247,7 +247,7 @@ func (n *Node) RotateJoinToken(ctx context.Context, role string) (*api.JoinToken
 		return nil, err
 	}
 	var out *api.JoinToken
-	err := n.onLeader(ctx,
+	err := n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
 			tok, err := n.rotateTokenLocal(ctx, rn, role)
 			out = tok
@@ -270,7 +270,7 @@ func (n *Node) rotateTokenLocal(ctx context.Context, rn *raftNode, role string) 
 	if err != nil {
 		return nil, err
 	}
-	if err := n.applyCmd(ctx, rn, &fsm.TokenRotate{Role: role, Token: tok.String()}); err != nil {
+	if err := n.writes.applyCmd(ctx, rn, &fsm.TokenRotate{Role: role, Token: tok.String()}); err != nil {
 		return nil, err
 	}
 	return &api.JoinToken{Role: role, Token: tok.String()}, nil
@@ -311,7 +311,7 @@ var rootCache struct {
 func (n *Node) Update(ctx context.Context, req api.UpdateRequest) (*api.UpdateResponse, error) {
 	var settings fsm.Settings
 	var unlockKey string
-	if err := n.readState(ctx, func(s *fsm.State) error {
+	if err := n.writes.readState(ctx, func(s *fsm.State) error {
 		settings, unlockKey = s.Cluster.Settings, s.Cluster.UnlockKey
 		return nil
 	}); err != nil {
@@ -332,7 +332,7 @@ func (n *Node) Update(ctx context.Context, req api.UpdateRequest) (*api.UpdateRe
 		if err := next.Validate(); err != nil {
 			return nil, api.Wrap(http.StatusBadRequest, err)
 		}
-		if err := n.apply(ctx, &fsm.SettingsUpdate{Settings: next}); err != nil {
+		if err := n.writes.apply(ctx, &fsm.SettingsUpdate{Settings: next}); err != nil {
 			return nil, err
 		}
 	}

@@ -62,7 +62,7 @@ var errCertExpired = errors.New("this node's certificate has expired")
 
 // Recover serves POST /join/recover.
 func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewResponse, error) {
-	_, rn, err := n.managerRaft()
+	_, rn, err := n.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 	var expiry time.Duration
 	var role string
 	var plan *caPlan
-	err = n.readState(ctx, func(s *fsm.State) error {
+	err = n.writes.readState(ctx, func(s *fsm.State) error {
 		p, err := planOf(s)
 		if err != nil {
 			return err
@@ -136,7 +136,7 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 	if err != nil {
 		return nil, err
 	}
-	if err := n.apply(ctx, certUpdate(node.ID, rec)); err != nil {
+	if err := n.writes.apply(ctx, certUpdate(node.ID, rec)); err != nil {
 		return nil, err
 	}
 	n.logger.Warn("renewed the expired certificate of a node", "node_id", node.ID, "role", role, "expired", leaf.NotAfter.UTC().Format(time.RFC3339))

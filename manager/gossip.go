@@ -75,7 +75,7 @@ func (n *Node) runGossip(ctx context.Context, inc *incarnation) {
 				// does not gossip with keys the others have dropped.
 				// Without quorum it goes on with what it has.
 				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := n.linearize(lctx)
+				_, err := n.writes.linearize(lctx)
 				cancel()
 				fresh = true
 				if err == nil {
@@ -136,11 +136,11 @@ func (n *Node) recordGossipAddr(ctx context.Context, inc *incarnation, addr stri
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	defer cancel()
 	if inc.rn() != nil {
-		return n.apply(ctx, &fsm.NodeUpdate{ID: inc.info.NodeID, GossipAddr: addr})
+		return n.writes.apply(ctx, &fsm.NodeUpdate{ID: inc.info.NodeID, GossipAddr: addr})
 	}
 	var err error = fmt.Errorf("no manager known")
 	for _, m := range inc.managers() {
-		if err = n.peerClient(inc, m.Addr).SetGossipAddr(ctx, api.GossipAddrRequest{Addr: addr}); err == nil {
+		if err = peerClient(inc, m.Addr).SetGossipAddr(ctx, api.GossipAddrRequest{Addr: addr}); err == nil {
 			return nil
 		}
 	}
@@ -153,10 +153,10 @@ func (n *Node) SetGossipAddr(ctx context.Context, from api.Peer, req api.GossipA
 	if err != nil || host == "" || port == "0" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		return api.Errorf(http.StatusBadRequest, "gossip address %q: need a reachable HOST:PORT", req.Addr)
 	}
-	if _, _, err := n.managerRaft(); err != nil {
+	if _, _, err := n.writes.managerRaft(); err != nil {
 		return err
 	}
-	return n.apply(ctx, &fsm.NodeUpdate{ID: from.NodeID, GossipAddr: req.Addr})
+	return n.writes.apply(ctx, &fsm.NodeUpdate{ID: from.NodeID, GossipAddr: req.Addr})
 }
 
 // gossipStatus is what `status` shows of this node's gossip; nil before

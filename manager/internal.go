@@ -19,8 +19,8 @@ import (
 // errMisdirected so the sender retries against the new leader.
 
 // leaderRaft returns raft if this node leads, else errMisdirected.
-func (n *Node) leaderRaft() (*raftNode, error) {
-	_, rn, err := n.managerRaft()
+func (w *writePath) leaderRaft() (*raftNode, error) {
+	_, rn, err := w.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -31,17 +31,17 @@ func (n *Node) leaderRaft() (*raftNode, error) {
 }
 
 func (n *Node) ApplyForwarded(ctx context.Context, from api.Peer, cmd []byte) error {
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return err
 	}
-	return n.applyLocal(ctx, rn, cmd)
+	return n.writes.applyLocal(ctx, rn, cmd)
 }
 
 // ApplyBatchForwarded proposes forwarded commands together, so raft
 // stores them in one batch, and waits for each.
 func (n *Node) ApplyBatchForwarded(ctx context.Context, from api.Peer, cmds [][]byte) ([]error, error) {
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -54,15 +54,15 @@ func (n *Node) ApplyBatchForwarded(ctx context.Context, from api.Peer, cmds [][]
 }
 
 func (n *Node) ReadIndex(ctx context.Context, from api.Peer) (*api.ReadIndex, error) {
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
-	return n.readIndexLocal(ctx, rn)
+	return n.writes.readIndexLocal(ctx, rn)
 }
 
 func (n *Node) JoinForwarded(ctx context.Context, from api.Peer, req api.JoinGrantRequest) (*api.JoinGrant, error) {
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (n *Node) JoinForwarded(ctx context.Context, from api.Peer, req api.JoinGra
 }
 
 func (n *Node) SetRoleForwarded(ctx context.Context, from api.Peer, id, role string) error {
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (n *Node) SetRoleForwarded(ctx context.Context, from api.Peer, id, role str
 }
 
 func (n *Node) RemoveNodeForwarded(ctx context.Context, from api.Peer, id string, force bool) error {
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (n *Node) RotateJoinTokenForwarded(ctx context.Context, from api.Peer, role
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (n *Node) RotateJoinTokenForwarded(ctx context.Context, from api.Peer, role
 }
 
 func (n *Node) Reachability(ctx context.Context, from api.Peer) (*api.Reachability, error) {
-	rn, err := n.leaderRaft()
+	rn, err := n.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequ
 	if req.NodeID == "" {
 		req.NodeID = from.NodeID
 	}
-	return n.onLeader(ctx,
+	return n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
 			var node *fsm.Node
 			rn.fsm.Read(func(s *fsm.State, _ uint64) {
@@ -136,7 +136,7 @@ func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequ
 // Self tells a node what the cluster says about it, waiting (long poll)
 // until the state moves past afterIndex.
 func (n *Node) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api.SelfView, error) {
-	inc, rn, err := n.managerRaft()
+	inc, rn, err := n.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ wait:
 func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (*api.RenewResponse, error) {
 	var node fsm.Node
 	var expiry time.Duration
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		p, ok := s.Nodes[from.NodeID]
 		if !ok {
 			return api.Errorf(http.StatusForbidden, "node %s is not a member of this cluster", from.NodeID)
@@ -201,7 +201,7 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err != nil {
 		return nil, err
 	}
-	_, rn, err := n.managerRaft()
+	_, rn, err := n.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if err := n.apply(ctx, certUpdate(node.ID, rec)); err != nil {
+	if err := n.writes.apply(ctx, certUpdate(node.ID, rec)); err != nil {
 		return nil, err
 	}
 	return &api.RenewResponse{Role: node.Role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
@@ -225,13 +225,13 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 
 // LeaveNode removes the calling node from the cluster.
 func (n *Node) LeaveNode(ctx context.Context, from api.Peer, req api.LeaveNodeRequest) error {
-	return n.onLeader(ctx,
+	return n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return n.removeNodeLocal(ctx, rn, from.NodeID, true) },
 		func(ctx context.Context, c *api.Client) error { return c.RemoveNodeForwarded(ctx, from.NodeID, true) })
 }
 
 func (n *Node) ClusterStatus(ctx context.Context, from api.Peer) (*api.Status, error) {
-	inc, rn, err := n.managerRaft()
+	inc, rn, err := n.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -240,11 +240,11 @@ func (n *Node) ClusterStatus(ctx context.Context, from api.Peer) (*api.Status, e
 
 // Grant serves the join protocol: a token and a CSR in, a certificate out.
 func (n *Node) Grant(ctx context.Context, req api.JoinGrantRequest) (*api.JoinGrant, error) {
-	if _, _, err := n.managerRaft(); err != nil {
+	if _, _, err := n.writes.managerRaft(); err != nil {
 		return nil, err
 	}
 	var out *api.JoinGrant
-	err := n.onLeader(ctx,
+	err := n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
 			g, err := n.grantLocal(ctx, rn, req)
 			out = g
@@ -314,7 +314,7 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	if err != nil {
 		return nil, err
 	}
-	if err := n.applyCmd(ctx, rn, &fsm.NodeAdd{Node: fsm.Node{ID: id.NodeID, Role: role, Addr: req.Addr, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}}); err != nil {
+	if err := n.writes.applyCmd(ctx, rn, &fsm.NodeAdd{Node: fsm.Node{ID: id.NodeID, Role: role, Addr: req.Addr, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}}); err != nil {
 		return nil, err
 	}
 	var managers []api.PeerAddr

@@ -249,7 +249,7 @@ func (n *Node) rotateDueKeys(ctx context.Context, rn *raftNode) time.Duration {
 	for _, rot := range rots {
 		b, err := fsm.Encode(&fsm.KeysRotate{Rotation: rot})
 		if err == nil {
-			err = n.applyLocal(ctx, rn, b)
+			err = n.writes.applyLocal(ctx, rn, b)
 		}
 		switch {
 		case errors.Is(err, overlaykeys.ErrStale):
@@ -287,7 +287,7 @@ func (n *Node) purgeKeys(ctx context.Context, rn *raftNode, id string) error {
 			}
 			var b []byte
 			if b, err = fsm.Encode(&fsm.KeysRotate{Rotation: rot}); err == nil {
-				err = n.applyLocal(ctx, rn, b)
+				err = n.writes.applyLocal(ctx, rn, b)
 			}
 			if !errors.Is(err, overlaykeys.ErrStale) {
 				break

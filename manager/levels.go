@@ -130,7 +130,7 @@ func (rn *raftNode) proposalVersion() int {
 
 // Level answers GET /internal/v1/level.
 func (n *Node) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, error) {
-	_, rn, err := n.managerRaft()
+	_, rn, err := n.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func (n *Node) admitLevel(ctx context.Context, rn *raftNode, id, addr string) er
 func (n *Node) askLevel(ctx context.Context, inc *incarnation, addr string) (*api.LevelInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	li, err := n.peerClient(inc, addr).Level(ctx)
+	li, err := peerClient(inc, addr).Level(ctx)
 	var ae *api.Error
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		return &api.LevelInfo{Level: fsm.LowestLevel, Commands: commandNames(fsm.Commands(fsm.LowestLevel))}, nil
@@ -257,7 +257,7 @@ func (n *Node) recordLevels(ctx context.Context, rn *raftNode) error {
 		}
 	})
 	for _, c := range stale {
-		if err := n.applyCmd(ctx, rn, c); err != nil {
+		if err := n.writes.applyCmd(ctx, rn, c); err != nil {
 			return err
 		}
 		n.logger.Info("recorded a manager's level", "node_id", c.ID, "level", c.Level)

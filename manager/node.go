@@ -63,6 +63,9 @@ type Node struct {
 	keyKick  chan struct{}
 	// metricsAddr is the bound metrics address (a string), once listening.
 	metricsAddr atomic.Value
+	// writes is the write path (apply.go): every write and linearizable
+	// read goes through it.
+	writes *writePath
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -104,7 +107,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}, nil
+	n := &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
+	n.writes = newWritePath(cfg, n.current)
+	return n, nil
 }
 
 // errStopping answers lifecycle requests that arrive during shutdown.

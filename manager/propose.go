@@ -26,15 +26,15 @@ const (
 	proposeMaxBytes = 256 << 10
 )
 
-// proposer batches what this node proposes while it leads.
-type proposer struct {
+// batchProposer batches what this node proposes while it leads.
+type batchProposer struct {
 	batcher
 	rn      *raftNode
 	timeout time.Duration // how long a proposal may wait to be enqueued
 }
 
-func newProposer(rn *raftNode, timeout time.Duration) *proposer {
-	p := &proposer{rn: rn, timeout: timeout}
+func newProposer(rn *raftNode, timeout time.Duration) *batchProposer {
+	p := &batchProposer{rn: rn, timeout: timeout}
 	p.batcher = batcher{limit: proposeInFlight, maxCount: proposeMaxBatch, maxBytes: proposeMaxBytes, send: p.send}
 	return p
 }
@@ -43,7 +43,7 @@ func newProposer(rn *raftNode, timeout time.Duration) *proposer {
 // it is applied here, or why it was not. Batches are the proposer's to
 // make: a batch among cmds (only a peer could send one) is refused on its
 // own, so it cannot spoil the batch it would have joined.
-func (p *proposer) apply(cmds [][]byte) []error {
+func (p *batchProposer) apply(cmds [][]byte) []error {
 	errs := make([]error, len(cmds))
 	for i, c := range cmds {
 		if fsm.IsBatch(c) {
@@ -74,7 +74,7 @@ func (p *proposer) apply(cmds [][]byte) []error {
 // linearizable order allows (the command goes before any write still in
 // flight). Until then it lets everything through to the FSM, which checks
 // again in any case.
-func (p *proposer) check(cmds [][]byte, errs []error) {
+func (p *batchProposer) check(cmds [][]byte, errs []error) {
 	if p.rn.readyTerm.Load() != p.rn.r.CurrentTerm() {
 		return
 	}
@@ -111,7 +111,7 @@ func (p *proposer) check(cmds [][]byte, errs []error) {
 // Every manager must be able to apply what it proposes: it encodes each
 // command for the cluster version, and proposes a batch entry only when
 // the cluster version allows one, else each command as its own entry.
-func (p *proposer) send(batch []*batchReq) {
+func (p *batchProposer) send(batch []*batchReq) {
 	cv := p.rn.proposalVersion()
 	if batch = encodeFor(cv, batch); len(batch) == 0 {
 		return
@@ -187,7 +187,7 @@ func encodeFor(cv int, batch []*batchReq) []*batchReq {
 // sendEach proposes each command of batch as its own entry, for a cluster
 // whose oldest manager knows no batch entry. The entries are proposed
 // together and answered in turn.
-func (p *proposer) sendEach(batch []*batchReq) {
+func (p *batchProposer) sendEach(batch []*batchReq) {
 	futures := make([]raft.ApplyFuture, len(batch))
 	for i, r := range batch {
 		futures[i] = p.rn.r.Apply(r.cmd, p.timeout)

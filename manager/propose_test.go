@@ -18,7 +18,7 @@ import (
 func TestLeaderProposesWritesInBatches(t *testing.T) {
 	c := newCluster(t, 3, 0)
 	l := c.leader()
-	_, rn, err := l.node.managerRaft()
+	_, rn, err := l.node.writes.managerRaft()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ type raftNode struct {
 	snaps             *raftlog.SnapshotStore
 	trans             *raft.NetworkTransport
 	// prop batches what this node proposes while it leads.
-	prop *proposer
+	prop *batchProposer
 	// rotateMu keeps DEK rotations one at a time.
 	rotateMu sync.Mutex
 	obs      *raft.Observer

@@ -34,7 +34,7 @@ func (n *Node) forceNewCluster(ctx context.Context) (*api.InitResponse, error) {
 	// Wait until it leads its one-member cluster and has applied its state.
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := n.linearize(ctx); err != nil {
+	if _, err := n.writes.linearize(ctx); err != nil {
 		return nil, err
 	}
 	return n.forcedClusterResponse(ctx, info)
@@ -53,7 +53,7 @@ func (n *Node) forceNewClusterExpired(ctx context.Context) (*api.InitResponse, e
 	n.expired = nil
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rn, err := n.linearize(ctx)
+	rn, err := n.writes.linearize(ctx)
 	if err != nil {
 		return nil, err
 	}

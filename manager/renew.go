@@ -99,7 +99,7 @@ func (n *Node) renewCert(ctx context.Context, inc *incarnation) error {
 		err = errors.New("no manager known")
 		for _, m := range inc.managers() {
 			rctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-			resp, err = n.peerClient(inc, m.Addr).Renew(rctx, req)
+			resp, err = peerClient(inc, m.Addr).Renew(rctx, req)
 			cancel()
 			if err == nil {
 				break

@@ -335,7 +335,7 @@ func (n *Node) fillOwnAddr(ctx context.Context, inc *incarnation, rn *raftNode) 
 		if !empty {
 			return
 		}
-		if err := n.apply(ctx, &fsm.NodeUpdate{ID: inc.info.NodeID, Addr: inc.info.AdvertiseAddr}); err == nil {
+		if err := n.writes.apply(ctx, &fsm.NodeUpdate{ID: inc.info.NodeID, Addr: inc.info.AdvertiseAddr}); err == nil {
 			return
 		}
 		select {

@@ -133,7 +133,7 @@ func (n *Node) askOwnRole(ctx context.Context, inc *incarnation, rn *raftNode) {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			view, err := n.peerClient(inc, m.Addr).Self(cctx, 0)
+			view, err := peerClient(inc, m.Addr).Self(cctx, 0)
 			cancel()
 			if api.IsRemoved(err) {
 				n.logger.Warn("the cluster removed this manager while it could not hear of it", "told_by", m.NodeID)
@@ -169,7 +169,7 @@ func (n *Node) followCluster(ctx context.Context, inc *incarnation) {
 			return
 		}
 		m := managers[next%len(managers)]
-		client := n.peerClient(inc, m.Addr)
+		client := peerClient(inc, m.Addr)
 		view, err := client.Self(ctx, index)
 		if api.IsRemoved(err) {
 			n.logger.Error("this node was removed from the cluster; it no longer follows it (run 'holdfast leave', then join again with a new token)")
@@ -319,7 +319,7 @@ func (n *Node) reconcileRole(ctx context.Context) error {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-		resp, lastErr = n.peerClient(inc, m.Addr).Renew(rctx, api.RenewRequest{CSR: csr})
+		resp, lastErr = peerClient(inc, m.Addr).Renew(rctx, api.RenewRequest{CSR: csr})
 		cancel()
 		if lastErr == nil {
 			break
@@ -412,7 +412,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 		// any still leaves, and an operator can 'node rm' it later.
 		for _, m := range inc.managers() {
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := n.peerClient(inc, m.Addr).LeaveNode(lctx, api.LeaveNodeRequest{})
+			err := peerClient(inc, m.Addr).LeaveNode(lctx, api.LeaveNodeRequest{})
 			cancel()
 			if err == nil {
 				break
@@ -444,7 +444,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 			return api.Errorf(http.StatusServiceUnavailable, "cannot hand leadership over before leaving: %v", err)
 		}
 	}
-	err := n.onLeader(ctx,
+	err := n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return errMisdirected },
 		func(ctx context.Context, c *api.Client) error {
 			return c.LeaveNode(ctx, api.LeaveNodeRequest{Force: req.Force})

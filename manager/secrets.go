@@ -58,7 +58,7 @@ func (n *Node) CreateSecret(ctx context.Context, req api.SecretCreateRequest) (*
 	}
 	id := ca.NewID()
 	cmd := &fsm.SecretCreate{CreateCmd: secrets.CreateCmd{ID: id, Name: req.Name, Data: req.Data, Labels: req.Labels, Grants: req.Grants, CreatedAt: time.Now().UTC()}}
-	if err := n.apply(ctx, cmd); err != nil {
+	if err := n.writes.apply(ctx, cmd); err != nil {
 		return nil, secretError(err)
 	}
 	return &api.SecretID{ID: id}, nil
@@ -67,7 +67,7 @@ func (n *Node) CreateSecret(ctx context.Context, req api.SecretCreateRequest) (*
 // Secrets lists every secret's metadata.
 func (n *Node) Secrets(ctx context.Context) ([]api.SecretMeta, error) {
 	var out []api.SecretMeta
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		out = s.Secrets.List()
 		return nil
 	})
@@ -80,7 +80,7 @@ func (n *Node) Secrets(ctx context.Context) ([]api.SecretMeta, error) {
 // Secret returns one secret's metadata, by name or ID.
 func (n *Node) Secret(ctx context.Context, ref string) (*api.SecretMeta, error) {
 	var out api.SecretMeta
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		sec, ok := s.Secrets.Get(ref)
 		if !ok {
 			return api.Errorf(http.StatusNotFound, "secret %s not found", ref)
@@ -92,22 +92,22 @@ func (n *Node) Secret(ctx context.Context, ref string) (*api.SecretMeta, error) 
 }
 
 func (n *Node) RemoveSecret(ctx context.Context, ref string) error {
-	return secretError(n.apply(ctx, &fsm.SecretRemove{RemoveCmd: secrets.RemoveCmd{Ref: ref}}))
+	return secretError(n.writes.apply(ctx, &fsm.SecretRemove{RemoveCmd: secrets.RemoveCmd{Ref: ref}}))
 }
 
 func (n *Node) SetSecretLabels(ctx context.Context, ref string, labels map[string]string) error {
 	if err := secrets.ValidateLabels(labels); err != nil {
 		return secretError(err)
 	}
-	return secretError(n.apply(ctx, &fsm.SecretLabels{SetLabelsCmd: secrets.SetLabelsCmd{Ref: ref, Labels: labels, At: time.Now().UTC()}}))
+	return secretError(n.writes.apply(ctx, &fsm.SecretLabels{SetLabelsCmd: secrets.SetLabelsCmd{Ref: ref, Labels: labels, At: time.Now().UTC()}}))
 }
 
 func (n *Node) GrantSecret(ctx context.Context, ref, nodeID string) error {
-	return secretError(n.apply(ctx, &fsm.SecretGrant{GrantCmd: secrets.GrantCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
+	return secretError(n.writes.apply(ctx, &fsm.SecretGrant{GrantCmd: secrets.GrantCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
 }
 
 func (n *Node) RevokeSecret(ctx context.Context, ref, nodeID string) error {
-	return secretError(n.apply(ctx, &fsm.SecretRevoke{RevokeCmd: secrets.RevokeCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
+	return secretError(n.writes.apply(ctx, &fsm.SecretRevoke{RevokeCmd: secrets.RevokeCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
 }
 
 // resolveSelf turns "self" into this node's ID.
@@ -128,7 +128,7 @@ func errNotGranted(id, node string) error {
 // else: any other secret, existing or not, is 403.
 func (n *Node) FetchSecret(ctx context.Context, from api.Peer, id string) (*api.SecretData, error) {
 	var out *api.SecretData
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := n.writes.readState(ctx, func(s *fsm.State) error {
 		sec, ok := s.Secrets.Get(id)
 		if !ok || sec.ID != id || !sec.GrantedTo(from.NodeID) {
 			return errNotGranted(id, from.NodeID)

@@ -117,7 +117,7 @@ func (n *Node) raftReachability(ctx context.Context, inc *incarnation, rn *raftN
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	r, err := n.peerClient(inc, leaderAddr).Reachability(ctx)
+	r, err := peerClient(inc, leaderAddr).Reachability(ctx)
 	if err != nil {
 		return out
 	}
@@ -137,7 +137,7 @@ func (n *Node) workerStatus(ctx context.Context, inc *incarnation) *api.Status {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for _, m := range inc.managers() {
-		if s, err := n.peerClient(inc, m.Addr).ClusterStatus(ctx); err == nil {
+		if s, err := peerClient(inc, m.Addr).ClusterStatus(ctx); err == nil {
 			st = s
 			break
 		}
