@@ -159,7 +159,7 @@ wait:
 	}
 	// The node may have been removed while it waited: it gets nothing of
 	// the state from then on (not the keyrings that replaced its keys).
-	if role, err := n.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) || role == api.RoleRemoved {
+	if role, err := n.access.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) || role == api.RoleRemoved {
 		return nil, api.ErrRemoved
 	}
 	if st := rn.fsm.NeedsUpgrade(); st != nil {

@@ -42,10 +42,6 @@ type raftNode struct {
 	leaderMu sync.Mutex
 	leaderCh chan struct{}
 
-	// authOK caches, by authKey, the access generation at which a peer
-	// was last allowed (authorizeManager).
-	authOK sync.Map
-
 	// readyTerm is the term in which this node, as leader, has applied its
 	// leader.ready command; linearizable reads on the leader wait for it.
 	readyTerm atomic.Uint64

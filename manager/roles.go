@@ -28,7 +28,7 @@ func (n *Node) startLoops(ctx context.Context, inc *incarnation) {
 	go func() { defer inc.loops.Done(); n.runGossip(ctx, inc) }()
 	if rn := inc.rn(); rn != nil {
 		inc.loops.Add(7)
-		go func() { defer inc.loops.Done(); n.watchAccess(ctx, inc, rn) }()
+		go func() { defer inc.loops.Done(); n.access.watch(ctx, inc, rn, n.logger) }()
 		go func() { defer inc.loops.Done(); n.keysFromFSM(ctx, inc, rn) }()
 		go func() { defer inc.loops.Done(); n.rotateKeysLoop(ctx, rn) }()
 		go func() { defer inc.loops.Done(); n.watchRaft(ctx, rn, inc.info.NodeID) }()
