@@ -154,9 +154,9 @@ func (n *Node) unlockByCommand(ctx context.Context) {
 }
 
 // UnlockKey shows the cluster's current unlock key.
-func (n *Node) UnlockKey(ctx context.Context) (*api.UnlockKeyResponse, error) {
+func (a *clusterAPI) UnlockKey(ctx context.Context) (*api.UnlockKeyResponse, error) {
 	var out api.UnlockKeyResponse
-	err := n.writes.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		if !s.Cluster.Settings.Autolock {
 			return errAutolockOff
 		}
@@ -170,24 +170,24 @@ var errAutolockOff = api.Errorf(http.StatusBadRequest, "autolock is off; turn it
 
 // RotateUnlockKey replaces the unlock key (and, with shares, prints it
 // split m-of-n). Every manager re-wraps its keys under the new KEK.
-func (n *Node) RotateUnlockKey(ctx context.Context, req api.RotateUnlockKeyRequest) (*api.UnlockKeyResponse, error) {
+func (a *clusterAPI) RotateUnlockKey(ctx context.Context, req api.RotateUnlockKeyRequest) (*api.UnlockKeyResponse, error) {
 	if req.Shares != 0 || req.Threshold != 0 {
 		if req.Threshold < 2 || req.Shares < req.Threshold || req.Shares > 255 {
 			return nil, api.Errorf(http.StatusBadRequest, "shares: want 2 <= --threshold <= --shares <= 255 (got %d of %d)", req.Threshold, req.Shares)
 		}
 	}
 	on := false
-	if err := n.writes.readState(ctx, func(s *fsm.State) error { on = s.Cluster.Settings.Autolock; return nil }); err != nil {
+	if err := a.writes.readState(ctx, func(s *fsm.State) error { on = s.Cluster.Settings.Autolock; return nil }); err != nil {
 		return nil, err
 	}
 	if !on {
 		return nil, errAutolockOff
 	}
-	return n.setAutolock(ctx, true, req.Shares, req.Threshold)
+	return setAutolock(ctx, a.writes, true, req.Shares, req.Threshold)
 }
 
 // setAutolock turns autolock on with a new key (also a rotation) or off.
-func (n *Node) setAutolock(ctx context.Context, on bool, shares, threshold int) (*api.UnlockKeyResponse, error) {
+func setAutolock(ctx context.Context, w *writePath, on bool, shares, threshold int) (*api.UnlockKeyResponse, error) {
 	cmd := &fsm.AutolockSet{Enabled: on}
 	out := &api.UnlockKeyResponse{}
 	if on {
@@ -205,7 +205,7 @@ func (n *Node) setAutolock(ctx context.Context, on bool, shares, threshold int) 
 			out.Threshold = threshold
 		}
 	}
-	if err := n.writes.apply(ctx, cmd); err != nil {
+	if err := w.apply(ctx, cmd); err != nil {
 		return nil, err
 	}
 	return out, nil

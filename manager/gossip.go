@@ -148,15 +148,15 @@ func (n *Node) recordGossipAddr(ctx context.Context, inc *incarnation, addr stri
 }
 
 // SetGossipAddr records where the calling node gossips.
-func (n *Node) SetGossipAddr(ctx context.Context, from api.Peer, req api.GossipAddrRequest) error {
+func (a *nodeAPI) SetGossipAddr(ctx context.Context, from api.Peer, req api.GossipAddrRequest) error {
 	host, port, err := net.SplitHostPort(req.Addr)
 	if err != nil || host == "" || port == "0" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		return api.Errorf(http.StatusBadRequest, "gossip address %q: need a reachable HOST:PORT", req.Addr)
 	}
-	if _, _, err := n.writes.managerRaft(); err != nil {
+	if _, _, err := a.writes.managerRaft(); err != nil {
 		return err
 	}
-	return n.writes.apply(ctx, &fsm.NodeUpdate{ID: from.NodeID, GossipAddr: req.Addr})
+	return a.writes.apply(ctx, &fsm.NodeUpdate{ID: from.NodeID, GossipAddr: req.Addr})
 }
 
 // gossipStatus is what `status` shows of this node's gossip; nil before

@@ -310,8 +310,8 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // Keys answers `keys ls`: the keys this node holds, never their material.
-func (n *Node) Keys(ctx context.Context) ([]api.KeyInfo, error) {
-	inc := n.current()
+func (a *keysAPI) Keys(ctx context.Context) ([]api.KeyInfo, error) {
+	inc := a.current()
 	if inc == nil {
 		return nil, api.ErrUninitialized
 	}
@@ -329,7 +329,7 @@ func (n *Node) Keys(ctx context.Context) ([]api.KeyInfo, error) {
 // WatchKeyring serves a local data plane the ipsec keyring, with material,
 // on the control socket. The gossip keyring is the node's own memberlist's
 // and never leaves the daemon.
-func (n *Node) WatchKeyring(ctx context.Context, subsystem string, watch bool, send func(*api.Keyring) error) error {
+func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool, send func(*api.Keyring) error) error {
 	switch overlaykeys.Subsystem(subsystem) {
 	case overlaykeys.IPsec:
 	case overlaykeys.Gossip:
@@ -337,7 +337,7 @@ func (n *Node) WatchKeyring(ctx context.Context, subsystem string, watch bool, s
 	default:
 		return api.Errorf(http.StatusNotFound, "no keyring %q (subsystems: gossip, ipsec)", subsystem)
 	}
-	inc := n.current()
+	inc := a.current()
 	if inc == nil {
 		return api.ErrUninitialized
 	}

@@ -129,8 +129,8 @@ func (rn *raftNode) proposalVersion() int {
 }
 
 // Level answers GET /internal/v1/level.
-func (n *Node) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, error) {
-	_, rn, err := n.writes.managerRaft()
+func (a *nodeAPI) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, error) {
+	_, rn, err := a.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,8 @@ type Node struct {
 	writes *writePath
 	// access decides which peers may speak to this node (access.go).
 	access *access
+	// apis are the API adapters (adapters.go).
+	apis *apis
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -110,6 +112,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
 	n.writes = newWritePath(cfg, n.current)
 	n.access = newAccess(n.current, n.peerTrusted)
+	n.apis = newAPIs(n)
 	return n, nil
 }
 
@@ -175,7 +178,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if info == nil {
 		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
 	}
-	n.control = &http.Server{Handler: n.lockedHandler(api.NewControlHandler(n)), ReadHeaderTimeout: 10 * time.Second}
+	n.control = &http.Server{Handler: n.lockedHandler(api.NewControlMux(n.apis.control(n))), ReadHeaderTimeout: 10 * time.Second}
 	controlDone := make(chan struct{})
 	go func() {
 		defer close(controlDone)
@@ -283,8 +286,8 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 		return err
 	}
 	inc.nodeHTTP = transport.NewAPIClient(inc.tcfg)
-	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n, n.access.peerOf), n.logger)
-	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n), n.logger)
+	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n.apis.node, n.access.peerOf), n.logger)
+	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n.apis.join), n.logger)
 
 	if info.Role == roleManager {
 		rn, err := n.startRaft(inc, mode)

@@ -63,7 +63,7 @@ func TestProposerRefusesBatchesFromPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs, err := l.node.ApplyBatchForwarded(ctxT(t), api.Peer{NodeID: "peer", Role: "manager"}, [][]byte{enc("before"), batch, enc("after")})
+	errs, err := l.node.apis.node.ApplyBatchForwarded(ctxT(t), api.Peer{NodeID: "peer", Role: "manager"}, [][]byte{enc("before"), batch, enc("after")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,11 +65,11 @@ func (n *Node) forceNewClusterExpired(ctx context.Context) (*api.InitResponse, e
 
 func (n *Node) forcedClusterResponse(ctx context.Context, info *nodeInfo) (*api.InitResponse, error) {
 	out := &api.InitResponse{ClusterID: info.ClusterID, NodeID: info.NodeID, Addr: info.AdvertiseAddr}
-	tw, err := n.JoinToken(ctx, roleWorker)
+	tw, err := n.apis.cluster.JoinToken(ctx, roleWorker)
 	if err != nil {
 		return nil, err
 	}
-	tm, err := n.JoinToken(ctx, roleManager)
+	tm, err := n.apis.cluster.JoinToken(ctx, roleManager)
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func (n *Node) renewCert(ctx context.Context, inc *incarnation) error {
 	req := api.RenewRequest{CSR: csr}
 	var resp *api.RenewResponse
 	if inc.rn() != nil {
-		resp, err = n.Renew(ctx, api.Peer{NodeID: inc.info.NodeID, Role: roleManager}, req)
+		resp, err = n.apis.node.Renew(ctx, api.Peer{NodeID: inc.info.NodeID, Role: roleManager}, req)
 	} else {
 		err = errors.New("no manager known")
 		for _, m := range inc.managers() {

@@ -429,7 +429,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 		n.stop(false)
 		return n.wipeState()
 	}
-	reach := n.reachability(ctx, inc, rn, true)
+	reach := n.apis.cluster.reachability(ctx, inc, rn, true)
 	others := 0
 	for _, s := range rn.servers() {
 		if string(s.ID) != inc.info.NodeID && reach[string(s.ID)] {
