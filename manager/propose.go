@@ -29,11 +29,30 @@ const (
 // batchProposer batches what this node proposes while it leads.
 type batchProposer struct {
 	batcher
-	rn      *raftNode
+	rn      proposeTarget
 	timeout time.Duration // how long a proposal may wait to be enqueued
 }
 
-func newProposer(rn *raftNode, timeout time.Duration) *batchProposer {
+// proposeTarget is raft as the leader's proposer sees it (*raftNode).
+type proposeTarget interface {
+	// propose appends data to the log as one entry.
+	propose(data []byte, timeout time.Duration) raft.ApplyFuture
+	// checking reports whether this leader has applied an entry of its
+	// own term, so that its state holds every acknowledged write.
+	checking() bool
+	// state is the replicated state machine.
+	state() *fsm.FSM
+	// proposalVersion is the cluster version to encode for.
+	proposalVersion() int
+}
+
+func (rn *raftNode) propose(data []byte, timeout time.Duration) raft.ApplyFuture {
+	return rn.r.Apply(data, timeout)
+}
+
+func (rn *raftNode) checking() bool { return rn.readyTerm.Load() == rn.r.CurrentTerm() }
+
+func newProposer(rn proposeTarget, timeout time.Duration) *batchProposer {
 	p := &batchProposer{rn: rn, timeout: timeout}
 	p.batcher = batcher{limit: proposeInFlight, maxCount: proposeMaxBatch, maxBytes: proposeMaxBytes, send: p.send}
 	return p
@@ -75,7 +94,7 @@ func (p *batchProposer) apply(cmds [][]byte) []error {
 // flight). Until then it lets everything through to the FSM, which checks
 // again in any case.
 func (p *batchProposer) check(cmds [][]byte, errs []error) {
-	if p.rn.readyTerm.Load() != p.rn.r.CurrentTerm() {
+	if !p.rn.checking() {
 		return
 	}
 	decoded := make([]fsm.Command, len(cmds))
@@ -90,7 +109,7 @@ func (p *batchProposer) check(cmds [][]byte, errs []error) {
 		}
 		decoded[i] = c
 	}
-	p.rn.fsm.Read(func(s *fsm.State, _ uint64) {
+	p.rn.state().Read(func(s *fsm.State, _ uint64) {
 		for i, c := range decoded {
 			if c == nil {
 				continue
@@ -137,7 +156,7 @@ func (p *batchProposer) send(batch []*batchReq) {
 			return
 		}
 	}
-	f := p.rn.r.Apply(data, p.timeout)
+	f := p.rn.propose(data, p.timeout)
 	if err := f.Error(); err != nil {
 		answer(raftApplyError(err))
 		return
@@ -190,7 +209,7 @@ func encodeFor(cv int, batch []*batchReq) []*batchReq {
 func (p *batchProposer) sendEach(batch []*batchReq) {
 	futures := make([]raft.ApplyFuture, len(batch))
 	for i, r := range batch {
-		futures[i] = p.rn.r.Apply(r.cmd, p.timeout)
+		futures[i] = p.rn.propose(r.cmd, p.timeout)
 	}
 	for i, f := range futures {
 		if err := f.Error(); err != nil {
