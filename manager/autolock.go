@@ -40,11 +40,11 @@ func (n *Node) setLocked(l *lockState) {
 	n.incMu.Unlock()
 }
 
-// lockedHandler answers 423 on a locked node for everything but status,
-// unlock and health.
-func (n *Node) lockedHandler(h http.Handler) http.Handler {
+// lockedOnly answers 423 on a locked node (locked returns non-nil) for
+// everything but status, unlock and health.
+func lockedOnly(locked func() *lockState, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" && r.URL.Path != "/v1/health" {
+		if locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" && r.URL.Path != "/v1/health" {
 			api.WriteError(w, api.ErrLocked)
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gometrics "github.com/hashicorp/go-metrics/compat"
@@ -307,35 +308,44 @@ type slogPrinter struct{ logger *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.logger.Warn("metrics: " + fmt.Sprint(v...)) }
 
-// listenMetrics opens the metrics listener when one is configured.
-func (n *Node) listenMetrics() (net.Listener, error) {
-	if n.cfg.MetricsAddr == "" {
+// metricsListener serves GET /metrics and GET /v1/health over plain
+// HTTP at Config.MetricsAddr, when one is configured.
+type metricsListener struct {
+	addr    string       // Config.MetricsAddr; "" for none
+	handler http.Handler // metricsHandler
+	logger  *slog.Logger
+	bound   atomic.Value // the bound address (a string), once listening
+}
+
+// listen opens the metrics listener when one is configured.
+func (m *metricsListener) listen() (net.Listener, error) {
+	if m.addr == "" {
 		return nil, nil
 	}
 	if err := installRaftMetrics(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", n.cfg.MetricsAddr)
+	ln, err := net.Listen("tcp", m.addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on metrics address: %w", err)
 	}
-	n.metricsAddr.Store(ln.Addr().String())
+	m.bound.Store(ln.Addr().String())
 	return ln, nil
 }
 
-// serveMetrics serves the metrics listener, if any; the returned function
-// stops it and waits until it has stopped.
-func (n *Node) serveMetrics(ln net.Listener) (stop func()) {
+// serve serves the metrics listener, if any; the returned function stops
+// it and waits until it has stopped.
+func (m *metricsListener) serve(ln net.Listener) (stop func()) {
 	if ln == nil {
 		return func() {}
 	}
-	srv := &http.Server{Handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.path("certs", "node.pem")}, n.apis.health, n.logger), ReadHeaderTimeout: 10 * time.Second}
-	n.logger.Info("serving metrics and health over plain HTTP", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: m.handler, ReadHeaderTimeout: 10 * time.Second}
+	m.logger.Info("serving metrics and health over plain HTTP", "addr", ln.Addr().String())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.logger.Error("metrics listener stopped", "err", err)
+			m.logger.Error("metrics listener stopped", "err", err)
 		}
 	}()
 	return func() {
@@ -349,6 +359,6 @@ func (n *Node) serveMetrics(ln net.Listener) (stop func()) {
 // MetricsAddr returns the address the metrics listener is bound to, or ""
 // when there is none (yet).
 func (n *Node) MetricsAddr() string {
-	s, _ := n.metricsAddr.Load().(string)
+	s, _ := n.metrics.bound.Load().(string)
 	return s
 }

@@ -59,8 +59,8 @@ type Node struct {
 	// loop's clock); keyKick wakes the rotation loop.
 	keyClock atomic.Value
 	keyKick  chan struct{}
-	// metricsAddr is the bound metrics address (a string), once listening.
-	metricsAddr atomic.Value
+	// metrics is the metrics listener (metrics.go).
+	metrics *metricsListener
 	// writes is the write path (apply.go): every write and linearizable
 	// read goes through it.
 	writes *writePath
@@ -113,6 +113,8 @@ func New(cfg Config) (*Node, error) {
 	n.writes = newWritePath(cfg, n.current)
 	n.access = newAccess(n.current, n.peerTrusted)
 	n.apis = newAPIs(n)
+	n.metrics = &metricsListener{addr: cfg.MetricsAddr, logger: n.logger,
+		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.path("certs", "node.pem")}, n.apis.health, n.logger)}
 	return n, nil
 }
 
@@ -142,12 +144,12 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metricsLn, err := n.listenMetrics()
+	metricsLn, err := n.metrics.listen()
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	stopMetrics := n.serveMetrics(metricsLn)
+	stopMetrics := n.metrics.serve(metricsLn)
 	defer stopMetrics()
 	// Resume before serving the control API, so nobody sees a node with
 	// state as uninitialized; requests wait in the socket's backlog.
@@ -178,7 +180,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if info == nil {
 		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
 	}
-	n.control = &http.Server{Handler: n.lockedHandler(api.NewControlMux(n.apis.control(n))), ReadHeaderTimeout: 10 * time.Second}
+	n.control = &http.Server{Handler: lockedOnly(n.locked, api.NewControlMux(n.apis.control(n))), ReadHeaderTimeout: 10 * time.Second}
 	controlDone := make(chan struct{})
 	go func() {
 		defer close(controlDone)
