@@ -15,7 +15,7 @@ import (
 
 // secretsAPI serves the control API's secret routes.
 type secretsAPI struct {
-	writes *writePath
+	writes proposer
 	// self returns this node's ID ("self" in a request), "" if none.
 	self func() string
 }
@@ -38,7 +38,7 @@ type clusterAPI struct {
 
 // caAPI serves the control API's CA routes.
 type caAPI struct {
-	writes *writePath
+	writes proposer
 	// nodes lists the nodes with their status, for a rotation's progress.
 	nodes  func(ctx context.Context) ([]api.Node, error)
 	logger *slog.Logger
@@ -51,7 +51,7 @@ type keysAPI struct {
 
 // backupAPI serves the control API's backup route.
 type backupAPI struct {
-	writes *writePath
+	writes proposer
 	logger *slog.Logger
 }
 
