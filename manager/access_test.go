@@ -5,12 +5,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/big"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/transport"
@@ -176,5 +178,81 @@ func TestAccessCachesUntilTheGenerationMoves(t *testing.T) {
 	r.setServers("m1")
 	if err := a.authorize(transport.ProtoRaft, m2, leafAt(time.Now().Add(-time.Hour), 8)); err == nil {
 		t.Fatal("a new certificate of m2 was allowed by the grant of another")
+	}
+}
+
+// TestAccessPeerOf: the node API reads each request's caller from its
+// certificate and asks again: a known node gets the role the state gives
+// it, if its chain is trusted now; a removed node is named removed (every
+// route then tells it so); anything else is refused.
+func TestAccessPeerOf(t *testing.T) {
+	now := time.Now()
+	clusterID := ca.NewID()
+	root, err := ca.NewRoot(clusterID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(role string) (ca.Identity, *tls.ConnectionState) {
+		t.Helper()
+		key, err := ca.NewKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr, err := ca.NewCSR(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := ca.Identity{NodeID: ca.NewID(), Role: role, ClusterID: clusterID}
+		certPEM, err := root.Issue(csr, id, time.Hour, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs, err := ca.ParseCertPEM(certPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: certs}
+	}
+	worker, workerTLS := issue(roleWorker)
+	demoted, demotedTLS := issue(roleManager)
+	removed, removedTLS := issue(roleWorker)
+	_, unknownTLS := issue(roleWorker)
+	_, untrustedTLS := issue(roleWorker)
+
+	r := &fakeRaft{t: t, f: fsm.New(nil)}
+	r.apply(&fsm.ClusterInit{Cluster: fsm.Cluster{ID: clusterID, Settings: fsm.Settings{CertExpiry: time.Hour, KeyRotation: time.Minute}}, First: fsm.Node{ID: ca.NewID(), Role: roleManager}})
+	r.apply(&fsm.NodeAdd{Node: fsm.Node{ID: worker.NodeID, Role: roleWorker}})
+	r.apply(&fsm.NodeAdd{Node: fsm.Node{ID: demoted.NodeID, Role: roleWorker}})
+	r.apply(&fsm.NodeAdd{Node: fsm.Node{ID: removed.NodeID, Role: roleWorker}})
+	r.apply(&fsm.NodeRemove{ID: removed.NodeID, Until: now.Add(time.Hour)})
+	untrusted, _ := transport.PeerIdentity(untrustedTLS)
+	r.apply(&fsm.NodeAdd{Node: fsm.Node{ID: untrusted.NodeID, Role: roleWorker}})
+	a := &access{
+		raft:    func() peerSource { return r },
+		trusted: func(cs *tls.ConnectionState) bool { return cs != untrustedTLS },
+		now:     time.Now,
+	}
+
+	for _, tc := range []struct {
+		name   string
+		tls    *tls.ConnectionState
+		want   api.Peer
+		wantOK bool
+	}{
+		{"a worker", workerTLS, api.Peer{NodeID: worker.NodeID, Role: roleWorker}, true},
+		{"a demoted manager's certificate", demotedTLS, api.Peer{NodeID: demoted.NodeID, Role: roleWorker}, true},
+		{"a removed node", removedTLS, api.Peer{NodeID: removed.NodeID, Role: api.RoleRemoved}, true},
+		{"an unknown node", unknownTLS, api.Peer{}, false},
+		{"a chain not trusted now", untrustedTLS, api.Peer{}, false},
+		{"no certificate", nil, api.Peer{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/internal/v1/self", nil)
+			req.TLS = tc.tls
+			got, ok := a.peerOf(req)
+			if got != tc.want || ok != tc.wantOK {
+				t.Fatalf("got %+v, %v; want %+v, %v", got, ok, tc.want, tc.wantOK)
+			}
+		})
 	}
 }
