@@ -36,7 +36,7 @@ func (f *fakeNode) ReadIndex(_ context.Context, from Peer) (*ReadIndex, error) {
 func (f *fakeNode) CAConverted(_ context.Context, from Peer, leaf *x509.Certificate) error {
 	f.calls = append(f.calls, "ca-converted:"+from.NodeID)
 	if leaf != nil {
-		return Errorf(500, "a request without TLS came with a certificate")
+		return Errorf(CodeInternal, "a request without TLS came with a certificate")
 	}
 	return nil
 }
@@ -116,13 +116,16 @@ func TestDecodeBody(t *testing.T) {
 
 func TestClientReturnsServerErrors(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(http.StatusLocked, "this node is locked; run 'holdfast unlock'"))
+		writeError(w, Errorf(CodeLocked, "this node is locked; run 'holdfast unlock'"))
 	}))
 	defer srv.Close()
 	_, err := NewClient(srv.Client(), srv.URL).Status(context.Background())
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusLocked || ae.Message != "this node is locked; run 'holdfast unlock'" {
 		t.Errorf("got %#v; want the server's 423 and message", err)
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("got %#v; want errors.Is ErrLocked after the round trip", err)
 	}
 	_, err = NewUnixClient("/nonexistent/socket").Status(context.Background())
 	if !errors.Is(err, ErrUnreachable) {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"net/http"
 
 	"github.com/holdfast/holdfast/internal/lenprefix"
 )
@@ -25,16 +24,16 @@ func AppendApplyBatch(b []byte, cmds [][]byte) []byte {
 // Errors are *Error with status 400 or 413.
 func ParseApplyBatch(body []byte) ([][]byte, error) {
 	if len(body) > MaxApplyBatchBody {
-		return nil, Errorf(http.StatusRequestEntityTooLarge, "batch is over %d bytes", MaxApplyBatchBody)
+		return nil, Errorf(CodeTooLarge, "batch is over %d bytes", MaxApplyBatchBody)
 	}
 	cmds, err := lenprefix.Split(body, MaxApplyBatch)
 	switch {
 	case errors.Is(err, lenprefix.ErrTooMany):
-		return nil, Errorf(http.StatusRequestEntityTooLarge, "batch holds over %d commands", MaxApplyBatch)
+		return nil, Errorf(CodeTooLarge, "batch holds over %d commands", MaxApplyBatch)
 	case err != nil:
-		return nil, Errorf(http.StatusBadRequest, "malformed batch: %v", err)
+		return nil, Errorf(CodeInvalidArgument, "malformed batch: %v", err)
 	case len(cmds) == 0:
-		return nil, Errorf(http.StatusBadRequest, "empty batch")
+		return nil, Errorf(CodeInvalidArgument, "empty batch")
 	}
 	return cmds, nil
 }

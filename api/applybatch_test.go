@@ -26,7 +26,7 @@ func (b *batchNode) ApplyBatchForwarded(_ context.Context, from Peer, cmds [][]b
 // with the same status and message. Workers and malformed bodies are
 // refused; an error for the whole batch is answered as it is.
 func TestApplyBatchRoute(t *testing.T) {
-	b := &batchNode{res: []error{nil, Errorf(http.StatusConflict, "name taken"), nil}}
+	b := &batchNode{res: []error{nil, Errorf(CodeConflict, "name taken"), nil}}
 	role := "manager"
 	srv := httptest.NewServer(NewNodeHandler(b, func(*http.Request) (Peer, bool) { return Peer{"m1", role}, true }))
 	defer srv.Close()
@@ -44,7 +44,7 @@ func TestApplyBatchRoute(t *testing.T) {
 		t.Fatalf("results = %v", errs)
 	}
 
-	b.err = Errorf(http.StatusMisdirectedRequest, "this node is not the leader")
+	b.err = Errorf(CodeNotLeader, "this node is not the leader")
 	if _, err := c.ApplyBatchForwarded(context.Background(), cmds); StatusOf(err) != http.StatusMisdirectedRequest {
 		t.Fatalf("whole-batch error: %v, want 421", err)
 	}

@@ -100,11 +100,7 @@ func (c *Client) open(ctx context.Context, method, path string, in any) (*http.R
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var eb errorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
-		}
-		return nil, &Error{Status: resp.StatusCode, Message: eb.Error}
+		return nil, readError(resp.StatusCode, resp.Status, method+" "+path, data)
 	}
 	return resp, nil
 }
@@ -210,7 +206,7 @@ func (c *Client) ApplyBatchForwarded(ctx context.Context, cmds [][]byte) ([]erro
 	errs := make([]error, len(cmds))
 	for i, r := range out.Results {
 		if r.Status != http.StatusOK {
-			errs[i] = &Error{Status: r.Status, Message: r.Error}
+			errs[i] = errorFrom(r.Status, r.Code, r.Error)
 		}
 	}
 	return errs, nil

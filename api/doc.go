@@ -17,10 +17,24 @@
 // HealthHandler serves GET /v1/health on the control API and on a node's
 // metrics listener: 200 when ready, 503 with the reason otherwise.
 //
+// Errors are data. Every error body is {"error": "…", "code": "…"}: a
+// message for people and a stable Code (CodeNotFound, CodeLocked, …) for
+// programs. The codes table in errors.go is the only place an error's
+// HTTP status is chosen; docs/API.md lists every code, its status and what
+// a client should do. The Client returns *Error with the code read back,
+// and each sentinel (ErrLocked, ErrRemoved, ErrNotLeader, ErrNoLeader,
+// ErrNotManager, ErrUninitialized, ErrNeedsUpgrade) matches errors.Is for
+// any error of its code, also after a round trip. An answer without a code
+// (a server from before codes) is read from its status, in legacyCode
+// only. Routes wraps each server's mux: a wrong method on a route that
+// exists is 405 with an Allow header, an unknown path 404.
+//
 // Duties of the caller: implement the control API's parts (LifecycleBackend,
 // ClusterBackend, SecretsBackend, KeysBackend, SnapshotBackend,
 // HealthBackend, CABackend: each may be a type of its own), NodeBackend and
 // JoinBackend, and return
-// *Error values (see Errorf) for failures that have an HTTP status; anything
-// else is a 500. Never put secret material into an error message.
+// sentinels or *Error values made by Errorf or Wrap with a Code for
+// failures a client should tell apart; anything else is CodeInternal
+// (500). Decide with codes (errors.Is, CodeOf, Code.Temporary), never with
+// HTTP statuses. Never put secret material into an error message.
 package api

@@ -81,9 +81,5 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 		json.Unmarshal(data, &h) == nil && h.Status != "" {
 		return &h, nil
 	}
-	var eb errorBody
-	if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-		eb.Error = fmt.Sprintf("GET /v1/health: %s", resp.Status)
-	}
-	return nil, &Error{Status: resp.StatusCode, Message: eb.Error}
+	return nil, readError(resp.StatusCode, resp.Status, "GET /v1/health", data)
 }

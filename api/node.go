@@ -55,10 +55,10 @@ type NodeBackend interface {
 
 // errNotAuthorized is answered to a caller without a usable certificate, or
 // one the cluster no longer accepts (removed, or demoted since).
-var errNotAuthorized = Errorf(http.StatusForbidden, "this node's certificate is not accepted by the cluster")
+var errNotAuthorized = Errorf(CodeUnauthenticated, "this node's certificate is not accepted by the cluster")
 
 // errManagerOnly is answered to a worker calling a manager-only route.
-var errManagerOnly = Errorf(http.StatusForbidden, "this route is for managers only")
+var errManagerOnly = Errorf(CodePermissionDenied, "this route is for managers only")
 
 // NewNodeHandler returns the node API's routes over b. Every route needs an
 // authenticated peer; manager-only routes refuse workers with 403.
@@ -104,7 +104,7 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		}
 		errs, err := b.ApplyBatchForwarded(r.Context(), p, cmds)
 		if err == nil && len(errs) != len(cmds) {
-			err = Errorf(http.StatusInternalServerError, "%d results for %d commands", len(errs), len(cmds))
+			err = Errorf(CodeInternal, "%d results for %d commands", len(errs), len(cmds))
 		}
 		if err != nil {
 			writeError(w, err)
@@ -114,7 +114,7 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		for i, e := range errs {
 			out.Results[i] = ApplyResult{Status: http.StatusOK}
 			if e != nil {
-				out.Results[i] = ApplyResult{Status: StatusOf(e), Error: e.Error()}
+				out.Results[i] = ApplyResult{Status: StatusOf(e), Error: e.Error(), Code: CodeOf(e)}
 			}
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -196,10 +196,7 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 	handle("GET /internal/v1/status", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.ClusterStatus(r.Context(), p)))
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return Routes(mux, "")
 }
 
 // JoinBackend grants certificates to nodes that present a join token.
@@ -225,10 +222,7 @@ func NewJoinHandler(b JoinBackend) http.Handler {
 			reply(w, res(b.Recover(r.Context(), req)))
 		}
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return Routes(mux, "")
 }
 
 // decodeJoin reads a join request: its body, and the joiner's level from
@@ -240,7 +234,7 @@ func decodeJoin(w http.ResponseWriter, r *http.Request, req *JoinGrantRequest) b
 	if v := r.URL.Query().Get("level"); v != "" {
 		l, err := strconv.Atoi(v)
 		if err != nil || l < 0 {
-			writeError(w, Errorf(http.StatusBadRequest, "level %q: want a number", v))
+			writeError(w, Errorf(CodeInvalidArgument, "level %q: want a number", v))
 			return false
 		}
 		req.Level = l

@@ -147,10 +147,57 @@ func NewControlMux(p ControlBackends) http.Handler {
 	snapshotRoutes(mux, p.Snapshot)
 	mux.Handle("GET /v1/health", HealthHandler(p.Health))
 	caRoutes(mux, p.CA)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path))
+	return Routes(mux, "")
+}
+
+// Routes serves mux's routes and answers a request no route takes with a
+// JSON error: 405 (method_not_allowed) with an Allow header when the path
+// has routes for other methods, else 404 (not_found), whose message ends
+// with hint when there is one. mux must have no catch-all "/" route.
+func Routes(mux *http.ServeMux, hint string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No route: the mux knows whether the path has other methods.
+		rec := &headerRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeError(w, Errorf(CodeMethodNotAllowed, "method %s is not allowed on %s; it takes %s", r.Method, r.URL.Path, allow))
+		case http.StatusNotFound:
+			if hint != "" {
+				hint = ": " + hint
+			}
+			writeError(w, Errorf(CodeNotFound, "no route %s %s%s", r.Method, r.URL.Path, hint))
+		default: // a redirect to the cleaned path
+			h.ServeHTTP(w, r)
+		}
 	})
-	return mux
+}
+
+// headerRecorder keeps the status and headers of a mux's own answer,
+// which Routes replaces with a JSON error.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header { return h.header }
+
+func (h *headerRecorder) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *headerRecorder) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // result is a backend call's outcome.
@@ -199,13 +246,13 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength <= 0 || r.ContentLength > limit {
 		data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 		if err != nil {
-			return nil, Errorf(http.StatusBadRequest, "read request body: %v", err)
+			return nil, Errorf(CodeInvalidArgument, "read request body: %v", err)
 		}
 		return data, nil
 	}
 	data := make([]byte, r.ContentLength, r.ContentLength+1)
 	if _, err := io.ReadFull(r.Body, data); err != nil {
-		return nil, Errorf(http.StatusBadRequest, "read request body: %v", err)
+		return nil, Errorf(CodeInvalidArgument, "read request body: %v", err)
 	}
 	return data, nil
 }
@@ -215,13 +262,13 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 // 400 or 413 *Error.
 func decodeBody(data []byte, v any) error {
 	if len(data) > maxBody {
-		return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
+		return Errorf(CodeTooLarge, "request body is larger than %d bytes", maxBody)
 	}
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
 	if err := strictjson.Unmarshal(data, v); err != nil {
-		return Errorf(http.StatusBadRequest, "invalid request body: %v", err)
+		return Errorf(CodeInvalidArgument, "invalid request body: %v", err)
 	}
 	return nil
 }
@@ -233,7 +280,7 @@ func boolQuery(r *http.Request, name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, Errorf(http.StatusBadRequest, "query parameter %s: %q is not a boolean", name, v)
+		return false, Errorf(CodeInvalidArgument, "query parameter %s: %q is not a boolean", name, v)
 	}
 	return b, nil
 }
@@ -245,7 +292,7 @@ func uintQuery(r *http.Request, name string) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, Errorf(http.StatusBadRequest, "query parameter %s: %q is not a number", name, v)
+		return 0, Errorf(CodeInvalidArgument, "query parameter %s: %q is not a number", name, v)
 	}
 	return n, nil
 }

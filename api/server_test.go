@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -59,7 +58,7 @@ type fakeSnapshot struct {
 
 func (f fakeSnapshot) SaveSnapshot(context.Context, SnapshotRequest) (*SnapshotStream, error) {
 	f.log.got = append(f.log.got, "snapshot")
-	return nil, Errorf(http.StatusTeapot, "no backup here")
+	return nil, Errorf(CodeInternal, "no backup here")
 }
 
 type fakeHealth struct{ log *partLog }

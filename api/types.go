@@ -290,8 +290,10 @@ type ApplyBatchResponse struct {
 }
 
 // ApplyResult is one forwarded command's outcome: Status 200, or the HTTP
-// status and message its error would have had had it been forwarded alone.
+// status, code and message its error would have had had it been forwarded
+// alone. Code is absent in answers from builds older than error codes.
 type ApplyResult struct {
 	Status int    `json:"status"`
 	Error  string `json:"error,omitempty"`
+	Code   Code   `json:"code,omitempty"`
 }

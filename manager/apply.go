@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -15,10 +14,10 @@ import (
 
 // Errors of the write and read paths.
 var (
-	errNoLeader = api.Errorf(http.StatusServiceUnavailable, "no leader: the cluster has no quorum right now; check that a majority of managers is running")
+	errNoLeader = api.Errorf(api.CodeNoLeader, "no leader: the cluster has no quorum right now; check that a majority of managers is running")
 	// errMisdirected is what a node that is no longer leader answers to a
 	// forwarded request it did not carry out; the sender retries.
-	errMisdirected = api.Errorf(http.StatusMisdirectedRequest, "this node is not the leader")
+	errMisdirected = api.Errorf(api.CodeNotLeader, "this node is not the leader")
 )
 
 // proposer is the write path as the API adapters and the leader loops use
@@ -68,7 +67,7 @@ func (w *writePath) managerRaft() (*incarnation, *raftNode, error) {
 func (w *writePath) apply(ctx context.Context, cmd fsm.Command) error {
 	b, err := fsm.Encode(cmd)
 	if err != nil {
-		return api.Wrap(http.StatusBadRequest, err)
+		return api.Wrap(api.CodeInvalidArgument, err)
 	}
 	return w.onLeaderAt(ctx,
 		func(ctx context.Context, rn *raftNode) error { return w.applyLocal(ctx, rn, b) },
@@ -92,16 +91,16 @@ func fsmError(err error) error {
 	if isSecretsError(err) {
 		return secretError(err)
 	}
-	status := http.StatusBadRequest
+	code := api.CodeInvalidArgument
 	switch {
 	case errors.Is(err, fsm.ErrNodeNotFound):
-		status = http.StatusNotFound
+		code = api.CodeNotFound
 	case errors.Is(err, fsm.ErrAlreadyInitialized), errors.Is(err, fsm.ErrNodeExists), errors.Is(err, fsm.ErrLastManager):
-		status = http.StatusConflict
+		code = api.CodeConflict
 	case errors.Is(err, fsm.ErrNodeRemoved):
-		status = http.StatusForbidden
+		code = api.CodePermissionDenied
 	}
-	return api.Wrap(status, err)
+	return api.Wrap(code, err)
 }
 
 // onLeader runs local when this node leads, else remote against the
@@ -170,7 +169,7 @@ func toLeader(ctx context.Context, view func() (leaderView, error), local func(c
 			retry = isRetryable(err)
 			var ae *api.Error
 			if err != nil && !retry && !errors.As(err, &ae) {
-				err = api.Errorf(http.StatusServiceUnavailable, "lost contact with the leader at %s during the request; it may or may not have been carried out (%v)", addr, err)
+				err = api.Errorf(api.CodeUnavailable, "lost contact with the leader at %s during the request; it may or may not have been carried out (%v)", addr, err)
 			}
 		} else {
 			err, retry = errNoLeader, true
@@ -198,7 +197,7 @@ func isRetryable(err error) bool {
 	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
-		return ae.Status == http.StatusMisdirectedRequest
+		return ae.Code == api.CodeNotLeader
 	}
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
@@ -281,7 +280,7 @@ func waitApplied(ctx context.Context, f *fsm.FSM, index uint64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return api.Errorf(http.StatusServiceUnavailable, "timed out catching up with the leader (applied %d of %d)", f.Index(), index)
+			return api.Errorf(api.CodeUnavailable, "timed out catching up with the leader (applied %d of %d)", f.Index(), index)
 		}
 	}
 }

@@ -40,8 +40,8 @@ func (n *Node) setLocked(l *lockState) {
 	n.incMu.Unlock()
 }
 
-// lockedOnly answers 423 on a locked node (locked returns non-nil) for
-// everything but status, unlock and health.
+// lockedOnly answers api.ErrLocked on a locked node (locked returns
+// non-nil) for everything but status, unlock and health.
 func lockedOnly(locked func() *lockState, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" && r.URL.Path != "/v1/health" {
@@ -54,11 +54,11 @@ func lockedOnly(locked func() *lockState, h http.Handler) http.Handler {
 
 // errInvalidUnlockKey is the answer to a key that does not open this
 // node's files.
-var errInvalidUnlockKey = api.Errorf(http.StatusForbidden, "invalid unlock key: it does not open this node's keys; the node stays locked")
+var errInvalidUnlockKey = api.Errorf(api.CodeUnauthenticated, "invalid unlock key: it does not open this node's keys; the node stays locked")
 
 // errUnlockThrottled answers unlock attempts that come too soon after
 // wrong keys.
-var errUnlockThrottled = api.Errorf(http.StatusServiceUnavailable, "too many wrong unlock keys: try again shortly")
+var errUnlockThrottled = api.Errorf(api.CodeRateLimited, "too many wrong unlock keys: try again shortly")
 
 // Unlock opens a locked node with its unlock key, or one share of it at a
 // time, and starts it: raft, mTLS and all, without a restart.
@@ -72,7 +72,7 @@ func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (resp *api.Unl
 	l := n.locked()
 	if l == nil {
 		if n.current() != nil {
-			return nil, api.Errorf(http.StatusConflict, "this node is not locked")
+			return nil, api.Errorf(api.CodeConflict, "this node is not locked")
 		}
 		return nil, api.ErrUninitialized
 	}
@@ -85,12 +85,12 @@ func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (resp *api.Unl
 		sh, err := autolock.ParseShare(text)
 		if err != nil {
 			l.backoff.Fail()
-			return nil, api.Errorf(http.StatusBadRequest, "invalid unlock key share: %v", err)
+			return nil, api.Errorf(api.CodeInvalidArgument, "invalid unlock key share: %v", err)
 		}
 		have, need, err := l.shares.Add(sh)
 		if err != nil {
 			l.backoff.Fail()
-			return nil, api.Errorf(http.StatusBadRequest, "invalid unlock key share: %v", err)
+			return nil, api.Errorf(api.CodeInvalidArgument, "invalid unlock key share: %v", err)
 		}
 		k, ok := l.shares.Key()
 		if !ok {
@@ -101,7 +101,7 @@ func (n *Node) Unlock(ctx context.Context, req api.UnlockRequest) (resp *api.Unl
 		k, err := autolock.ParseKey(text)
 		if err != nil {
 			l.backoff.Fail()
-			return nil, api.Errorf(http.StatusBadRequest, "invalid unlock key: %v", err)
+			return nil, api.Errorf(api.CodeInvalidArgument, "invalid unlock key: %v", err)
 		}
 		key = k
 	}
@@ -122,7 +122,7 @@ func (n *Node) unlockWith(ctx context.Context, l *lockState, key autolock.Key) e
 			n.logger.Warn("wrong unlock key")
 			return errInvalidUnlockKey
 		}
-		return api.Errorf(http.StatusInternalServerError, "%v", err)
+		return api.Errorf(api.CodeInternal, "%v", err)
 	}
 	l.backoff.Succeed()
 	if err := n.start(context.Background(), l.info, raftResume); err != nil {
@@ -166,14 +166,14 @@ func (a *clusterAPI) UnlockKey(ctx context.Context) (*api.UnlockKeyResponse, err
 	return &out, err
 }
 
-var errAutolockOff = api.Errorf(http.StatusBadRequest, "autolock is off; turn it on with 'holdfast update --autolock=true'")
+var errAutolockOff = api.Errorf(api.CodeInvalidArgument, "autolock is off; turn it on with 'holdfast update --autolock=true'")
 
 // RotateUnlockKey replaces the unlock key (and, with shares, prints it
 // split m-of-n). Every manager re-wraps its keys under the new KEK.
 func (a *clusterAPI) RotateUnlockKey(ctx context.Context, req api.RotateUnlockKeyRequest) (*api.UnlockKeyResponse, error) {
 	if req.Shares != 0 || req.Threshold != 0 {
 		if req.Threshold < 2 || req.Shares < req.Threshold || req.Shares > 255 {
-			return nil, api.Errorf(http.StatusBadRequest, "shares: want 2 <= --threshold <= --shares <= 255 (got %d of %d)", req.Threshold, req.Shares)
+			return nil, api.Errorf(api.CodeInvalidArgument, "shares: want 2 <= --threshold <= --shares <= 255 (got %d of %d)", req.Threshold, req.Shares)
 		}
 	}
 	on := false
@@ -197,7 +197,7 @@ func setAutolock(ctx context.Context, w *writePath, on bool, shares, threshold i
 		if shares > 0 {
 			parts, err := autolock.Split(key, shares, threshold)
 			if err != nil {
-				return nil, api.Errorf(http.StatusBadRequest, "split the unlock key: %v", err)
+				return nil, api.Errorf(api.CodeInvalidArgument, "split the unlock key: %v", err)
 			}
 			for _, p := range parts {
 				out.Shares = append(out.Shares, p.String())

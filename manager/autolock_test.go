@@ -70,7 +70,7 @@ func TestLockedRestartAndLiveUnlock(t *testing.T) {
 			t.Fatalf("%s after restart: got %+v; want locked", m.name, st)
 		}
 		_, err := m.client.Secrets(ctxT(t))
-		if apiStatus(err) != http.StatusLocked || !strings.Contains(err.Error(), "this node is locked; run 'holdfast unlock'") {
+		if apiStatus(err) != http.StatusLocked || !errors.Is(err, api.ErrLocked) || !strings.Contains(err.Error(), "this node is locked; run 'holdfast unlock'") {
 			t.Errorf("%s locked: got %v; want 423", m.name, err)
 		}
 		if m.node.current() != nil {

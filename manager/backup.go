@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -21,7 +20,7 @@ var backupArgon2 = backup.DefaultArgon2
 
 // errBackupNeedsPassphrase answers a backup request without a passphrase
 // on a cluster without an unlock key.
-var errBackupNeedsPassphrase = api.Errorf(http.StatusBadRequest,
+var errBackupNeedsPassphrase = api.Errorf(api.CodeInvalidArgument,
 	"autolock is off, so there is no unlock key to seal the backup under: give a passphrase with --passphrase-file FILE")
 
 // SaveSnapshot makes a sealed backup of the replicated state as of a
@@ -58,7 +57,7 @@ func (a *backupAPI) SaveSnapshot(ctx context.Context, req api.SnapshotRequest) (
 	case req.Passphrase != "":
 		h, key, err = backup.ForPassphrase([]byte(req.Passphrase), meta, backupArgon2)
 		if errors.Is(err, backup.ErrWeakPassphrase) {
-			return nil, api.Wrap(http.StatusBadRequest, err)
+			return nil, api.Wrap(api.CodeInvalidArgument, err)
 		}
 	case st.Cluster.UnlockKey != "":
 		var uk autolock.Key

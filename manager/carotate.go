@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -158,13 +157,13 @@ func (a *caAPI) CA(ctx context.Context) (*api.CAInfo, error) {
 // a rotation is a conflict.
 func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARotation, error) {
 	if (req.CACertPEM == "") != (req.CAKeyPEM == "") {
-		return nil, api.Errorf(http.StatusBadRequest, "--ca-cert and --ca-key go together")
+		return nil, api.Errorf(api.CodeInvalidArgument, "--ca-cert and --ca-key go together")
 	}
 	var imported *ca.Root
 	if req.CACertPEM != "" {
 		r, err := ca.ParseRoot([]byte(req.CACertPEM), []byte(req.CAKeyPEM))
 		if err != nil {
-			return nil, api.Errorf(http.StatusBadRequest, "imported CA: %v", err)
+			return nil, api.Errorf(api.CodeInvalidArgument, "imported CA: %v", err)
 		}
 		imported = r
 	}
@@ -187,7 +186,7 @@ func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CAR
 	}
 	if running != nil {
 		if imported != nil && imported.Digest() != running.NewDigest {
-			return nil, api.Errorf(http.StatusConflict, "CA rotation %s to another root is in progress: wait for it to finish, or run 'holdfast ca --rotate' without --ca-cert to follow it", running.ID)
+			return nil, api.Errorf(api.CodeConflict, "CA rotation %s to another root is in progress: wait for it to finish, or run 'holdfast ca --rotate' without --ca-cert to follow it", running.ID)
 		}
 		return a.CARotation(ctx)
 	}
@@ -200,7 +199,7 @@ func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CAR
 	}
 	rot, err := ca.NewRotation(old, next, now)
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "%v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
 	cmd := &fsm.CARotateStart{
 		ID: ca.NewID(), OldDigest: old.Digest(), NewDigest: next.Digest(),
@@ -208,7 +207,7 @@ func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CAR
 	}
 	if err := a.writes.apply(ctx, cmd); err != nil {
 		if errors.Is(err, fsm.ErrRotationInProgress) {
-			return nil, api.Errorf(http.StatusConflict, "another CA rotation started meanwhile: run 'holdfast ca --rotate' again to follow it")
+			return nil, api.Errorf(api.CodeConflict, "another CA rotation started meanwhile: run 'holdfast ca --rotate' again to follow it")
 		}
 		return nil, err
 	}
@@ -270,7 +269,7 @@ func (a *nodeAPI) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Cer
 		return nil // finished meanwhile, or never started: nothing to record
 	}
 	if leaf == nil || !ca.IssuedBy(leaf, p.rot.New) {
-		return api.Errorf(http.StatusBadRequest, "this connection's certificate is not from the new root: renew first")
+		return api.Errorf(api.CodeInvalidArgument, "this connection's certificate is not from the new root: renew first")
 	}
 	return a.recordConverted(ctx, p.rotID, from.NodeID)
 }

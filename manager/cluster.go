@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"time"
 
@@ -63,7 +62,7 @@ func (a *clusterAPI) Node(ctx context.Context, id string) (*api.Node, error) {
 				return nil
 			}
 		}
-		return api.Errorf(http.StatusNotFound, "node %s not found", id)
+		return api.Errorf(api.CodeNotFound, "node %s not found", id)
 	})
 	return out, err
 }
@@ -128,16 +127,16 @@ func (a *clusterAPI) setRoleLocal(ctx context.Context, rn *raftNode, id, role st
 		managers = s.Managers()
 	})
 	if !found {
-		return api.Errorf(http.StatusNotFound, "node %s not found", id)
+		return api.Errorf(api.CodeNotFound, "node %s not found", id)
 	}
 	if role == roleWorker && node.Role == roleManager && managers == 1 {
-		return api.Errorf(http.StatusConflict, "cannot demote the last manager: promote another node first")
+		return api.Errorf(api.CodeConflict, "cannot demote the last manager: promote another node first")
 	}
 	if role == roleWorker && id == rn.nodeID {
 		// A leader does not remove itself: hand over, and let the next
 		// leader carry out the demotion.
 		if err := rn.r.LeadershipTransfer().Error(); err != nil {
-			return api.Errorf(http.StatusServiceUnavailable, "hand leadership over before demoting this node: %v", err)
+			return api.Errorf(api.CodeUnavailable, "hand leadership over before demoting this node: %v", err)
 		}
 		return errMisdirected
 	}
@@ -148,7 +147,7 @@ func (a *clusterAPI) setRoleLocal(ctx context.Context, rn *raftNode, id, role st
 	}
 	if role == roleWorker {
 		if err := rn.r.RemoveServer(raft.ServerID(id), 0, a.applyTimeout).Error(); err != nil {
-			return api.Errorf(http.StatusServiceUnavailable, "remove %s from raft: %v", id, err)
+			return api.Errorf(api.CodeUnavailable, "remove %s from raft: %v", id, err)
 		}
 	}
 	return nil
@@ -158,7 +157,7 @@ func (a *clusterAPI) setRoleLocal(ctx context.Context, rn *raftNode, id, role st
 func (w *writePath) applyCmd(ctx context.Context, rn *raftNode, cmd fsm.Command) error {
 	b, err := fsm.Encode(cmd)
 	if err != nil {
-		return api.Wrap(http.StatusBadRequest, err)
+		return api.Wrap(api.CodeInvalidArgument, err)
 	}
 	return w.applyLocal(ctx, rn, b)
 }
@@ -167,7 +166,7 @@ func (w *writePath) applyCmd(ctx context.Context, rn *raftNode, cmd fsm.Command)
 // deny list until its certificate expires, and a manager leaves raft.
 func (a *clusterAPI) RemoveNode(ctx context.Context, id string, force bool) error {
 	if inc := a.current(); inc != nil && (id == "self" || id == inc.info.NodeID) {
-		return api.Errorf(http.StatusBadRequest, "a node cannot remove itself; run 'holdfast leave' on it instead")
+		return api.Errorf(api.CodeInvalidArgument, "a node cannot remove itself; run 'holdfast leave' on it instead")
 	}
 	return a.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return a.removeNodeLocal(ctx, rn, id, force) },
@@ -187,14 +186,14 @@ func (a *clusterAPI) removeNodeLocal(ctx context.Context, rn *raftNode, id strin
 		}
 	})
 	if !found {
-		return api.Errorf(http.StatusNotFound, "node %s not found", id)
+		return api.Errorf(api.CodeNotFound, "node %s not found", id)
 	}
 	if node.Role == roleManager && !force {
-		return api.Errorf(http.StatusBadRequest, "node %s is a manager: demote it first ('holdfast node demote %s'), or remove it with --force", id, id)
+		return api.Errorf(api.CodeInvalidArgument, "node %s is a manager: demote it first ('holdfast node demote %s'), or remove it with --force", id, id)
 	}
 	if id == rn.nodeID {
 		if err := rn.r.LeadershipTransfer().Error(); err != nil {
-			return api.Errorf(http.StatusServiceUnavailable, "hand leadership over before removing this node: %v", err)
+			return api.Errorf(api.CodeUnavailable, "hand leadership over before removing this node: %v", err)
 		}
 		return errMisdirected
 	}
@@ -208,11 +207,11 @@ func (a *clusterAPI) removeNodeLocal(ctx context.Context, rn *raftNode, id strin
 	}
 	if node.Role == roleManager {
 		if err := rn.r.RemoveServer(raft.ServerID(id), 0, a.applyTimeout).Error(); err != nil {
-			return api.Errorf(http.StatusServiceUnavailable, "remove %s from raft: %v", id, err)
+			return api.Errorf(api.CodeUnavailable, "remove %s from raft: %v", id, err)
 		}
 	}
 	if err := a.purgeKeys(ctx, rn, id); err != nil {
-		return api.Errorf(http.StatusServiceUnavailable, "node %s was removed, but replacing the data-plane keys it held failed (they go at the next scheduled rotation): %v", id, err)
+		return api.Errorf(api.CodeUnavailable, "node %s was removed, but replacing the data-plane keys it held failed (they go at the next scheduled rotation): %v", id, err)
 	}
 	return nil
 }
@@ -235,7 +234,7 @@ func (a *clusterAPI) JoinToken(ctx context.Context, role string) (*api.JoinToken
 
 func checkRole(role string) error {
 	if role != roleManager && role != roleWorker {
-		return api.Errorf(http.StatusBadRequest, "role %q: want worker or manager", role)
+		return api.Errorf(api.CodeInvalidArgument, "role %q: want worker or manager", role)
 	}
 	return nil
 }
@@ -330,7 +329,7 @@ func (a *clusterAPI) Update(ctx context.Context, req api.UpdateRequest) (*api.Up
 			}
 		}
 		if err := next.Validate(); err != nil {
-			return nil, api.Wrap(http.StatusBadRequest, err)
+			return nil, api.Wrap(api.CodeInvalidArgument, err)
 		}
 		if err := a.writes.apply(ctx, &fsm.SettingsUpdate{Settings: next}); err != nil {
 			return nil, err

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -68,19 +67,19 @@ func (a *joinAPI) Recover(ctx context.Context, req api.RecoverRequest) (*api.Ren
 	}
 	certs, err := ca.ParseCertPEM(req.CertPEM)
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "expired certificate: %v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "expired certificate: %v", err)
 	}
 	leaf := certs[0]
 	now := time.Now()
 	if now.Before(leaf.NotAfter) {
-		return nil, api.Errorf(http.StatusBadRequest, "the certificate has not expired: renew it over the node API")
+		return nil, api.Errorf(api.CodeInvalidArgument, "the certificate has not expired: renew it over the node API")
 	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)
 	if err != nil || csr.CheckSignature() != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", ca.ErrBadCSR)
+		return nil, api.Errorf(api.CodeInvalidArgument, "certificate request: %v", ca.ErrBadCSR)
 	}
 	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(csr.PublicKey) {
-		return nil, api.Errorf(http.StatusForbidden, "the certificate request is not signed by the expired certificate's key")
+		return nil, api.Errorf(api.CodeUnauthenticated, "the certificate request is not signed by the expired certificate's key")
 	}
 	var node fsm.Node
 	var expiry time.Duration
@@ -103,17 +102,17 @@ func (a *joinAPI) Recover(ctx context.Context, req api.RecoverRequest) (*api.Ren
 		// Was it valid, from a root trusted now, just before it expired?
 		id, err := ca.Verify(leaf, certs[1:], pool, leaf.NotAfter.Add(-time.Second))
 		if err != nil {
-			return api.Errorf(http.StatusForbidden, "expired certificate refused: %v", err)
+			return api.Errorf(api.CodeUnauthenticated, "expired certificate refused: %v", err)
 		}
 		if id.ClusterID != s.Cluster.ID {
-			return api.Errorf(http.StatusForbidden, "expired certificate refused: it is for another cluster")
+			return api.Errorf(api.CodeUnauthenticated, "expired certificate refused: it is for another cluster")
 		}
 		if s.IsRemoved(id.NodeID, now) {
-			return api.Errorf(http.StatusForbidden, "expired certificate refused: node %s was removed from the cluster", id.NodeID)
+			return api.Errorf(api.CodeUnauthenticated, "expired certificate refused: node %s was removed from the cluster", id.NodeID)
 		}
 		rec, ok := s.Nodes[id.NodeID]
 		if !ok {
-			return api.Errorf(http.StatusForbidden, "expired certificate refused: node %s is not a member of this cluster", id.NodeID)
+			return api.Errorf(api.CodeUnauthenticated, "expired certificate refused: node %s is not a member of this cluster", id.NodeID)
 		}
 		node, expiry = *rec, s.Cluster.Settings.CertExpiry
 		window := a.recoveryWindow
@@ -121,7 +120,7 @@ func (a *joinAPI) Recover(ctx context.Context, req api.RecoverRequest) (*api.Ren
 			window = DefaultRecoveryFactor * expiry
 		}
 		if role, err = recoveryRole(rec, leaf, id, window, now); err != nil {
-			return api.Errorf(http.StatusForbidden, "expired certificate refused: %v", err)
+			return api.Errorf(api.CodeUnauthenticated, "expired certificate refused: %v", err)
 		}
 		return nil
 	})
@@ -130,7 +129,7 @@ func (a *joinAPI) Recover(ctx context.Context, req api.RecoverRequest) (*api.Ren
 	}
 	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: role, ClusterID: rn.clusterID}, expiry, now)
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "certificate request: %v", err)
 	}
 	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {
@@ -258,7 +257,7 @@ func (n *Node) errExpired() error {
 	if n.expired == nil {
 		return nil
 	}
-	return api.Errorf(http.StatusConflict, "this manager has cluster state, but its certificate expired and no manager renewed it yet: start another manager (this one retries every few seconds), or, if this is the last manager, run 'holdfast init --force-new-cluster'")
+	return api.Errorf(api.CodeConflict, "this manager has cluster state, but its certificate expired and no manager renewed it yet: start another manager (this one retries every few seconds), or, if this is the last manager, run 'holdfast init --force-new-cluster'")
 }
 
 // retryExpired starts, every few seconds, a manager that could not start

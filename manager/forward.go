@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"time"
 
@@ -85,7 +84,7 @@ func (f *forwarder) send(batch []*batchReq) {
 	}
 	results, err := f.client.ApplyBatchForwarded(ctx, cmds)
 	var ae *api.Error
-	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) {
+	if errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed) {
 		// The leader predates the batch route: forward one by one.
 		f.mu.Lock()
 		f.legacy = true

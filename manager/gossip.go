@@ -6,7 +6,6 @@ import (
 	"log"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -151,7 +150,7 @@ func (n *Node) recordGossipAddr(ctx context.Context, inc *incarnation, addr stri
 func (a *nodeAPI) SetGossipAddr(ctx context.Context, from api.Peer, req api.GossipAddrRequest) error {
 	host, port, err := net.SplitHostPort(req.Addr)
 	if err != nil || host == "" || port == "0" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
-		return api.Errorf(http.StatusBadRequest, "gossip address %q: need a reachable HOST:PORT", req.Addr)
+		return api.Errorf(api.CodeInvalidArgument, "gossip address %q: need a reachable HOST:PORT", req.Addr)
 	}
 	if _, _, err := a.writes.managerRaft(); err != nil {
 		return err

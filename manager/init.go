@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -27,7 +26,7 @@ const (
 
 // errInitialized answers init or join on a node that is in a cluster.
 func (n *Node) errInitialized(inc *incarnation) error {
-	return api.Errorf(http.StatusConflict, "this node is already part of cluster %s; run 'holdfast leave' first", inc.info.ClusterID)
+	return api.Errorf(api.CodeAlreadyExists, "this node is already part of cluster %s; run 'holdfast leave' first", inc.info.ClusterID)
 }
 
 // Init creates a new cluster with this node as its first manager.
@@ -56,7 +55,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		return nil, err
 	}
 	if err := settings.Validate(); err != nil {
-		return nil, api.Wrap(http.StatusBadRequest, err)
+		return nil, api.Wrap(api.CodeInvalidArgument, err)
 	}
 	now := time.Now().UTC()
 	clusterID, nodeID := ca.NewID(), ca.NewID()
@@ -65,17 +64,17 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	switch {
 	case req.CACertPEM != "" || req.CAKeyPEM != "":
 		if req.CACertPEM == "" || req.CAKeyPEM == "" {
-			return nil, api.Errorf(http.StatusBadRequest, "--ca-cert and --ca-key go together")
+			return nil, api.Errorf(api.CodeInvalidArgument, "--ca-cert and --ca-key go together")
 		}
 		root, err = ca.ParseRoot([]byte(req.CACertPEM), []byte(req.CAKeyPEM))
 		if err != nil {
-			return nil, api.Errorf(http.StatusBadRequest, "imported CA: %v", err)
+			return nil, api.Errorf(api.CodeInvalidArgument, "imported CA: %v", err)
 		}
 		// Node certificates name their cluster in O and must chain to a
 		// root of the same cluster, so an imported root brings the
 		// cluster ID: its subject's O.
 		if clusterID = root.ClusterID(); !ca.ValidID(clusterID) {
-			return nil, api.Errorf(http.StatusBadRequest, "imported CA: its subject's O is %q; it must be the new cluster's ID, 26 characters of base32 (a-z, 2-7), for example O=%s", clusterID, ca.NewID())
+			return nil, api.Errorf(api.CodeInvalidArgument, "imported CA: its subject's O is %q; it must be the new cluster's ID, 26 characters of base32 (a-z, 2-7), for example O=%s", clusterID, ca.NewID())
 		}
 	default:
 		root, err = ca.NewRoot(clusterID, now)
@@ -153,7 +152,7 @@ func parseDuration(what, s string, dst *time.Duration) error {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return api.Errorf(http.StatusBadRequest, "%s: %q is not a duration (use Go syntax, e.g. 90m or 2160h)", what, s)
+		return api.Errorf(api.CodeInvalidArgument, "%s: %q is not a duration (use Go syntax, e.g. 90m or 2160h)", what, s)
 	}
 	*dst = d
 	return nil
@@ -233,10 +232,10 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	}
 	tok, err := ca.ParseToken(req.Token)
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "invalid join token: %v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "invalid join token: %v", err)
 	}
 	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "manager address %q: %v (want HOST:PORT)", req.Addr, err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "manager address %q: %v (want HOST:PORT)", req.Addr, err)
 	}
 	listen, advertise, err := n.joinAddrs()
 	if err != nil {
@@ -261,13 +260,13 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 		case errors.As(err, &ae):
 			return nil, ae
 		case errors.Is(err, transport.ErrCAMismatch):
-			return nil, api.Errorf(http.StatusBadRequest, "the cluster at %s does not have the CA this token names; nothing was sent (%v)", req.Addr, err)
+			return nil, api.Errorf(api.CodeInvalidArgument, "the cluster at %s does not have the CA this token names; nothing was sent (%v)", req.Addr, err)
 		default:
-			return nil, api.Errorf(http.StatusBadGateway, "cannot join through %s: %v", req.Addr, err)
+			return nil, api.Errorf(api.CodeBadGateway, "cannot join through %s: %v", req.Addr, err)
 		}
 	}
 	if err := checkGrant(grant, key, tok.CADigest); err != nil {
-		return nil, api.Errorf(http.StatusBadGateway, "the manager at %s sent an unusable certificate: %v", req.Addr, err)
+		return nil, api.Errorf(api.CodeBadGateway, "the manager at %s sent an unusable certificate: %v", req.Addr, err)
 	}
 	keyPEM, err := ca.MarshalKey(key)
 	if err != nil {
@@ -306,7 +305,7 @@ func (n *Node) joinAddrs() (listen, advertise string, err error) {
 	if hasPortZero(listen) {
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
-			return "", "", api.Errorf(http.StatusInternalServerError, "reserve a port: %v", err)
+			return "", "", api.Errorf(api.CodeInternal, "reserve a port: %v", err)
 		}
 		host, _, _ := net.SplitHostPort(listen)
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
@@ -315,7 +314,7 @@ func (n *Node) joinAddrs() (listen, advertise string, err error) {
 	}
 	addr, err := net.ResolveTCPAddr("tcp", listen)
 	if err != nil {
-		return "", "", api.Errorf(http.StatusBadRequest, "listen address %s: %v", listen, err)
+		return "", "", api.Errorf(api.CodeInvalidArgument, "listen address %s: %v", listen, err)
 	}
 	advertise, err = advertiseFor(n.cfg.AdvertiseAddr, addr)
 	return listen, advertise, err
@@ -375,7 +374,7 @@ func (n *Node) becomeVoter(ctx context.Context, inc *incarnation) error {
 		}
 		select {
 		case <-ctx.Done():
-			return api.Errorf(http.StatusServiceUnavailable, "could not join raft: %v", lastErr)
+			return api.Errorf(api.CodeUnavailable, "could not join raft: %v", lastErr)
 		case <-time.After(time.Duration(min(attempt+1, 10)) * 50 * time.Millisecond):
 		}
 	}
@@ -391,7 +390,7 @@ func (n *Node) becomeVoter(ctx context.Context, inc *incarnation) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return api.Errorf(http.StatusServiceUnavailable, "joined raft but did not catch up with the cluster in time")
+			return api.Errorf(api.CodeUnavailable, "joined raft but did not catch up with the cluster in time")
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -120,13 +119,13 @@ func (a *nodeAPI) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterR
 				}
 			})
 			if node == nil || node.Role != roleManager {
-				return api.Errorf(http.StatusForbidden, "node %s is not a manager of this cluster", req.NodeID)
+				return api.Errorf(api.CodePermissionDenied, "node %s is not a manager of this cluster", req.NodeID)
 			}
 			if err := a.admitLevel(ctx, rn, node.ID, node.Addr); err != nil {
 				return err
 			}
 			if err := rn.r.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, a.writes.applyTimeout).Error(); err != nil {
-				return api.Errorf(http.StatusServiceUnavailable, "add %s to raft: %v", node.ID, err)
+				return api.Errorf(api.CodeUnavailable, "add %s to raft: %v", node.ID, err)
 			}
 			return nil
 		},
@@ -193,7 +192,7 @@ func (a *nodeAPI) Renew(ctx context.Context, from api.Peer, req api.RenewRequest
 	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		p, ok := s.Nodes[from.NodeID]
 		if !ok {
-			return api.Errorf(http.StatusForbidden, "node %s is not a member of this cluster", from.NodeID)
+			return api.Errorf(api.CodePermissionDenied, "node %s is not a member of this cluster", from.NodeID)
 		}
 		node, expiry = *p, s.Cluster.Settings.CertExpiry
 		return nil
@@ -211,7 +210,7 @@ func (a *nodeAPI) Renew(ctx context.Context, from api.Peer, req api.RenewRequest
 	}
 	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, time.Now())
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "certificate request: %v", err)
 	}
 	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {
@@ -262,7 +261,7 @@ func (a *joinAPI) Grant(ctx context.Context, req api.JoinGrantRequest) (*api.Joi
 
 // errBadToken is the one answer for every token that does not grant
 // anything: forged, rotated, for another cluster.
-var errBadToken = api.Errorf(http.StatusForbidden, "invalid join token: it does not match this cluster's current worker or manager token")
+var errBadToken = api.Errorf(api.CodeUnauthenticated, "invalid join token: it does not match this cluster's current worker or manager token")
 
 func (a *joinAPI) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRequest) (*api.JoinGrant, error) {
 	presented, err := ca.ParseToken(req.Token)
@@ -270,7 +269,7 @@ func (a *joinAPI) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGran
 		return nil, errBadToken
 	}
 	if _, port, err := net.SplitHostPort(req.Addr); err != nil || port == "0" {
-		return nil, api.Errorf(http.StatusBadRequest, "joining node's address %q: want HOST:PORT", req.Addr)
+		return nil, api.Errorf(api.CodeInvalidArgument, "joining node's address %q: want HOST:PORT", req.Addr)
 	}
 	var role, clusterID string
 	var expiry time.Duration
@@ -310,7 +309,7 @@ func (a *joinAPI) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGran
 	}
 	certPEM, err := plan.issuer().Issue(req.CSR, id, expiry, now)
 	if err != nil {
-		return nil, api.Errorf(http.StatusBadRequest, "certificate request: %v", err)
+		return nil, api.Errorf(api.CodeInvalidArgument, "certificate request: %v", err)
 	}
 	rec, err := ca.RecordOfPEM(certPEM)
 	if err != nil {

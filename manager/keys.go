@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -333,9 +332,9 @@ func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool
 	switch overlaykeys.Subsystem(subsystem) {
 	case overlaykeys.IPsec:
 	case overlaykeys.Gossip:
-		return api.Errorf(http.StatusForbidden, "the gossip keyring is never served: only this node's memberlist uses it")
+		return api.Errorf(api.CodePermissionDenied, "the gossip keyring is never served: only this node's memberlist uses it")
 	default:
-		return api.Errorf(http.StatusNotFound, "no keyring %q (subsystems: gossip, ipsec)", subsystem)
+		return api.Errorf(api.CodeNotFound, "no keyring %q (subsystems: gossip, ipsec)", subsystem)
 	}
 	inc := a.current()
 	if inc == nil {
@@ -353,7 +352,7 @@ func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool
 		}
 		switch {
 		case ring == nil && !watch:
-			return api.Errorf(http.StatusServiceUnavailable, "this node has no ipsec keys yet")
+			return api.Errorf(api.CodeUnavailable, "this node has no ipsec keys yet")
 		case ring != nil && !ring.Equal(last):
 			if err := send(keyringToAPI(overlaykeys.IPsec, ring)); err != nil {
 				return err

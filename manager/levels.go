@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -140,7 +139,7 @@ func (a *nodeAPI) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, err
 // errNeedsUpgrade is what a manager that stopped at an entry answers
 // reads with.
 func errNeedsUpgrade(e *fsm.UpgradeError) error {
-	return api.Wrap(http.StatusServiceUnavailable, fmt.Errorf("this manager serves no reads: %w", e))
+	return api.Wrap(api.CodeNeedsUpgrade, fmt.Errorf("this manager serves no reads: %w", e))
 }
 
 // checkJoinLevel refuses a manager whose build is below the cluster
@@ -148,7 +147,7 @@ func errNeedsUpgrade(e *fsm.UpgradeError) error {
 func (rn *raftNode) checkJoinLevel(id string, level int) error {
 	level = max(level, fsm.LowestLevel)
 	if cv := rn.clusterVersion(); level < cv {
-		return api.Errorf(http.StatusConflict,
+		return api.Errorf(api.CodeConflict,
 			"the joining manager's build is at level %d, below the cluster version %d: run a build of level %d or later on it (holdfast version shows a build's level)",
 			level, cv, cv)
 	}
@@ -168,7 +167,7 @@ func (n *Node) admitLevel(ctx context.Context, rn *raftNode, id, addr string) er
 		}
 		var err error
 		if li, err = n.askLevel(ctx, inc, addr); err != nil {
-			return api.Errorf(http.StatusServiceUnavailable, "ask manager %s its level before adding it to raft: %v", id, err)
+			return api.Errorf(api.CodeUnavailable, "ask manager %s its level before adding it to raft: %v", id, err)
 		}
 	}
 	return rn.checkJoinLevel(id, li.Level)
@@ -181,7 +180,7 @@ func (n *Node) askLevel(ctx context.Context, inc *incarnation, addr string) (*ap
 	defer cancel()
 	li, err := peerClient(inc, addr).Level(ctx)
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+	if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
 		return &api.LevelInfo{Level: fsm.LowestLevel, Commands: commandNames(fsm.Commands(fsm.LowestLevel))}, nil
 	}
 	return li, err

@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -249,7 +250,7 @@ func TestNeedsUpgradeStopsAManagerUntilItIsUpgraded(t *testing.T) {
 	if err != nil || h.Status != api.HealthNeedsUpgrade || h.HTTPStatus() != http.StatusServiceUnavailable {
 		t.Errorf("health: %+v, %v; want needs-upgrade, 503", h, err)
 	}
-	if _, err := low.client.Nodes(ctxT(t)); apiStatus(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "needs upgrade") {
+	if _, err := low.client.Nodes(ctxT(t)); apiStatus(err) != http.StatusServiceUnavailable || !errors.Is(err, api.ErrNeedsUpgrade) {
 		t.Errorf("a read on m0: got %v; want 503 needs upgrade", err)
 	}
 	if _, err := low.node.apis.node.Self(ctxT(t), api.Peer{NodeID: "w1", Role: roleWorker}, 0); apiStatus(err) != http.StatusServiceUnavailable {

@@ -111,7 +111,7 @@ func metricUnlockAttempt(resp *api.UnlockResponse, err error) {
 		result = "share"
 	case errors.Is(err, errInvalidUnlockKey):
 		result = "invalid_key"
-	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
+	case errors.As(err, &ae) && ae.Code == api.CodeInvalidArgument:
 		result = "malformed"
 	case errors.Is(err, errUnlockThrottled):
 		result = "throttled"
@@ -298,10 +298,7 @@ func metricsHandler(node prometheus.Collector, health api.HealthBackend, logger 
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.Handle("GET /v1/health", api.HealthHandler(health))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, api.Errorf(http.StatusNotFound, "no route %s %s: the metrics listener serves GET /metrics and GET /v1/health", r.Method, r.URL.Path))
-	})
-	return mux
+	return api.Routes(mux, "the metrics listener serves GET /metrics and GET /v1/health")
 }
 
 type slogPrinter struct{ logger *slog.Logger }

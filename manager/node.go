@@ -119,7 +119,7 @@ func New(cfg Config) (*Node, error) {
 }
 
 // errStopping answers lifecycle requests that arrive during shutdown.
-var errStopping = api.Errorf(http.StatusServiceUnavailable, "the node is shutting down")
+var errStopping = api.Errorf(api.CodeUnavailable, "the node is shutting down")
 
 // current returns the running incarnation, or nil.
 func (n *Node) current() *incarnation {

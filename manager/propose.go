@@ -3,7 +3,6 @@ package manager
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -66,7 +65,7 @@ func (p *batchProposer) apply(cmds [][]byte) []error {
 	errs := make([]error, len(cmds))
 	for i, c := range cmds {
 		if fsm.IsBatch(c) {
-			errs[i] = api.Errorf(http.StatusBadRequest, "a %s command is made by the leader, not sent to it", fsm.TypeBatch)
+			errs[i] = api.Errorf(api.CodeInvalidArgument, "a %s command is made by the leader, not sent to it", fsm.TypeBatch)
 		}
 	}
 	p.check(cmds, errs)
@@ -104,7 +103,7 @@ func (p *batchProposer) check(cmds [][]byte, errs []error) {
 		}
 		c, err := fsm.Decode(b)
 		if err != nil {
-			errs[i] = api.Wrap(http.StatusBadRequest, err)
+			errs[i] = api.Wrap(api.CodeInvalidArgument, err)
 			continue
 		}
 		decoded[i] = c
@@ -152,7 +151,7 @@ func (p *batchProposer) send(batch []*batchReq) {
 		}
 		var err error
 		if data, err = fsm.EncodeBatch(cmds); err != nil {
-			answer(api.Wrap(http.StatusBadRequest, err))
+			answer(api.Wrap(api.CodeInvalidArgument, err))
 			return
 		}
 	}
@@ -186,15 +185,15 @@ func encodeFor(cv int, batch []*batchReq) []*batchReq {
 	out := batch[:0] // in place: each is written at or before where it was read
 	for _, r := range batch {
 		if err := fsm.Check(r.cmd); err != nil {
-			r.done <- api.Wrap(http.StatusBadRequest, err)
+			r.done <- api.Wrap(api.CodeInvalidArgument, err)
 			continue
 		}
 		b, err := fsm.Downgrade(r.cmd, cv)
 		switch {
 		case errors.Is(err, fsm.ErrClusterVersion):
-			r.done <- api.Wrap(http.StatusConflict, err)
+			r.done <- api.Wrap(api.CodeConflict, err)
 		case err != nil:
-			r.done <- api.Wrap(http.StatusBadRequest, err)
+			r.done <- api.Wrap(api.CodeInvalidArgument, err)
 		default:
 			r.cmd = b
 			out = append(out, r)
@@ -230,10 +229,10 @@ func raftApplyError(err error) error {
 	case errors.Is(err, raft.ErrNotLeader):
 		return errMisdirected
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return api.Errorf(http.StatusServiceUnavailable, "write timed out before it was proposed: %v", err)
+		return api.Errorf(api.CodeUnavailable, "write timed out before it was proposed: %v", err)
 	case errors.Is(err, raft.ErrLeadershipLost):
-		return api.Errorf(http.StatusServiceUnavailable, "leadership lost while writing; the write may or may not have been applied")
+		return api.Errorf(api.CodeUnavailable, "leadership lost while writing; the write may or may not have been applied")
 	default:
-		return api.Errorf(http.StatusServiceUnavailable, "write failed: %v", err)
+		return api.Errorf(api.CodeUnavailable, "write failed: %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -404,4 +403,4 @@ func (rn *raftNode) markReady(nodeID string, timeout time.Duration) error {
 
 // errNotReady means this leader has not committed an entry in its term
 // yet; like errMisdirected, it did nothing and the caller retries.
-var errNotReady = api.Errorf(http.StatusMisdirectedRequest, "the leader is not ready for reads yet")
+var errNotReady = api.Errorf(api.CodeNotLeader, "the leader is not ready for reads yet")

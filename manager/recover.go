@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -20,10 +19,10 @@ func (n *Node) forceNewCluster(ctx context.Context) (*api.InitResponse, error) {
 		return n.forceNewClusterExpired(ctx)
 	}
 	if inc == nil {
-		return nil, api.Errorf(http.StatusBadRequest, "this node is not part of a cluster: --force-new-cluster recovers a manager that lost quorum; use plain 'holdfast init' to create a cluster")
+		return nil, api.Errorf(api.CodeInvalidArgument, "this node is not part of a cluster: --force-new-cluster recovers a manager that lost quorum; use plain 'holdfast init' to create a cluster")
 	}
 	if inc.rn() == nil {
-		return nil, api.Errorf(http.StatusBadRequest, "this node is a worker: --force-new-cluster runs on a manager, which holds the cluster's state")
+		return nil, api.Errorf(api.CodeInvalidArgument, "this node is a worker: --force-new-cluster runs on a manager, which holds the cluster's state")
 	}
 	info := inc.info
 	n.logger.Warn("forcing a new cluster from this manager's state", "node_id", info.NodeID)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -404,7 +403,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 	defer n.mu.Unlock()
 	inc := n.current()
 	if inc == nil {
-		return api.Errorf(http.StatusBadRequest, "this node is not part of a cluster")
+		return api.Errorf(api.CodeInvalidArgument, "this node is not part of a cluster")
 	}
 	rn := inc.rn()
 	if rn == nil {
@@ -424,7 +423,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 	voters := rn.voters()
 	if voters <= 1 {
 		if !req.Force {
-			return api.Errorf(http.StatusBadRequest, "this is the last manager: leaving destroys the cluster and all its state; use --force to do it anyway")
+			return api.Errorf(api.CodeInvalidArgument, "this is the last manager: leaving destroys the cluster and all its state; use --force to do it anyway")
 		}
 		n.stop(false)
 		return n.wipeState()
@@ -437,11 +436,11 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 		}
 	}
 	if quorum := (voters-1)/2 + 1; others < quorum && !req.Force {
-		return api.Errorf(http.StatusBadRequest, "leaving would leave the cluster without quorum: %d of the %d other managers are reachable and %d are needed; use --force to leave anyway", others, voters-1, quorum)
+		return api.Errorf(api.CodeInvalidArgument, "leaving would leave the cluster without quorum: %d of the %d other managers are reachable and %d are needed; use --force to leave anyway", others, voters-1, quorum)
 	}
 	if rn.isLeader() {
 		if err := rn.r.LeadershipTransfer().Error(); err != nil && !req.Force {
-			return api.Errorf(http.StatusServiceUnavailable, "cannot hand leadership over before leaving: %v", err)
+			return api.Errorf(api.CodeUnavailable, "cannot hand leadership over before leaving: %v", err)
 		}
 	}
 	err := n.writes.onLeader(ctx,

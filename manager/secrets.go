@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -21,16 +20,16 @@ func secretError(err error) error {
 	if errors.As(err, &ae) {
 		return err
 	}
-	status := http.StatusBadRequest
+	code := api.CodeInvalidArgument
 	switch {
 	case errors.Is(err, secrets.ErrNameTaken), errors.Is(err, secrets.ErrIDTaken):
-		status = http.StatusConflict
+		code = api.CodeAlreadyExists
 	case errors.Is(err, secrets.ErrTooLarge):
-		status = http.StatusRequestEntityTooLarge
+		code = api.CodeTooLarge
 	case errors.Is(err, secrets.ErrNotFound), errors.Is(err, secrets.ErrUnknownNode):
-		status = http.StatusNotFound
+		code = api.CodeNotFound
 	}
-	return api.Wrap(status, err)
+	return api.Wrap(code, err)
 }
 
 // isSecretsError reports whether err comes from package secrets' rules.
@@ -83,7 +82,7 @@ func (a *secretsAPI) Secret(ctx context.Context, ref string) (*api.SecretMeta, e
 	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		sec, ok := s.Secrets.Get(ref)
 		if !ok {
-			return api.Errorf(http.StatusNotFound, "secret %s not found", ref)
+			return api.Errorf(api.CodeNotFound, "secret %s not found", ref)
 		}
 		out = sec.Meta()
 		return nil
@@ -121,11 +120,11 @@ func (a *secretsAPI) resolveSelf(id string) string {
 // errNotGranted is the one answer for a secret a node may not fetch,
 // whether or not it exists.
 func errNotGranted(id, node string) error {
-	return api.Errorf(http.StatusForbidden, "secret %s is not granted to node %s", id, node)
+	return api.Errorf(api.CodePermissionDenied, "secret %s is not granted to node %s", id, node)
 }
 
 // FetchSecret gives a node the data of a secret granted to it, and nothing
-// else: any other secret, existing or not, is 403.
+// else: any other secret, existing or not, is errNotGranted.
 func (a *nodeAPI) FetchSecret(ctx context.Context, from api.Peer, id string) (*api.SecretData, error) {
 	var out *api.SecretData
 	err := a.writes.readState(ctx, func(s *fsm.State) error {

@@ -87,7 +87,7 @@ func (c *calls) remoteFn(_ context.Context, addr string) error {
 // remote against the leader otherwise, retrying only what certainly did
 // nothing, and 503 "outcome unknown" for a failure after sending.
 func TestToLeader(t *testing.T) {
-	conflict := api.Errorf(http.StatusConflict, "name taken")
+	conflict := api.Errorf(api.CodeConflict, "name taken")
 	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	for _, tc := range []struct {
 		name               string

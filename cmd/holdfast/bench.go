@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -643,8 +642,8 @@ func (b *bench) create(ctx context.Context, cl *api.Client, kind string) error {
 }
 
 // createRetrying makes one acknowledged write through cl, retrying while
-// the cluster cannot take it yet: no leader (503), the node locked (423),
-// or unreachable. Each attempt uses a new name, so an attempt whose outcome
+// the cluster cannot take it yet: a temporary code (no leader, …), the
+// node locked, or unreachable. Each attempt uses a new name, so an attempt whose outcome
 // the cluster could not promise does not make the next one a conflict.
 func (b *bench) createRetrying(ctx context.Context, cl *api.Client, kind string) error {
 	for {
@@ -664,8 +663,7 @@ func retryableWrite(err error) bool {
 	if errors.Is(err, api.ErrUnreachable) {
 		return true
 	}
-	var ae *api.Error
-	return errors.As(err, &ae) && (ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusLocked)
+	return api.CodeOf(err).Temporary() || errors.Is(err, api.ErrLocked)
 }
 
 // createConcurrently makes secrets with benchWriters writers spread over

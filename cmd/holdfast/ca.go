@@ -123,13 +123,13 @@ func followRotation(ctx context.Context, cl *api.Client, r *api.CARotation, prog
 		next, err := cl.CARotation(ctx)
 		if err != nil {
 			var ae *api.Error
-			if ctx.Err() != nil || errors.As(err, &ae) && ae.Status < 500 {
+			if ctx.Err() != nil || errors.As(err, &ae) && !ae.Temporary() && ae.Code != api.CodeInternal {
 				if prog != nil {
 					prog.done()
 				}
 				return r, err
 			}
-			continue // no leader for a moment, a daemon restarting: keep following
+			continue // no leader for a moment, a daemon restarting, a failed read: keep following
 		}
 		r = next
 	}

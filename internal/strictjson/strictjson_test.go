@@ -3,6 +3,7 @@ package strictjson
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -66,6 +67,34 @@ func TestUnmarshalIsStrict(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "SECRETVALUE") {
 			t.Errorf("%q: the error quotes the value: %v", tc.in, err)
+		}
+	}
+}
+
+// TestErrorsNameTheFieldNotGoTypes: a value of the wrong kind is an
+// *Error naming the member's JSON path and what it takes, in words a
+// client of the API knows, never Go's type names or the value.
+func TestErrorsNameTheFieldNotGoTypes(t *testing.T) {
+	for _, tc := range []struct{ in, field, want string }{
+		{`{"data":"not base64 SECRET"}`, "data", `field "data": expected base64 bytes (standard alphabet, with padding)`},
+		{`{"data":5}`, "data", `field "data": expected base64 bytes, got a number`},
+		{`{"name":true}`, "name", `field "name": expected a string, got true or false`},
+		{`{"labels":{"k":[]}}`, "labels.k", `field "labels.k": expected a string, got a list`},
+		{`{"labels":"k=v"}`, "labels", `field "labels": expected an object, got a string`},
+		{`"doc"`, "", `expected an object, got a string`},
+		{`{"evil":1}`, "", `unknown field "evil"`},
+		{`{"name":"a"`, "", `malformed JSON at byte 11: unexpected end of JSON input`},
+	} {
+		var d doc
+		err := Unmarshal([]byte(tc.in), &d)
+		var e *Error
+		if !errors.As(err, &e) || e.Field != tc.field || err.Error() != tc.want {
+			t.Errorf("%s: got %v; want %q (field %q)", tc.in, err, tc.want, tc.field)
+		}
+		for _, goWord := range []string{"Go ", "struct", "uint8", "[]", "map[", "doc", "json:", "SECRET"} {
+			if err != nil && strings.Contains(err.Error(), goWord) {
+				t.Errorf("%s: %q contains %q", tc.in, err, goWord)
+			}
 		}
 	}
 }
