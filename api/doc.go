@@ -3,8 +3,10 @@
 //
 // The servers:
 //
-//   - the control API (NewControlHandler) on the local unix socket, for the
-//     operator's CLI and scripts; routes under /v1/ (the README lists them);
+//   - the control API (NewControlMux over its parts, ControlBackends, or
+//     NewControlHandler over one Backend that implements them all) on the
+//     local unix socket, for the operator's CLI and scripts; routes under
+//     /v1/ (the README lists them);
 //   - the node API (NewNodeHandler) on the holdfast-api/1 protocol, for other
 //     nodes over mutual TLS; routes under /internal/v1/. The handler reads the
 //     caller's identity from its certificate and refuses manager-only routes
@@ -27,7 +29,10 @@
 // only. Routes wraps each server's mux: a wrong method on a route that
 // exists is 405 with an Allow header, an unknown path 404.
 //
-// Duties of the caller: implement Backend (and NodeBackend) and return
+// Duties of the caller: implement the control API's parts (LifecycleBackend,
+// ClusterBackend, SecretsBackend, KeysBackend, SnapshotBackend,
+// HealthBackend, CABackend: each may be a type of its own), NodeBackend and
+// JoinBackend, and return
 // sentinels or *Error values made by Errorf or Wrap with a Code for
 // failures a client should tell apart; anything else is CodeInternal
 // (500). Decide with codes (errors.Is, CodeOf, Code.Temporary), never with

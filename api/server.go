@@ -10,12 +10,31 @@ import (
 	"github.com/holdfast/holdfast/internal/strictjson"
 )
 
-// Backend is what the control API serves. manager.Node implements it.
+// Backend is what the control API serves, as one interface: every part
+// below. NewControlMux takes the parts from separate implementations.
 type Backend interface {
-	Status(ctx context.Context) (*Status, error)
+	LifecycleBackend
+	ClusterBackend
+	SecretsBackend
+	KeysBackend
+	SnapshotBackend
+	HealthBackend
+	CABackend
+}
+
+// LifecycleBackend is the control API's routes that start or end a node's
+// part in a cluster: init, join, leave, and unlock of a locked node.
+type LifecycleBackend interface {
 	Init(ctx context.Context, req InitRequest) (*InitResponse, error)
 	Join(ctx context.Context, req JoinRequest) (*JoinResponse, error)
 	Leave(ctx context.Context, req LeaveRequest) error
+	Unlock(ctx context.Context, req UnlockRequest) (*UnlockResponse, error)
+}
+
+// ClusterBackend is the control API's routes over a running cluster:
+// status, settings, nodes and their roles, join tokens, the unlock key.
+type ClusterBackend interface {
+	Status(ctx context.Context) (*Status, error)
 	Update(ctx context.Context, req UpdateRequest) (*UpdateResponse, error)
 	Nodes(ctx context.Context) ([]Node, error)
 	Node(ctx context.Context, id string) (*Node, error)
@@ -23,14 +42,20 @@ type Backend interface {
 	SetRole(ctx context.Context, id string, role ca.Role) error
 	JoinToken(ctx context.Context, role ca.Role) (*JoinToken, error)
 	RotateJoinToken(ctx context.Context, role ca.Role) (*JoinToken, error)
-	Unlock(ctx context.Context, req UnlockRequest) (*UnlockResponse, error)
 	UnlockKey(ctx context.Context) (*UnlockKeyResponse, error)
 	RotateUnlockKey(ctx context.Context, req RotateUnlockKeyRequest) (*UnlockKeyResponse, error)
-	SecretsBackend
-	KeysBackend
-	SnapshotBackend
-	HealthBackend
-	CABackend
+}
+
+// ControlBackends are the parts the control API serves, each from its own
+// implementation. Every field must be set.
+type ControlBackends struct {
+	Lifecycle LifecycleBackend
+	Cluster   ClusterBackend
+	Secrets   SecretsBackend
+	Keys      KeysBackend
+	Snapshot  SnapshotBackend
+	Health    HealthBackend
+	CA        CABackend
 }
 
 // maxBody bounds every request body. Secrets are at most
@@ -39,6 +64,12 @@ const maxBody = 1 << 20
 
 // NewControlHandler returns the control API's routes over b.
 func NewControlHandler(b Backend) http.Handler {
+	return NewControlMux(ControlBackends{Lifecycle: b, Cluster: b, Secrets: b, Keys: b, Snapshot: b, Health: b, CA: b})
+}
+
+// NewControlMux returns the control API's routes over its parts.
+func NewControlMux(p ControlBackends) http.Handler {
+	b, lc := p.Cluster, p.Lifecycle
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, res(b.Status(r.Context())))
@@ -48,21 +79,21 @@ func NewControlHandler(b Backend) http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		reply(w, res(b.Init(r.Context(), req)))
+		reply(w, res(lc.Init(r.Context(), req)))
 	})
 	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
 		var req JoinRequest
 		if !decode(w, r, &req) {
 			return
 		}
-		reply(w, res(b.Join(r.Context(), req)))
+		reply(w, res(lc.Join(r.Context(), req)))
 	})
 	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
 		var req LeaveRequest
 		if !decode(w, r, &req) {
 			return
 		}
-		replyEmpty(w, b.Leave(r.Context(), req))
+		replyEmpty(w, lc.Leave(r.Context(), req))
 	})
 	mux.HandleFunc("PATCH /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
 		var req UpdateRequest
@@ -100,7 +131,7 @@ func NewControlHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
 		var req UnlockRequest
 		if decode(w, r, &req) {
-			reply(w, res(b.Unlock(r.Context(), req)))
+			reply(w, res(lc.Unlock(r.Context(), req)))
 		}
 	})
 	mux.HandleFunc("GET /v1/unlock-key", func(w http.ResponseWriter, r *http.Request) {
@@ -112,11 +143,11 @@ func NewControlHandler(b Backend) http.Handler {
 			reply(w, res(b.RotateUnlockKey(r.Context(), req)))
 		}
 	})
-	secretRoutes(mux, b)
-	keyRoutes(mux, b)
-	snapshotRoutes(mux, b)
-	mux.Handle("GET /v1/health", HealthHandler(b))
-	caRoutes(mux, b)
+	secretRoutes(mux, p.Secrets)
+	keyRoutes(mux, p.Keys)
+	snapshotRoutes(mux, p.Snapshot)
+	mux.Handle("GET /v1/health", HealthHandler(p.Health))
+	caRoutes(mux, p.CA)
 	return Routes(mux, "")
 }
 

@@ -301,6 +301,14 @@ func TestRetiredCredentials(t *testing.T) {
 	// older backup).
 	unknownPEM, unknownKey := issueFor(t, newRoot, ca.Identity{NodeID: ca.NewID(), Role: ca.RoleManager, ClusterID: newRoot.ClusterID()}, time.Now().Add(-10*time.Minute), time.Hour)
 	unknownCreds := loadCreds(t, unknownPEM, unknownKey, newRoot.CertPEM())
+	// The leader creates the data-plane keyrings after the cluster forms.
+	start := time.Now()
+	eventually(t, 20*time.Second, "the gossip keyring", func() bool {
+		var ok bool
+		l.node.current().rn().fsm.Read(func(s *fsm.State, _ uint64) { ok = s.Keys.Ring(overlaykeys.Gossip) != nil })
+		return ok
+	})
+	t.Logf("gossip keyring after %v", time.Since(start))
 	var removedGossip [][]byte
 	l.node.current().rn().fsm.Read(func(s *fsm.State, _ uint64) {
 		for _, k := range s.Keys.Ring(overlaykeys.Gossip).Keys {

@@ -21,9 +21,39 @@ var (
 	errMisdirected = api.Errorf(api.CodeNotLeader, "this node is not the leader")
 )
 
+// proposer is the write path as the API adapters and the leader loops use
+// it: apply a command (on the leader, or forwarded to it), run an
+// operation on the leader, and read a linearizable state. *writePath is
+// the one implementation.
+type proposer interface {
+	apply(ctx context.Context, cmd fsm.Command) error
+	onLeader(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *api.Client) error) error
+	linearize(ctx context.Context) (*raftNode, error)
+	readState(ctx context.Context, fn func(s *fsm.State) error) error
+}
+
+var _ proposer = (*writePath)(nil)
+
+// writePath is the node's write path. A write goes to raft when this node
+// leads, proposed in batches (propose.go), and is forwarded to the leader
+// otherwise, in batches too (forward.go). It depends on nothing but the
+// incarnation running now, which gives it raft, the FSM and the node API
+// client, and on the write timeouts of the node's config.
+type writePath struct {
+	// forwardTimeout bounds waiting for a leader and a forwarded write;
+	// applyTimeout one proposal to raft.
+	forwardTimeout, applyTimeout time.Duration
+	// current returns the running incarnation, nil if none.
+	current func() *incarnation
+}
+
+func newWritePath(cfg Config, current func() *incarnation) *writePath {
+	return &writePath{forwardTimeout: cfg.ForwardTimeout, applyTimeout: cfg.ApplyTimeout, current: current}
+}
+
 // managerRaft returns the running raft, or the error to answer with.
-func (n *Node) managerRaft() (*incarnation, *raftNode, error) {
-	inc := n.current()
+func (w *writePath) managerRaft() (*incarnation, *raftNode, error) {
+	inc := w.current()
 	if inc == nil {
 		return nil, nil, api.ErrUninitialized
 	}
@@ -35,21 +65,21 @@ func (n *Node) managerRaft() (*incarnation, *raftNode, error) {
 
 // apply proposes cmd and returns once it is applied (on the leader), or why
 // it was not. On a follower it forwards the command to the leader.
-func (n *Node) apply(ctx context.Context, cmd fsm.Command) error {
+func (w *writePath) apply(ctx context.Context, cmd fsm.Command) error {
 	b, err := fsm.Encode(cmd)
 	if err != nil {
 		return api.Wrap(api.CodeInvalidArgument, err)
 	}
-	return n.onLeaderAt(ctx,
-		func(ctx context.Context, rn *raftNode) error { return n.applyLocal(ctx, rn, b) },
+	return w.onLeaderAt(ctx,
+		func(ctx context.Context, rn *raftNode) error { return w.applyLocal(ctx, rn, b) },
 		func(ctx context.Context, inc *incarnation, addr string) error {
-			return inc.forwarderFor(addr, n.peerClient(inc, addr), n.cfg.ForwardTimeout).apply(ctx, b)
+			return inc.forwarderFor(addr, peerClient(inc, addr), w.forwardTimeout).apply(ctx, b)
 		})
 }
 
 // applyLocal applies encoded command b on this node, which must lead. It
 // is proposed together with the others that arrive meanwhile (propose.go).
-func (n *Node) applyLocal(ctx context.Context, rn *raftNode, b []byte) (err error) {
+func (w *writePath) applyLocal(ctx context.Context, rn *raftNode, b []byte) (err error) {
 	defer func(start time.Time) { metricApplied(start, err) }(time.Now())
 	return rn.prop.apply([][]byte{b})[0]
 }
@@ -79,20 +109,51 @@ func fsmError(err error) error {
 // ends) and retries only where nothing was carried out: no leader yet, the
 // leader unreachable before the request was sent, or a former leader that
 // answered "not the leader".
-func (n *Node) onLeader(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *api.Client) error) error {
-	return n.onLeaderAt(ctx, local, func(ctx context.Context, inc *incarnation, addr string) error {
-		return remote(ctx, n.peerClient(inc, addr))
+func (w *writePath) onLeader(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *api.Client) error) error {
+	return w.onLeaderAt(ctx, local, func(ctx context.Context, inc *incarnation, addr string) error {
+		return remote(ctx, peerClient(inc, addr))
 	})
 }
 
 // onLeaderAt is onLeader for a remote half that needs the incarnation and
 // the leader's address rather than a client.
-func (n *Node) onLeaderAt(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *incarnation, string) error) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+func (w *writePath) onLeaderAt(ctx context.Context, local func(context.Context, *raftNode) error, remote func(context.Context, *incarnation, string) error) error {
+	ctx, cancel := context.WithTimeout(ctx, w.forwardTimeout)
 	defer cancel()
+	var inc *incarnation
+	var rn *raftNode
+	return toLeader(ctx,
+		func() (leaderView, error) {
+			var err error
+			if inc, rn, err = w.managerRaft(); err != nil {
+				return nil, err
+			}
+			return rn, nil
+		},
+		func(ctx context.Context) error { return local(ctx, rn) },
+		func(ctx context.Context, addr string) error { return remote(ctx, inc, addr) })
+}
+
+// leaderView is what the forwarding decision asks of raft (*raftNode).
+type leaderView interface {
+	isLeader() bool
+	// leaderInfo returns the leader's ID and address, empty if unknown.
+	leaderInfo() (id, addr string)
+	// leaderChanged is closed when the leader changes.
+	leaderChanged() <-chan struct{}
+}
+
+// toLeader is the forwarding decision: it runs local while this node
+// leads, else remote against the leader's address, until ctx ends. view
+// returns raft as it is now (an error ends the call). It retries only
+// where nothing was carried out: no leader yet, the leader unreachable
+// before the request was sent, or a former leader (local or remote) that
+// answered "not the leader" (or, locally, not ready yet). A remote
+// failure after the request was sent is 503, outcome unknown.
+func toLeader(ctx context.Context, view func() (leaderView, error), local func(context.Context) error, remote func(context.Context, string) error) error {
 	bo := backoff.New(10*time.Millisecond, 200*time.Millisecond)
 	for {
-		inc, rn, err := n.managerRaft()
+		rn, err := view()
 		if err != nil {
 			return err
 		}
@@ -102,10 +163,10 @@ func (n *Node) onLeaderAt(ctx context.Context, local func(context.Context, *raft
 		changed := rn.leaderChanged()
 		var retry bool
 		if rn.isLeader() {
-			err = local(ctx, rn)
+			err = local(ctx)
 			retry = errors.Is(err, errMisdirected) || errors.Is(err, errNotReady)
 		} else if _, addr := rn.leaderInfo(); addr != "" {
-			err = remote(ctx, inc, addr)
+			err = remote(ctx, addr)
 			retry = isRetryable(err)
 			var ae *api.Error
 			if err != nil && !retry && !errors.As(err, &ae) {
@@ -143,7 +204,7 @@ func isRetryable(err error) bool {
 }
 
 // peerClient returns a node API client for the manager at addr.
-func (n *Node) peerClient(inc *incarnation, addr string) *api.Client {
+func peerClient(inc *incarnation, addr string) *api.Client {
 	return api.NewClient(inc.nodeHTTP, "https://"+addr)
 }
 
@@ -151,20 +212,20 @@ func (n *Node) peerClient(inc *incarnation, addr string) *api.Client {
 // was acknowledged before it was called: the leader confirms its leadership
 // and names its commit index (read index), and this node waits until it
 // has applied that far.
-func (n *Node) linearize(ctx context.Context) (*raftNode, error) {
+func (w *writePath) linearize(ctx context.Context) (*raftNode, error) {
 	// Bounded as a whole: a follower cut off after it got the read index
 	// must not wait for ever.
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.forwardTimeout)
 	defer cancel()
-	if _, rn, err := n.managerRaft(); err == nil {
+	if _, rn, err := w.managerRaft(); err == nil {
 		if st := rn.fsm.NeedsUpgrade(); st != nil {
 			return nil, errNeedsUpgrade(st)
 		}
 	}
 	var index uint64
-	err := n.onLeader(ctx,
+	err := w.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
-			ri, err := n.readIndexLocal(ctx, rn)
+			ri, err := w.readIndexLocal(ctx, rn)
 			if err == nil {
 				index = ri.Index
 			}
@@ -180,7 +241,7 @@ func (n *Node) linearize(ctx context.Context) (*raftNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, rn, err := n.managerRaft()
+	_, rn, err := w.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -188,9 +249,9 @@ func (n *Node) linearize(ctx context.Context) (*raftNode, error) {
 }
 
 // readIndexLocal is the leader's half of a linearizable read.
-func (n *Node) readIndexLocal(ctx context.Context, rn *raftNode) (*api.ReadIndex, error) {
+func (w *writePath) readIndexLocal(ctx context.Context, rn *raftNode) (*api.ReadIndex, error) {
 	if rn.readyTerm.Load() != rn.r.CurrentTerm() {
-		if err := rn.markReady(rn.nodeID, n.cfg.ApplyTimeout); err != nil {
+		if err := rn.markReady(rn.nodeID, w.applyTimeout); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return nil, errMisdirected
 			}

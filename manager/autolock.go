@@ -39,11 +39,11 @@ func (n *Node) setLocked(l *lockState) {
 	n.incMu.Unlock()
 }
 
-// lockedHandler answers api.ErrLocked on a locked node for everything but status,
-// unlock and health.
-func (n *Node) lockedHandler(h http.Handler) http.Handler {
+// lockedOnly answers api.ErrLocked on a locked node (locked returns
+// non-nil) for everything but status, unlock and health.
+func lockedOnly(locked func() *lockState, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" && r.URL.Path != "/v1/health" {
+		if locked() != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/v1/unlock" && r.URL.Path != "/v1/health" {
 			api.WriteError(w, api.ErrLocked)
 			return
 		}
@@ -153,9 +153,9 @@ func (n *Node) unlockByCommand(ctx context.Context) {
 }
 
 // UnlockKey shows the cluster's current unlock key.
-func (n *Node) UnlockKey(ctx context.Context) (*api.UnlockKeyResponse, error) {
+func (a *clusterAPI) UnlockKey(ctx context.Context) (*api.UnlockKeyResponse, error) {
 	var out api.UnlockKeyResponse
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		if !s.Cluster.Settings.Autolock {
 			return errAutolockOff
 		}
@@ -169,24 +169,24 @@ var errAutolockOff = api.Errorf(api.CodeInvalidArgument, "autolock is off; turn 
 
 // RotateUnlockKey replaces the unlock key (and, with shares, prints it
 // split m-of-n). Every manager re-wraps its keys under the new KEK.
-func (n *Node) RotateUnlockKey(ctx context.Context, req api.RotateUnlockKeyRequest) (*api.UnlockKeyResponse, error) {
+func (a *clusterAPI) RotateUnlockKey(ctx context.Context, req api.RotateUnlockKeyRequest) (*api.UnlockKeyResponse, error) {
 	if req.Shares != 0 || req.Threshold != 0 {
 		if req.Threshold < 2 || req.Shares < req.Threshold || req.Shares > 255 {
 			return nil, api.Errorf(api.CodeInvalidArgument, "shares: want 2 <= --threshold <= --shares <= 255 (got %d of %d)", req.Threshold, req.Shares)
 		}
 	}
 	on := false
-	if err := n.readState(ctx, func(s *fsm.State) error { on = s.Cluster.Settings.Autolock; return nil }); err != nil {
+	if err := a.writes.readState(ctx, func(s *fsm.State) error { on = s.Cluster.Settings.Autolock; return nil }); err != nil {
 		return nil, err
 	}
 	if !on {
 		return nil, errAutolockOff
 	}
-	return n.setAutolock(ctx, true, req.Shares, req.Threshold)
+	return setAutolock(ctx, a.writes, true, req.Shares, req.Threshold)
 }
 
 // setAutolock turns autolock on with a new key (also a rotation) or off.
-func (n *Node) setAutolock(ctx context.Context, on bool, shares, threshold int) (*api.UnlockKeyResponse, error) {
+func setAutolock(ctx context.Context, w *writePath, on bool, shares, threshold int) (*api.UnlockKeyResponse, error) {
 	cmd := &fsm.AutolockSet{Enabled: on}
 	out := &api.UnlockKeyResponse{}
 	if on {
@@ -204,7 +204,7 @@ func (n *Node) setAutolock(ctx context.Context, on bool, shares, threshold int) 
 			out.Threshold = threshold
 		}
 	}
-	if err := n.apply(ctx, cmd); err != nil {
+	if err := w.apply(ctx, cmd); err != nil {
 		return nil, err
 	}
 	return out, nil

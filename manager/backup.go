@@ -28,8 +28,8 @@ var errBackupNeedsPassphrase = api.Errorf(api.CodeInvalidArgument,
 // The state is sealed here, in the daemon, so its plaintext never leaves
 // the process: under a key derived from the cluster's current unlock key,
 // or from req.Passphrase (Argon2id) when one is given.
-func (n *Node) SaveSnapshot(ctx context.Context, req api.SnapshotRequest) (*api.SnapshotStream, error) {
-	rn, err := n.linearize(ctx)
+func (a *backupAPI) SaveSnapshot(ctx context.Context, req api.SnapshotRequest) (*api.SnapshotStream, error) {
+	rn, err := a.writes.linearize(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (n *Node) SaveSnapshot(ctx context.Context, req api.SnapshotRequest) (*api.
 	if err != nil {
 		return nil, err
 	}
-	n.logger.Info("backup made", "index", index, "bytes", h.FileSize(), "kdf", h.KDF.String())
+	a.logger.Info("backup made", "index", index, "bytes", h.FileSize(), "kdf", h.KDF.String())
 	return &api.SnapshotStream{Size: h.FileSize(), WriteTo: func(w io.Writer) error {
 		defer clear(data)
 		bw, err := backup.NewWriter(w, h, key)

@@ -123,10 +123,10 @@ func TestUnknownCommandIsRefusedBeforeTheLog(t *testing.T) {
 	rn := l.node.current().rn()
 	bad := []byte{1, 0x7f, 0x7f, 1, '{', '}'}
 	before := rn.r.LastIndex()
-	if err := l.node.apply(ctxT(t), rawCommand(bad)); apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "unknown command type") {
+	if err := l.node.writes.apply(ctxT(t), rawCommand(bad)); apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "unknown command type") {
 		t.Errorf("unknown command on the leader: got %v; want 400 unknown command type", err)
 	}
-	err := c.followers(l)[0].node.apply(ctxT(t), rawCommand(bad))
+	err := c.followers(l)[0].node.writes.apply(ctxT(t), rawCommand(bad))
 	if err == nil || !strings.Contains(err.Error(), "unknown command type") {
 		t.Errorf("forwarded unknown command: got %v; want unknown command type", err)
 	}

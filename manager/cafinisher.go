@@ -83,7 +83,7 @@ func newCAFinisher(n *Node, rn *raftNode) *caFinisher {
 		apply: func(ctx context.Context, cmd fsm.Command) error {
 			actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 			defer cancel()
-			return n.applyCmd(actx, rn, cmd)
+			return n.writes.applyCmd(actx, rn, cmd)
 		},
 		log: n.logger,
 	}

@@ -140,9 +140,9 @@ func selfCAView(s *fsm.State, id string) *api.CAView {
 }
 
 // CA answers `holdfast ca`: the root certificate.
-func (n *Node) CA(ctx context.Context) (*api.CAInfo, error) {
+func (a *caAPI) CA(ctx context.Context) (*api.CAInfo, error) {
 	var out api.CAInfo
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		out = api.CAInfo{RootPEM: string(s.Cluster.RootCertPEM), Digest: s.Cluster.RootDigest()}
 		return nil
 	})
@@ -152,7 +152,7 @@ func (n *Node) CA(ctx context.Context) (*api.CAInfo, error) {
 // RotateCA starts a CA rotation, or, when one is in progress, answers its
 // progress so that the caller follows it. A different imported root during
 // a rotation is a conflict.
-func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARotation, error) {
+func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARotation, error) {
 	if (req.CACertPEM == "") != (req.CAKeyPEM == "") {
 		return nil, api.Errorf(api.CodeInvalidArgument, "--ca-cert and --ca-key go together")
 	}
@@ -167,7 +167,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 	var old *ca.Root
 	var clusterID string
 	var running *fsm.CARotation
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		clusterID = s.Cluster.ID
 		if s.CARotation.InProgress() {
 			c := *s.CARotation
@@ -185,7 +185,7 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 		if imported != nil && imported.Digest() != running.NewDigest {
 			return nil, api.Errorf(api.CodeConflict, "CA rotation %s to another root is in progress: wait for it to finish, or run 'holdfast ca --rotate' without --ca-cert to follow it", running.ID)
 		}
-		return n.CARotation(ctx)
+		return a.CARotation(ctx)
 	}
 	now := time.Now().UTC()
 	next := imported
@@ -202,22 +202,22 @@ func (n *Node) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CARo
 		ID: ca.NewID(), OldDigest: old.Digest(), NewDigest: next.Digest(),
 		NewCertPEM: next.CertPEM(), NewKeyPEM: next.KeyPEM(), CrossPEM: rot.CrossPEM(), StartedAt: now,
 	}
-	if err := n.apply(ctx, cmd); err != nil {
+	if err := a.writes.apply(ctx, cmd); err != nil {
 		if errors.Is(err, fsm.ErrRotationInProgress) {
 			return nil, api.Errorf(api.CodeConflict, "another CA rotation started meanwhile: run 'holdfast ca --rotate' again to follow it")
 		}
 		return nil, err
 	}
-	n.logger.Info("CA rotation started", "rotation", cmd.ID, "new_root", cmd.NewDigest)
-	return n.CARotation(ctx)
+	a.logger.Info("CA rotation started", "rotation", cmd.ID, "new_root", cmd.NewDigest)
+	return a.CARotation(ctx)
 }
 
 // CARotation answers the progress of the current or last CA rotation,
 // naming the nodes it waits for and whether they answer.
-func (n *Node) CARotation(ctx context.Context) (*api.CARotation, error) {
+func (a *caAPI) CARotation(ctx context.Context) (*api.CARotation, error) {
 	out := &api.CARotation{State: api.CARotationNone, Waiting: []api.CAWaitingFor{}}
 	var waiting map[string]bool
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		r := s.CARotation
 		if r == nil {
 			return nil
@@ -239,7 +239,7 @@ func (n *Node) CARotation(ctx context.Context) (*api.CARotation, error) {
 	if err != nil || len(waiting) == 0 {
 		return out, err
 	}
-	nodes, err := n.Nodes(ctx)
+	nodes, err := a.nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -253,8 +253,8 @@ func (n *Node) CARotation(ctx context.Context) (*api.CARotation, error) {
 
 // CAConverted records, for the rotation in progress, that the caller's
 // connection presents a certificate from the new root.
-func (n *Node) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Certificate) error {
-	_, rn, err := n.managerRaft()
+func (a *nodeAPI) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Certificate) error {
+	_, rn, err := a.writes.managerRaft()
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (n *Node) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Certif
 	if leaf == nil || !ca.IssuedBy(leaf, p.rot.New) {
 		return api.Errorf(api.CodeInvalidArgument, "this connection's certificate is not from the new root: renew first")
 	}
-	return recordConverted(ctx, n.apply, p.rotID, from.NodeID)
+	return a.recordConverted(ctx, p.rotID, from.NodeID)
 }
 
 // peerTrustCache remembers which callers' certificates verify against one

@@ -401,7 +401,7 @@ func recordCert(t *testing.T, by *testNode, id string, certPEM []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := by.node.apply(ctxT(t), certUpdate(id, rec)); err != nil {
+	if err := by.node.writes.apply(ctxT(t), certUpdate(id, rec)); err != nil {
 		t.Fatalf("record the certificate: %v", err)
 	}
 }
@@ -536,13 +536,13 @@ func TestRecoverRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := m0.node.Recover(ctxT(t), tc.req)
+			_, err := m0.node.apis.join.Recover(ctxT(t), tc.req)
 			if apiStatus(err) != tc.want {
 				t.Fatalf("Recover: %v; want status %d", err, tc.want)
 			}
 		})
 	}
-	resp, err := m0.node.Recover(ctxT(t), api.RecoverRequest{CertPEM: good, CSR: goodCSR})
+	resp, err := m0.node.apis.join.Recover(ctxT(t), api.RecoverRequest{CertPEM: good, CSR: goodCSR})
 	if err != nil {
 		t.Fatalf("Recover of a member's expired certificate: %v", err)
 	}
@@ -554,7 +554,7 @@ func TestRecoverRefuses(t *testing.T) {
 	if err := m0.client.RemoveNode(ctxT(t), w0, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m0.node.Recover(ctxT(t), api.RecoverRequest{CertPEM: good, CSR: goodCSR}); apiStatus(err) != http.StatusForbidden {
+	if _, err := m0.node.apis.join.Recover(ctxT(t), api.RecoverRequest{CertPEM: good, CSR: goodCSR}); apiStatus(err) != http.StatusForbidden {
 		t.Fatalf("Recover of a removed node: %v; want 403", err)
 	}
 }
@@ -715,7 +715,7 @@ func TestRecoverRefusesReplacedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := m0.node.Recover(ctxT(t), api.RecoverRequest{CertPEM: stale, CSR: csr})
+	resp, err := m0.node.apis.join.Recover(ctxT(t), api.RecoverRequest{CertPEM: stale, CSR: csr})
 	if err == nil {
 		t.Fatalf("the replaced worker key recovered a %s certificate", resp.Role)
 	}

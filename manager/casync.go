@@ -187,12 +187,12 @@ func newCASyncer(n *Node, inc *incarnation) *caSyncer {
 		certMu:    &inc.certMu,
 		report: func(ctx context.Context, rotID string) error {
 			if inc.rn() != nil {
-				return recordConverted(ctx, n.apply, rotID, inc.info.NodeID)
+				return recordConverted(ctx, n.writes.apply, rotID, inc.info.NodeID)
 			}
 			err := errors.New("no manager known")
 			for _, m := range inc.managers() {
 				rctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-				err = n.peerClient(inc, m.Addr).CAConverted(rctx)
+				err = peerClient(inc, m.Addr).CAConverted(rctx)
 				cancel()
 				if err == nil {
 					return nil

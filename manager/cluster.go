@@ -13,8 +13,8 @@ import (
 )
 
 // readState runs fn over a linearizable view of the state.
-func (n *Node) readState(ctx context.Context, fn func(s *fsm.State) error) error {
-	rn, err := n.linearize(ctx)
+func (w *writePath) readState(ctx context.Context, fn func(s *fsm.State) error) error {
+	rn, err := w.linearize(ctx)
 	if err != nil {
 		return err
 	}
@@ -30,33 +30,33 @@ func (n *Node) readState(ctx context.Context, fn func(s *fsm.State) error) error
 }
 
 // Nodes answers `node ls`.
-func (n *Node) Nodes(ctx context.Context) ([]api.Node, error) {
-	inc := n.current()
+func (a *clusterAPI) Nodes(ctx context.Context) ([]api.Node, error) {
+	inc := a.current()
 	var out []api.Node
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		if inc == nil || inc.rn() == nil {
 			return api.ErrNotManager
 		}
-		out = n.nodeViews(ctx, inc, inc.rn(), s)
+		out = a.nodeViews(ctx, inc, inc.rn(), s)
 		return nil
 	})
 	return out, err
 }
 
 // Node answers `node inspect`; "self" names this node.
-func (n *Node) Node(ctx context.Context, id string) (*api.Node, error) {
+func (a *clusterAPI) Node(ctx context.Context, id string) (*api.Node, error) {
 	if id == "self" {
-		if inc := n.current(); inc != nil {
+		if inc := a.current(); inc != nil {
 			id = inc.info.NodeID
 		}
 	}
-	inc := n.current()
+	inc := a.current()
 	var out *api.Node
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		if inc == nil || inc.rn() == nil {
 			return api.ErrNotManager
 		}
-		for _, v := range n.nodeViews(ctx, inc, inc.rn(), s) {
+		for _, v := range a.nodeViews(ctx, inc, inc.rn(), s) {
 			if v.ID == id {
 				out = &v
 				return nil
@@ -69,13 +69,13 @@ func (n *Node) Node(ctx context.Context, id string) (*api.Node, error) {
 
 // nodeViews joins the node records with raft's configuration and this
 // manager's view of who is reachable.
-func (n *Node) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s *fsm.State) []api.Node {
+func (a *clusterAPI) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s *fsm.State) []api.Node {
 	voters := map[string]bool{}
 	for _, srv := range rn.servers() {
 		voters[string(srv.ID)] = srv.Suffrage == raft.Voter
 	}
 	leaderID, _ := rn.leaderInfo()
-	reach := n.reachability(ctx, inc, rn, true)
+	reach := a.reachability(ctx, inc, rn, true)
 	out := []api.Node{}
 	for _, node := range s.SortedNodes() {
 		v := api.Node{
@@ -93,7 +93,7 @@ func (n *Node) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s 
 			v.Status = api.NodeReady
 		case node.Role == roleManager:
 			v.Status = api.NodeDown
-		case inc.workerSeen.since(node.ID, 2*n.cfg.WatchTimeout):
+		case inc.workerSeen.since(node.ID, 2*a.watchTimeout):
 			v.Status = api.NodeReady
 		default:
 			v.Status = api.NodeUnknown
@@ -105,18 +105,18 @@ func (n *Node) nodeViews(ctx context.Context, inc *incarnation, rn *raftNode, s 
 
 // SetRole promotes or demotes a node. Demotion removes it from raft first
 // is not safe, so the role is recorded first and the node then leaves raft.
-func (n *Node) SetRole(ctx context.Context, id string, role ca.Role) error {
+func (a *clusterAPI) SetRole(ctx context.Context, id string, role ca.Role) error {
 	if id == "self" {
-		if inc := n.current(); inc != nil {
+		if inc := a.current(); inc != nil {
 			id = inc.info.NodeID
 		}
 	}
-	return n.onLeader(ctx,
-		func(ctx context.Context, rn *raftNode) error { return n.setRoleLocal(ctx, rn, id, role) },
+	return a.writes.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error { return a.setRoleLocal(ctx, rn, id, role) },
 		func(ctx context.Context, c *api.Client) error { return c.SetRoleForwarded(ctx, id, role) })
 }
 
-func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id string, role ca.Role) error {
+func (a *clusterAPI) setRoleLocal(ctx context.Context, rn *raftNode, id string, role ca.Role) error {
 	var node fsm.Node
 	var managers int
 	var found bool
@@ -141,12 +141,12 @@ func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id string, role c
 		return errMisdirected
 	}
 	if node.Role != role {
-		if err := n.applyCmd(ctx, rn, &fsm.NodeSetRole{ID: id, Role: role}); err != nil {
+		if err := a.writes.applyCmd(ctx, rn, &fsm.NodeSetRole{ID: id, Role: role}); err != nil {
 			return err
 		}
 	}
 	if role == roleWorker {
-		if err := rn.r.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		if err := rn.r.RemoveServer(raft.ServerID(id), 0, a.applyTimeout).Error(); err != nil {
 			return api.Errorf(api.CodeUnavailable, "remove %s from raft: %v", id, err)
 		}
 	}
@@ -154,26 +154,26 @@ func (n *Node) setRoleLocal(ctx context.Context, rn *raftNode, id string, role c
 }
 
 // applyCmd applies cmd on this node, which leads.
-func (n *Node) applyCmd(ctx context.Context, rn *raftNode, cmd fsm.Command) error {
+func (w *writePath) applyCmd(ctx context.Context, rn *raftNode, cmd fsm.Command) error {
 	b, err := fsm.Encode(cmd)
 	if err != nil {
 		return api.Wrap(api.CodeInvalidArgument, err)
 	}
-	return n.applyLocal(ctx, rn, b)
+	return w.applyLocal(ctx, rn, b)
 }
 
 // RemoveNode answers `node rm`: the node's record goes, its ID goes on the
 // deny list until its certificate expires, and a manager leaves raft.
-func (n *Node) RemoveNode(ctx context.Context, id string, force bool) error {
-	if inc := n.current(); inc != nil && (id == "self" || id == inc.info.NodeID) {
+func (a *clusterAPI) RemoveNode(ctx context.Context, id string, force bool) error {
+	if inc := a.current(); inc != nil && (id == "self" || id == inc.info.NodeID) {
 		return api.Errorf(api.CodeInvalidArgument, "a node cannot remove itself; run 'holdfast leave' on it instead")
 	}
-	return n.onLeader(ctx,
-		func(ctx context.Context, rn *raftNode) error { return n.removeNodeLocal(ctx, rn, id, force) },
+	return a.writes.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error { return a.removeNodeLocal(ctx, rn, id, force) },
 		func(ctx context.Context, c *api.Client) error { return c.RemoveNodeForwarded(ctx, id, force) })
 }
 
-func (n *Node) removeNodeLocal(ctx context.Context, rn *raftNode, id string, force bool) error {
+func (a *clusterAPI) removeNodeLocal(ctx context.Context, rn *raftNode, id string, force bool) error {
 	var node fsm.Node
 	var found bool
 	var expiry time.Duration
@@ -202,27 +202,27 @@ func (n *Node) removeNodeLocal(ctx context.Context, rn *raftNode, id string, for
 	if latest := time.Now().Add(expiry); until.Before(latest) {
 		until = latest
 	}
-	if err := n.applyCmd(ctx, rn, &fsm.NodeRemove{ID: id, Until: until.UTC(), Force: force}); err != nil {
+	if err := a.writes.applyCmd(ctx, rn, &fsm.NodeRemove{ID: id, Until: until.UTC(), Force: force}); err != nil {
 		return err
 	}
 	if node.Role == roleManager {
-		if err := rn.r.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		if err := rn.r.RemoveServer(raft.ServerID(id), 0, a.applyTimeout).Error(); err != nil {
 			return api.Errorf(api.CodeUnavailable, "remove %s from raft: %v", id, err)
 		}
 	}
-	if err := newKeyRotator(n, rn).Purge(ctx, id); err != nil {
+	if err := a.purgeKeys(ctx, rn, id); err != nil {
 		return api.Errorf(api.CodeUnavailable, "node %s was removed, but replacing the data-plane keys it held failed (they go at the next scheduled rotation): %v", id, err)
 	}
 	return nil
 }
 
 // JoinToken answers `join-token ROLE`.
-func (n *Node) JoinToken(ctx context.Context, role ca.Role) (*api.JoinToken, error) {
+func (a *clusterAPI) JoinToken(ctx context.Context, role ca.Role) (*api.JoinToken, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
 	var out api.JoinToken
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		out = api.JoinToken{Role: role, Token: s.Cluster.WorkerToken}
 		if role == roleManager {
 			out.Token = s.Cluster.ManagerToken
@@ -241,14 +241,14 @@ func checkRole(role ca.Role) error {
 
 // RotateJoinToken answers `join-token --rotate ROLE`. The new token is made
 // on the leader, from the current root.
-func (n *Node) RotateJoinToken(ctx context.Context, role ca.Role) (*api.JoinToken, error) {
+func (a *clusterAPI) RotateJoinToken(ctx context.Context, role ca.Role) (*api.JoinToken, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
 	var out *api.JoinToken
-	err := n.onLeader(ctx,
+	err := a.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
-			tok, err := n.rotateTokenLocal(ctx, rn, role)
+			tok, err := a.rotateTokenLocal(ctx, rn, role)
 			out = tok
 			return err
 		},
@@ -260,7 +260,7 @@ func (n *Node) RotateJoinToken(ctx context.Context, role ca.Role) (*api.JoinToke
 	return out, err
 }
 
-func (n *Node) rotateTokenLocal(ctx context.Context, rn *raftNode, role ca.Role) (*api.JoinToken, error) {
+func (a *clusterAPI) rotateTokenLocal(ctx context.Context, rn *raftNode, role ca.Role) (*api.JoinToken, error) {
 	root, err := rn.root()
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func (n *Node) rotateTokenLocal(ctx context.Context, rn *raftNode, role ca.Role)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.applyCmd(ctx, rn, &fsm.TokenRotate{Role: role, Token: tok.String()}); err != nil {
+	if err := a.writes.applyCmd(ctx, rn, &fsm.TokenRotate{Role: role, Token: tok.String()}); err != nil {
 		return nil, err
 	}
 	return &api.JoinToken{Role: role, Token: tok.String()}, nil
@@ -307,10 +307,10 @@ var rootCache struct {
 }
 
 // Update answers `holdfast update`.
-func (n *Node) Update(ctx context.Context, req api.UpdateRequest) (*api.UpdateResponse, error) {
+func (a *clusterAPI) Update(ctx context.Context, req api.UpdateRequest) (*api.UpdateResponse, error) {
 	var settings fsm.Settings
 	var unlockKey string
-	if err := n.readState(ctx, func(s *fsm.State) error {
+	if err := a.writes.readState(ctx, func(s *fsm.State) error {
 		settings, unlockKey = s.Cluster.Settings, s.Cluster.UnlockKey
 		return nil
 	}); err != nil {
@@ -331,7 +331,7 @@ func (n *Node) Update(ctx context.Context, req api.UpdateRequest) (*api.UpdateRe
 		if err := next.Validate(); err != nil {
 			return nil, api.Wrap(api.CodeInvalidArgument, err)
 		}
-		if err := n.apply(ctx, &fsm.SettingsUpdate{Settings: next}); err != nil {
+		if err := a.writes.apply(ctx, &fsm.SettingsUpdate{Settings: next}); err != nil {
 			return nil, err
 		}
 	}
@@ -341,7 +341,7 @@ func (n *Node) Update(ctx context.Context, req api.UpdateRequest) (*api.UpdateRe
 	case *req.Autolock == settings.Autolock:
 		out.UnlockKey = unlockKey // already so; show the key when on
 	default:
-		k, err := n.setAutolock(ctx, *req.Autolock, 0, 0)
+		k, err := setAutolock(ctx, a.writes, *req.Autolock, 0, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -30,5 +30,5 @@ func (n *Node) saveNodeInfo(info *nodeInfo) error {
 // fillOwnAddr records this manager's address in its node record when the
 // record has none, as after a restore (datadir.FillOwnAddr).
 func (n *Node) fillOwnAddr(ctx context.Context, inc *incarnation, rn *raftNode) {
-	datadir.FillOwnAddr(ctx, inc.info.NodeID, inc.info.AdvertiseAddr, rn.fsm, n.apply)
+	datadir.FillOwnAddr(ctx, inc.info.NodeID, inc.info.AdvertiseAddr, rn.fsm, n.writes.apply)
 }

@@ -10,8 +10,10 @@
 //     in its data directory resumes, one without waits for Init or Join
 //     (which arrive through the control API). Run returns when ctx ends,
 //     after a graceful shutdown: a leader hands leadership over first.
-//  3. Use the control API (package api) to drive it; Node implements
-//     api.Backend, api.NodeBackend and api.JoinBackend.
+//  3. Use the control API (package api) over the control socket to drive
+//     it. Node serves only its lifecycle routes (api.LifecycleBackend:
+//     init, join, leave, unlock); the other parts of the control API, the
+//     node API and the join API are served by adapter types (below).
 //  4. Optionally set Config.MetricsAddr: Run then also serves GET /metrics
 //     (Prometheus text) and GET /v1/health over plain HTTP there, and
 //     MetricsAddr tells the bound address. Logs go to Config.Logger, raft's
@@ -29,6 +31,28 @@
 // propose.go); a manager stopped at an entry its build cannot apply is
 // needs-upgrade and serves no reads. Config.Level runs a build as an
 // older level, for tests.
+//
+// Components. Node is the composition root: New builds, once, the
+// components every incarnation shares, each with its dependencies in its
+// fields, and Run starts and stops the rest:
+//
+//   - writePath (apply.go), the write path, behind the proposer interface:
+//     apply a command on the leader (batchProposer, propose.go) or forward
+//     it (forwarder, forward.go; both are a batcher, batcher.go), run an
+//     operation on the leader (onLeader, with the forwarding decision in
+//     toLeader), and read a linearizable state (linearize, readState).
+//     API adapters and loops write only through it.
+//   - access (access.go): who may speak raft and the node API now, asked
+//     by the transport at every handshake and raft RPC and by the node API
+//     for every request; it caches allowed peers until the access
+//     generation moves, and its watch closes connections the state no
+//     longer allows.
+//   - the API adapters (adapters.go): clusterAPI, secretsAPI, caAPI,
+//     keysAPI, backupAPI and healthAPI serve the control API's parts
+//     (api.NewControlMux), nodeAPI serves api.NodeBackend and joinAPI
+//     api.JoinBackend.
+//
+// docs/DESIGN-NOTES.md, "Components of a node", has the whole table.
 //
 // Lifecycle of a node: uninitialized → ready (manager or worker). A manager
 // runs raft; a worker does not, and follows the cluster through a manager's

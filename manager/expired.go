@@ -58,8 +58,8 @@ func recoveryRole(rec *fsm.Node, leaf *x509.Certificate, id ca.Identity, window 
 var errCertExpired = errors.New("this node's certificate has expired")
 
 // Recover serves POST /join/recover.
-func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewResponse, error) {
-	_, rn, err := n.managerRaft()
+func (a *joinAPI) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewResponse, error) {
+	_, rn, err := a.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 	var expiry time.Duration
 	var role ca.Role
 	var plan *caPlan
-	err = n.readState(ctx, func(s *fsm.State) error {
+	err = a.writes.readState(ctx, func(s *fsm.State) error {
 		p, err := planOf(s)
 		if err != nil {
 			return err
@@ -113,7 +113,7 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 			return api.Errorf(api.CodeUnauthenticated, "expired certificate refused: node %s is not a member of this cluster", id.NodeID)
 		}
 		node, expiry = *rec, s.Cluster.Settings.CertExpiry
-		window := n.cfg.CertRecoveryWindow
+		window := a.recoveryWindow
 		if window == 0 {
 			window = DefaultRecoveryFactor * expiry
 		}
@@ -133,10 +133,10 @@ func (n *Node) Recover(ctx context.Context, req api.RecoverRequest) (*api.RenewR
 	if err != nil {
 		return nil, err
 	}
-	if err := n.apply(ctx, certUpdate(node.ID, rec)); err != nil {
+	if err := a.writes.apply(ctx, certUpdate(node.ID, rec)); err != nil {
 		return nil, err
 	}
-	n.logger.Warn("renewed the expired certificate of a node", "node_id", node.ID, "role", role, "expired", leaf.NotAfter.UTC().Format(time.RFC3339))
+	a.logger.Warn("renewed the expired certificate of a node", "node_id", node.ID, "role", role, "expired", leaf.NotAfter.UTC().Format(time.RFC3339))
 	return &api.RenewResponse{Role: role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
 }
 

@@ -137,7 +137,7 @@ func samePeers(a, b []api.PeerAddr) bool {
 func newFollower(n *Node, inc *incarnation) *follower {
 	return &follower{
 		managers: inc.managers,
-		client:   func(addr string) *api.Client { return n.peerClient(inc, addr) },
+		client:   func(addr string) *api.Client { return peerClient(inc, addr) },
 		caViews:  inc.caViews,
 		secrets:  &workerDelivery{out: secretWriter{dir: n.cfg.secretsDir(), log: n.logger}, fetchTimeout: n.cfg.ForwardTimeout},
 		remember: func(m []api.PeerAddr) { rememberManagers(inc, m, n.saveNodeInfo, n.logger) },

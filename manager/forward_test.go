@@ -23,13 +23,13 @@ func TestForwardedWritesAreBatched(t *testing.T) {
 	c := newCluster(t, 3, 0)
 	l := c.leader()
 	f := c.followers(l)[0]
-	_, rn, err := f.node.managerRaft()
+	_, rn, err := f.node.writes.managerRaft()
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, addr := rn.leaderInfo()
 	inc := f.node.current()
-	fw := inc.forwarderFor(addr, f.node.peerClient(inc, addr), f.cfg.ForwardTimeout)
+	fw := inc.forwarderFor(addr, peerClient(inc, addr), f.cfg.ForwardTimeout)
 	const unique = 50
 	writeTogether(t, &fw.batcher, f.client, unique, 10, forwardInFlight+1)
 	list, err := l.client.Secrets(ctxT(t))

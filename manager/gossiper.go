@@ -138,7 +138,7 @@ func newGossiper(n *Node, inc *incarnation) *gossiper {
 		slot:  &inc.gossip,
 		fresh: inc.rn() == nil,
 		linearize: func(ctx context.Context) error {
-			_, err := n.linearize(ctx)
+			_, err := n.writes.linearize(ctx)
 			return err
 		},
 		addrs: func() (string, string) {
@@ -158,11 +158,11 @@ func newGossiper(n *Node, inc *incarnation) *gossiper {
 			ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 			defer cancel()
 			if inc.rn() != nil {
-				return n.apply(ctx, &fsm.NodeUpdate{ID: inc.info.NodeID, GossipAddr: addr})
+				return n.writes.apply(ctx, &fsm.NodeUpdate{ID: inc.info.NodeID, GossipAddr: addr})
 			}
 			var err error = fmt.Errorf("no manager known")
 			for _, m := range inc.managers() {
-				if err = n.peerClient(inc, m.Addr).SetGossipAddr(ctx, api.GossipAddrRequest{Addr: addr}); err == nil {
+				if err = peerClient(inc, m.Addr).SetGossipAddr(ctx, api.GossipAddrRequest{Addr: addr}); err == nil {
 					return nil
 				}
 			}
@@ -184,15 +184,15 @@ func (inc *incarnation) gossipReach(id string) (alive, ok bool) {
 }
 
 // SetGossipAddr records where the calling node gossips.
-func (n *Node) SetGossipAddr(ctx context.Context, from api.Peer, req api.GossipAddrRequest) error {
+func (a *nodeAPI) SetGossipAddr(ctx context.Context, from api.Peer, req api.GossipAddrRequest) error {
 	host, port, err := net.SplitHostPort(req.Addr)
 	if err != nil || host == "" || port == "0" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		return api.Errorf(api.CodeInvalidArgument, "gossip address %q: need a reachable HOST:PORT", req.Addr)
 	}
-	if _, _, err := n.managerRaft(); err != nil {
+	if _, _, err := a.writes.managerRaft(); err != nil {
 		return err
 	}
-	return n.apply(ctx, &fsm.NodeUpdate{ID: from.NodeID, GossipAddr: req.Addr})
+	return a.writes.apply(ctx, &fsm.NodeUpdate{ID: from.NodeID, GossipAddr: req.Addr})
 }
 
 // gossipStatus is what `status` shows of this node's gossip; nil before

@@ -124,7 +124,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if req.Autolock {
 		cmd.Cluster.UnlockKey = unlockKey.String()
 	}
-	if err := n.apply(ctx, cmd); err != nil {
+	if err := n.writes.apply(ctx, cmd); err != nil {
 		n.stop(false)
 		_ = n.wipeState()
 		return nil, fmt.Errorf("initialize cluster state: %w", err)
@@ -352,7 +352,7 @@ func (n *Node) becomeVoter(ctx context.Context, inc *incarnation) error {
 			if m.NodeID == inc.info.NodeID {
 				continue
 			}
-			if lastErr = n.peerClient(inc, m.Addr).AddVoter(ctx, api.AddVoterRequest{Addr: inc.info.AdvertiseAddr}); lastErr == nil {
+			if lastErr = peerClient(inc, m.Addr).AddVoter(ctx, api.AddVoterRequest{Addr: inc.info.AdvertiseAddr}); lastErr == nil {
 				break
 			}
 		}

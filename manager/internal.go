@@ -18,8 +18,8 @@ import (
 // errMisdirected so the sender retries against the new leader.
 
 // leaderRaft returns raft if this node leads, else errMisdirected.
-func (n *Node) leaderRaft() (*raftNode, error) {
-	_, rn, err := n.managerRaft()
+func (w *writePath) leaderRaft() (*raftNode, error) {
+	_, rn, err := w.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -29,18 +29,18 @@ func (n *Node) leaderRaft() (*raftNode, error) {
 	return rn, nil
 }
 
-func (n *Node) ApplyForwarded(ctx context.Context, from api.Peer, cmd []byte) error {
-	rn, err := n.leaderRaft()
+func (a *nodeAPI) ApplyForwarded(ctx context.Context, from api.Peer, cmd []byte) error {
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return err
 	}
-	return n.applyLocal(ctx, rn, cmd)
+	return a.writes.applyLocal(ctx, rn, cmd)
 }
 
 // ApplyBatchForwarded proposes forwarded commands together, so raft
 // stores them in one batch, and waits for each.
-func (n *Node) ApplyBatchForwarded(ctx context.Context, from api.Peer, cmds [][]byte) ([]error, error) {
-	rn, err := n.leaderRaft()
+func (a *nodeAPI) ApplyBatchForwarded(ctx context.Context, from api.Peer, cmds [][]byte) ([]error, error) {
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -52,64 +52,64 @@ func (n *Node) ApplyBatchForwarded(ctx context.Context, from api.Peer, cmds [][]
 	return errs, nil
 }
 
-func (n *Node) ReadIndex(ctx context.Context, from api.Peer) (*api.ReadIndex, error) {
-	rn, err := n.leaderRaft()
+func (a *nodeAPI) ReadIndex(ctx context.Context, from api.Peer) (*api.ReadIndex, error) {
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
-	return n.readIndexLocal(ctx, rn)
+	return a.writes.readIndexLocal(ctx, rn)
 }
 
-func (n *Node) JoinForwarded(ctx context.Context, from api.Peer, req api.JoinGrantRequest) (*api.JoinGrant, error) {
-	rn, err := n.leaderRaft()
+func (a *nodeAPI) JoinForwarded(ctx context.Context, from api.Peer, req api.JoinGrantRequest) (*api.JoinGrant, error) {
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
-	return n.grantLocal(ctx, rn, req)
+	return a.join.grantLocal(ctx, rn, req)
 }
 
-func (n *Node) SetRoleForwarded(ctx context.Context, from api.Peer, id string, role ca.Role) error {
-	rn, err := n.leaderRaft()
+func (a *nodeAPI) SetRoleForwarded(ctx context.Context, from api.Peer, id string, role ca.Role) error {
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return err
 	}
-	return n.setRoleLocal(ctx, rn, id, role)
+	return a.cluster.setRoleLocal(ctx, rn, id, role)
 }
 
-func (n *Node) RemoveNodeForwarded(ctx context.Context, from api.Peer, id string, force bool) error {
-	rn, err := n.leaderRaft()
+func (a *nodeAPI) RemoveNodeForwarded(ctx context.Context, from api.Peer, id string, force bool) error {
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return err
 	}
-	return n.removeNodeLocal(ctx, rn, id, force)
+	return a.cluster.removeNodeLocal(ctx, rn, id, force)
 }
 
-func (n *Node) RotateJoinTokenForwarded(ctx context.Context, from api.Peer, role ca.Role) (*api.JoinToken, error) {
+func (a *nodeAPI) RotateJoinTokenForwarded(ctx context.Context, from api.Peer, role ca.Role) (*api.JoinToken, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
-	rn, err := n.leaderRaft()
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
-	return n.rotateTokenLocal(ctx, rn, role)
+	return a.cluster.rotateTokenLocal(ctx, rn, role)
 }
 
-func (n *Node) Reachability(ctx context.Context, from api.Peer) (*api.Reachability, error) {
-	rn, err := n.leaderRaft()
+func (a *nodeAPI) Reachability(ctx context.Context, from api.Peer) (*api.Reachability, error) {
+	rn, err := a.writes.leaderRaft()
 	if err != nil {
 		return nil, err
 	}
-	return &api.Reachability{Reachable: n.reachability(ctx, n.current(), rn, false)}, nil
+	return &api.Reachability{Reachable: a.cluster.reachability(ctx, a.current(), rn, false)}, nil
 }
 
 // AddVoter adds a manager to raft. The caller is the joining manager
 // itself, or a follower forwarding for it (then req.NodeID names it).
-func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequest) error {
+func (a *nodeAPI) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequest) error {
 	if req.NodeID == "" {
 		req.NodeID = from.NodeID
 	}
-	return n.onLeader(ctx,
+	return a.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
 			var node *fsm.Node
 			rn.fsm.Read(func(s *fsm.State, _ uint64) {
@@ -121,10 +121,10 @@ func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequ
 			if node == nil || node.Role != roleManager {
 				return api.Errorf(api.CodePermissionDenied, "node %s is not a manager of this cluster", req.NodeID)
 			}
-			if err := n.admitLevel(ctx, rn, node.ID, node.Addr); err != nil {
+			if err := a.admitLevel(ctx, rn, node.ID, node.Addr); err != nil {
 				return err
 			}
-			if err := rn.r.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+			if err := rn.r.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, a.writes.applyTimeout).Error(); err != nil {
 				return api.Errorf(api.CodeUnavailable, "add %s to raft: %v", node.ID, err)
 			}
 			return nil
@@ -134,13 +134,13 @@ func (n *Node) AddVoter(ctx context.Context, from api.Peer, req api.AddVoterRequ
 
 // Self tells a node what the cluster says about it, waiting (long poll)
 // until the state moves past afterIndex.
-func (n *Node) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api.SelfView, error) {
-	inc, rn, err := n.managerRaft()
+func (a *nodeAPI) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*api.SelfView, error) {
+	inc, rn, err := a.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
 	inc.workerSeen.mark(from.NodeID)
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.WatchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, a.watchTimeout)
 	defer cancel()
 	// Wait for a change past afterIndex; on timeout, answer with what
 	// there is.
@@ -158,7 +158,7 @@ wait:
 	}
 	// The node may have been removed while it waited: it gets nothing of
 	// the state from then on (not the keyrings that replaced its keys).
-	if _, err := n.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) {
+	if _, err := a.access.peerRole(ca.Identity{NodeID: from.NodeID, Role: from.Role}); errors.Is(err, fsm.ErrNodeRemoved) {
 		return nil, api.ErrRemoved
 	}
 	if st := rn.fsm.NeedsUpgrade(); st != nil {
@@ -186,10 +186,10 @@ wait:
 
 // Renew issues the caller a new certificate with the role the cluster now
 // gives it, authenticated by its current certificate.
-func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (*api.RenewResponse, error) {
+func (a *nodeAPI) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (*api.RenewResponse, error) {
 	var node fsm.Node
 	var expiry time.Duration
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		p, ok := s.Nodes[from.NodeID]
 		if !ok {
 			return api.Errorf(api.CodePermissionDenied, "node %s is not a member of this cluster", from.NodeID)
@@ -200,7 +200,7 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err != nil {
 		return nil, err
 	}
-	_, rn, err := n.managerRaft()
+	_, rn, err := a.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -216,36 +216,38 @@ func (n *Node) Renew(ctx context.Context, from api.Peer, req api.RenewRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if err := n.apply(ctx, certUpdate(node.ID, rec)); err != nil {
+	if err := a.writes.apply(ctx, certUpdate(node.ID, rec)); err != nil {
 		return nil, err
 	}
 	return &api.RenewResponse{Role: node.Role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM()}, nil
 }
 
 // LeaveNode removes the calling node from the cluster.
-func (n *Node) LeaveNode(ctx context.Context, from api.Peer, req api.LeaveNodeRequest) error {
-	return n.onLeader(ctx,
-		func(ctx context.Context, rn *raftNode) error { return n.removeNodeLocal(ctx, rn, from.NodeID, true) },
+func (a *nodeAPI) LeaveNode(ctx context.Context, from api.Peer, req api.LeaveNodeRequest) error {
+	return a.writes.onLeader(ctx,
+		func(ctx context.Context, rn *raftNode) error {
+			return a.cluster.removeNodeLocal(ctx, rn, from.NodeID, true)
+		},
 		func(ctx context.Context, c *api.Client) error { return c.RemoveNodeForwarded(ctx, from.NodeID, true) })
 }
 
-func (n *Node) ClusterStatus(ctx context.Context, from api.Peer) (*api.Status, error) {
-	inc, rn, err := n.managerRaft()
+func (a *nodeAPI) ClusterStatus(ctx context.Context, from api.Peer) (*api.Status, error) {
+	inc, rn, err := a.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
-	return n.managerStatus(ctx, inc, rn, true), nil
+	return a.cluster.managerStatus(ctx, inc, rn, true), nil
 }
 
 // Grant serves the join protocol: a token and a CSR in, a certificate out.
-func (n *Node) Grant(ctx context.Context, req api.JoinGrantRequest) (*api.JoinGrant, error) {
-	if _, _, err := n.managerRaft(); err != nil {
+func (a *joinAPI) Grant(ctx context.Context, req api.JoinGrantRequest) (*api.JoinGrant, error) {
+	if _, _, err := a.writes.managerRaft(); err != nil {
 		return nil, err
 	}
 	var out *api.JoinGrant
-	err := n.onLeader(ctx,
+	err := a.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error {
-			g, err := n.grantLocal(ctx, rn, req)
+			g, err := a.grantLocal(ctx, rn, req)
 			out = g
 			return err
 		},
@@ -261,7 +263,7 @@ func (n *Node) Grant(ctx context.Context, req api.JoinGrantRequest) (*api.JoinGr
 // anything: forged, rotated, for another cluster.
 var errBadToken = api.Errorf(api.CodeUnauthenticated, "invalid join token: it does not match this cluster's current worker or manager token")
 
-func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRequest) (*api.JoinGrant, error) {
+func (a *joinAPI) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRequest) (*api.JoinGrant, error) {
 	presented, err := ca.ParseToken(req.Token)
 	if err != nil {
 		return nil, errBadToken
@@ -314,13 +316,13 @@ func (n *Node) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGrantRe
 	if err != nil {
 		return nil, err
 	}
-	if err := n.applyCmd(ctx, rn, &fsm.NodeAdd{Node: fsm.Node{ID: id.NodeID, Role: role, Addr: req.Addr, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}}); err != nil {
+	if err := a.writes.applyCmd(ctx, rn, &fsm.NodeAdd{Node: fsm.Node{ID: id.NodeID, Role: role, Addr: req.Addr, CreatedAt: now, CertExpiresAt: rec.NotAfter, CertSerial: rec.Serial, CertKeySHA256: rec.KeySHA256}}); err != nil {
 		return nil, err
 	}
 	var managers []api.PeerAddr
 	for _, s := range rn.servers() {
 		managers = append(managers, api.PeerAddr{NodeID: string(s.ID), Addr: string(s.Address)})
 	}
-	n.logger.Info("node joined", "node_id", id.NodeID, "role", role, "addr", req.Addr)
+	a.logger.Info("node joined", "node_id", id.NodeID, "role", role, "addr", req.Addr)
 	return &api.JoinGrant{ClusterID: clusterID, NodeID: id.NodeID, Role: role, CertPEM: plan.chain(certPEM), RootPEM: plan.trustPEM(), Managers: managers}, nil
 }

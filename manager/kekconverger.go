@@ -114,7 +114,7 @@ func newKEKConverger(n *Node, inc *incarnation, rn *raftNode) *kekConverger {
 		files: n.keyFiles,
 		currentKey: func(ctx context.Context) (string, error) {
 			var key string
-			err := n.readState(ctx, func(s *fsm.State) error { key = s.Cluster.UnlockKey; return nil })
+			err := n.writes.readState(ctx, func(s *fsm.State) error { key = s.Cluster.UnlockKey; return nil })
 			return key, err
 		},
 		certMu: &inc.certMu,

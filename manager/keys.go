@@ -157,8 +157,8 @@ func keyringsFromAPI(in []api.Keyring) overlaykeys.Keyrings {
 }
 
 // Keys answers `keys ls`: the keys this node holds, never their material.
-func (n *Node) Keys(ctx context.Context) ([]api.KeyInfo, error) {
-	inc := n.current()
+func (a *keysAPI) Keys(ctx context.Context) ([]api.KeyInfo, error) {
+	inc := a.current()
 	if inc == nil {
 		return nil, api.ErrUninitialized
 	}
@@ -176,7 +176,7 @@ func (n *Node) Keys(ctx context.Context) ([]api.KeyInfo, error) {
 // WatchKeyring serves a local data plane the ipsec keyring, with material,
 // on the control socket. The gossip keyring is the node's own memberlist's
 // and never leaves the daemon.
-func (n *Node) WatchKeyring(ctx context.Context, subsystem string, watch bool, send func(*api.Keyring) error) error {
+func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool, send func(*api.Keyring) error) error {
 	switch overlaykeys.Subsystem(subsystem) {
 	case overlaykeys.IPsec:
 	case overlaykeys.Gossip:
@@ -184,7 +184,7 @@ func (n *Node) WatchKeyring(ctx context.Context, subsystem string, watch bool, s
 	default:
 		return api.Errorf(api.CodeNotFound, "no keyring %q (subsystems: gossip, ipsec)", subsystem)
 	}
-	inc := n.current()
+	inc := a.current()
 	if inc == nil {
 		return api.ErrUninitialized
 	}

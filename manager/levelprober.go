@@ -143,9 +143,9 @@ func newLevelProber(n *Node, inc *incarnation, rn *raftNode) *levelProber {
 		needsUpgrade: rn.fsm.NeedsUpgrade,
 		handOver:     func() error { return rn.r.LeadershipTransfer().Error() },
 		ask: func(ctx context.Context, addr string) (*api.LevelInfo, error) {
-			return askLevel(ctx, n.peerClient(inc, addr))
+			return askLevel(ctx, peerClient(inc, addr))
 		},
-		apply: func(ctx context.Context, cmd fsm.Command) error { return n.applyCmd(ctx, rn, cmd) },
+		apply: func(ctx context.Context, cmd fsm.Command) error { return n.writes.applyCmd(ctx, rn, cmd) },
 		every: levelProbeInterval,
 		log:   n.logger,
 	}

@@ -124,8 +124,8 @@ func (rn *raftNode) proposalVersion() int {
 }
 
 // Level answers GET /internal/v1/level.
-func (n *Node) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, error) {
-	_, rn, err := n.managerRaft()
+func (a *nodeAPI) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, error) {
+	_, rn, err := a.writes.managerRaft()
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (n *Node) admitLevel(ctx context.Context, rn *raftNode, id, addr string) er
 			return api.ErrUninitialized
 		}
 		var err error
-		if li, err = askLevel(ctx, n.peerClient(inc, addr)); err != nil {
+		if li, err = askLevel(ctx, peerClient(inc, addr)); err != nil {
 			return api.Errorf(api.CodeUnavailable, "ask manager %s its level before adding it to raft: %v", id, err)
 		}
 	}

@@ -253,7 +253,7 @@ func TestNeedsUpgradeStopsAManagerUntilItIsUpgraded(t *testing.T) {
 	if _, err := low.client.Nodes(ctxT(t)); apiStatus(err) != http.StatusServiceUnavailable || !errors.Is(err, api.ErrNeedsUpgrade) {
 		t.Errorf("a read on m0: got %v; want 503 needs upgrade", err)
 	}
-	if _, err := low.node.Self(ctxT(t), api.Peer{NodeID: "w1", Role: roleWorker}, 0); apiStatus(err) != http.StatusServiceUnavailable {
+	if _, err := low.node.apis.node.Self(ctxT(t), api.Peer{NodeID: "w1", Role: roleWorker}, 0); apiStatus(err) != http.StatusServiceUnavailable {
 		t.Errorf("a worker following m0: got %v; want 503, so that it asks another manager", err)
 	}
 	if logs := low.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "command=batch") || !strings.Contains(logs, "version=1") {

@@ -92,7 +92,7 @@ func loopTable() []loopSpec {
 		{"own-role", managersOnly, false, buildOwnRoleWatcher},
 		{"ask-own-role", managersOnly, false, func(e loopEnv) runner { return newRoleAsker(e.n, e.inc, e.rn) }},
 		{"access", managersOnly, false, func(e loopEnv) runner {
-			return runFunc(func(ctx context.Context) { e.n.watchAccess(ctx, e.inc, e.rn) })
+			return runFunc(func(ctx context.Context) { e.n.access.watch(ctx, e.inc, e.rn, e.n.logger) })
 		}},
 		{"raft-observer", managersOnly, false, func(e loopEnv) runner {
 			return &raftObserver{rn: e.rn, self: e.inc.info.NodeID, applyTimeout: e.n.cfg.ApplyTimeout, log: e.n.logger}
@@ -135,7 +135,7 @@ func newKeyRotator(n *Node, rn *raftNode) *keyRotator {
 	return &keyRotator{
 		state:   rn.fsm,
 		leading: func() bool { return rn.isLeader() && rn.readyTerm.Load() == rn.r.CurrentTerm() },
-		propose: func(ctx context.Context, b []byte) error { return n.applyLocal(ctx, rn, b) },
+		propose: func(ctx context.Context, b []byte) error { return n.writes.applyLocal(ctx, rn, b) },
 		now: func() time.Time {
 			if f, ok := n.keyClock.Load().(func() time.Time); ok { // tests move it
 				return f()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gometrics "github.com/hashicorp/go-metrics/compat"
@@ -183,8 +185,13 @@ func installRaftMetrics() error {
 	return raftSink.err
 }
 
-// nodeCollector reads one node's gauges at each scrape.
-type nodeCollector struct{ n *Node }
+// nodeCollector reads one node's gauges at each scrape: from the running
+// incarnation, the lock state, and the certificate file.
+type nodeCollector struct {
+	current  func() *incarnation
+	locked   func() *lockState
+	certPath string
+}
 
 var (
 	descLocked = prometheus.NewDesc("holdfast_locked",
@@ -214,13 +221,12 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
-	n := c.n
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
-	locked := n.locked() != nil
+	locked := c.locked() != nil
 	gauge(descLocked, boolFloat(locked))
-	inc := n.current()
+	inc := c.current()
 	var rn *raftNode
 	if inc != nil {
 		rn = inc.rn()
@@ -234,7 +240,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	case locked:
 		// The certificate is not wrapped, only its key: a locked node still
 		// tells when its certificate expires.
-		if b, err := os.ReadFile(n.path("certs", "node.pem")); err == nil {
+		if b, err := os.ReadFile(c.certPath); err == nil {
 			if t, err := certExpiry(b); err == nil {
 				gauge(descCertExpiry, float64(t.Unix()))
 			}
@@ -258,11 +264,11 @@ func boolFloat(b bool) float64 {
 }
 
 // Health answers GET /v1/health from this node's own view, at once.
-func (n *Node) Health(context.Context) *api.Health {
-	if l := n.locked(); l != nil {
+func (a *healthAPI) Health(context.Context) *api.Health {
+	if l := a.locked(); l != nil {
 		return &api.Health{Status: api.HealthLocked, NodeID: l.info.NodeID, Role: l.info.Role}
 	}
-	inc := n.current()
+	inc := a.current()
 	if inc == nil {
 		return &api.Health{Status: api.HealthUninitialized}
 	}
@@ -280,53 +286,63 @@ func (n *Node) Health(context.Context) *api.Health {
 	return h
 }
 
-// metricsHandler serves GET /metrics (Prometheus text) and GET /v1/health.
-func (n *Node) metricsHandler() http.Handler {
+// metricsHandler serves GET /metrics (Prometheus text), with node's own
+// gauges, and GET /v1/health from health.
+func metricsHandler(node prometheus.Collector, health api.HealthBackend, logger *slog.Logger) http.Handler {
 	own := prometheus.NewRegistry()
-	own.MustRegister(nodeCollector{n})
+	own.MustRegister(node)
 	gatherers := prometheus.Gatherers{metricsRegistry, own}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{
-		ErrorLog:      slogPrinter{n},
+		ErrorLog:      slogPrinter{logger},
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
-	mux.Handle("GET /v1/health", api.HealthHandler(n))
+	mux.Handle("GET /v1/health", api.HealthHandler(health))
 	return api.Routes(mux, "the metrics listener serves GET /metrics and GET /v1/health")
 }
 
-type slogPrinter struct{ n *Node }
+type slogPrinter struct{ logger *slog.Logger }
 
-func (p slogPrinter) Println(v ...any) { p.n.logger.Warn("metrics: " + fmt.Sprint(v...)) }
+func (p slogPrinter) Println(v ...any) { p.logger.Warn("metrics: " + fmt.Sprint(v...)) }
 
-// listenMetrics opens the metrics listener when one is configured.
-func (n *Node) listenMetrics() (net.Listener, error) {
-	if n.cfg.MetricsAddr == "" {
+// metricsListener serves GET /metrics and GET /v1/health over plain
+// HTTP at Config.MetricsAddr, when one is configured.
+type metricsListener struct {
+	addr    string       // Config.MetricsAddr; "" for none
+	handler http.Handler // metricsHandler
+	logger  *slog.Logger
+	bound   atomic.Value // the bound address (a string), once listening
+}
+
+// listen opens the metrics listener when one is configured.
+func (m *metricsListener) listen() (net.Listener, error) {
+	if m.addr == "" {
 		return nil, nil
 	}
 	if err := installRaftMetrics(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", n.cfg.MetricsAddr)
+	ln, err := net.Listen("tcp", m.addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on metrics address: %w", err)
 	}
-	n.metricsAddr.Store(ln.Addr().String())
+	m.bound.Store(ln.Addr().String())
 	return ln, nil
 }
 
-// serveMetrics serves the metrics listener, if any; the returned function
-// stops it and waits until it has stopped.
-func (n *Node) serveMetrics(ln net.Listener) (stop func()) {
+// serve serves the metrics listener, if any; the returned function stops
+// it and waits until it has stopped.
+func (m *metricsListener) serve(ln net.Listener) (stop func()) {
 	if ln == nil {
 		return func() {}
 	}
-	srv := &http.Server{Handler: n.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
-	n.logger.Info("serving metrics and health over plain HTTP", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: m.handler, ReadHeaderTimeout: 10 * time.Second}
+	m.logger.Info("serving metrics and health over plain HTTP", "addr", ln.Addr().String())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.logger.Error("metrics listener stopped", "err", err)
+			m.logger.Error("metrics listener stopped", "err", err)
 		}
 	}()
 	return func() {
@@ -340,6 +356,6 @@ func (n *Node) serveMetrics(ln net.Listener) (stop func()) {
 // MetricsAddr returns the address the metrics listener is bound to, or ""
 // when there is none (yet).
 func (n *Node) MetricsAddr() string {
-	s, _ := n.metricsAddr.Load().(string)
+	s, _ := n.metrics.bound.Load().(string)
 	return s
 }

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/autolock"
 	"github.com/holdfast/holdfast/ca"
-	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/keyfiles"
 	"github.com/holdfast/holdfast/transport"
 )
@@ -61,8 +59,15 @@ type Node struct {
 	// loop's clock); keyKick wakes the rotation loop.
 	keyClock atomic.Value
 	keyKick  chan struct{}
-	// metricsAddr is the bound metrics address (a string), once listening.
-	metricsAddr atomic.Value
+	// metrics is the metrics listener (metrics.go).
+	metrics *metricsListener
+	// writes is the write path (apply.go): every write and linearizable
+	// read goes through it.
+	writes *writePath
+	// access decides which peers may speak to this node (access.go).
+	access *access
+	// apis are the API adapters (adapters.go).
+	apis *apis
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -72,7 +77,7 @@ type incarnation struct {
 	info       *nodeInfo
 	creds      *transport.CredStore
 	credsCh    chan struct{}          // signalled by setCreds
-	conns      *transport.ConnTracker // open authenticated connections, for watchAccess
+	conns      *transport.ConnTracker // open authenticated connections, for access.watch
 	tcfg       transport.Config
 	mux        *transport.Mux
 	nodeHTTP   *http.Client
@@ -104,7 +109,13 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}, nil
+	n := &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
+	n.writes = newWritePath(cfg, n.current)
+	n.access = newAccess(n.current, n.peerTrusted)
+	n.apis = newAPIs(n)
+	n.metrics = &metricsListener{addr: cfg.MetricsAddr, logger: n.logger,
+		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.path("certs", "node.pem")}, n.apis.health, n.logger)}
+	return n, nil
 }
 
 // errStopping answers lifecycle requests that arrive during shutdown.
@@ -133,12 +144,12 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metricsLn, err := n.listenMetrics()
+	metricsLn, err := n.metrics.listen()
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	stopMetrics := n.serveMetrics(metricsLn)
+	stopMetrics := n.metrics.serve(metricsLn)
 	defer stopMetrics()
 	// Resume before serving the control API, so nobody sees a node with
 	// state as uninitialized; requests wait in the socket's backlog.
@@ -169,7 +180,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if info == nil {
 		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
 	}
-	n.control = &http.Server{Handler: n.lockedHandler(api.NewControlHandler(n)), ReadHeaderTimeout: 10 * time.Second}
+	n.control = &http.Server{Handler: lockedOnly(n.locked, api.NewControlMux(n.apis.control(n))), ReadHeaderTimeout: 10 * time.Second}
 	controlDone := make(chan struct{})
 	go func() {
 		defer close(controlDone)
@@ -256,7 +267,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 		return err
 	}
 	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), conns: transport.NewConnTracker(), credsCh: make(chan struct{}, 1), workerSeen: newSeenSet(), keys: newKeyBox(), caViews: make(chan *api.CAView, 1)}
-	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.authorize, Conns: inc.conns, Logger: n.logger.With("component", "transport")}
+	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.access.authorize, Conns: inc.conns, Logger: n.logger.With("component", "transport")}
 	listen := info.ListenAddr
 	if listen == "" {
 		listen = n.cfg.ListenAddr
@@ -274,8 +285,8 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 		return err
 	}
 	inc.nodeHTTP = transport.NewAPIClient(inc.tcfg)
-	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n, n.peerOf), n.logger)
-	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n), n.logger)
+	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n.apis.node, n.access.peerOf), n.logger)
+	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n.apis.join), n.logger)
 
 	if info.Role == roleManager {
 		rn, err := n.startRaft(inc, mode)
@@ -399,178 +410,8 @@ func (n *Node) stop(graceful bool) {
 	n.setCurrent(nil)
 }
 
-// authorize decides, on every handshake in both directions, on every raft
-// RPC received, and again for every open connection when membership or
-// the roots change (watchAccess), whether a peer may use proto now. The
-// certificate only says who the peer is; what it may do comes from the
-// replicated state (docs/DESIGN-NOTES.md, "Who may speak"):
-//
-//   - node API: the node exists and is not removed; a demoted manager's
-//     certificate counts as a worker's.
-//   - raft: the node is a manager in the state and a server in raft's
-//     latest configuration (fsm.State.RaftPeer).
-//
-// Workers hold no state and authorize their managers by certificate.
-func (n *Node) authorize(proto string, id ca.Identity, leaf *x509.Certificate) error {
-	inc := n.current()
-	if inc == nil || inc.rn() == nil {
-		return nil
-	}
-	err := n.authorizeManager(inc.rn(), proto, id, leaf)
-	if err != nil {
-		label := "api"
-		if proto == transport.ProtoRaft {
-			label = "raft"
-		}
-		peerRefusals.WithLabelValues(label).Inc()
-	}
-	return err
-}
-
-func (n *Node) authorizeManager(rn *raftNode, proto string, id ca.Identity, leaf *x509.Certificate) error {
-	// A peer allowed once stays allowed until the access generation moves
-	// (a node added, removed, given a role; a CA rotation's start or end):
-	// the raft guard asks on every RPC, and must not wait for the FSM's
-	// lock while an entry is applied. Refusals are never cached: a node
-	// refused now (say, before raft's configuration names it) is asked
-	// about again.
-	key := authKey{proto: proto, node: id.NodeID, role: id.Role}
-	if leaf != nil {
-		key.serial = leaf.SerialNumber.String()
-	}
-	gen := rn.fsm.AccessGeneration()
-	if g, ok := rn.authOK.Load(key); ok && g.(uint64) == gen {
-		return nil
-	}
-	err := n.decideAccess(rn, proto, id, leaf)
-	if err == nil {
-		rn.authOK.Store(key, gen)
-	}
-	return err
-}
-
-// authKey names a peer's certificate on a protocol, for raftNode.authOK.
-type authKey struct {
-	proto, node string
-	role        ca.Role
-	serial      string
-}
-
-func (n *Node) decideAccess(rn *raftNode, proto string, id ca.Identity, leaf *x509.Certificate) error {
-	if proto != transport.ProtoRaft {
-		_, err := n.peerRole(id)
-		if errors.Is(err, fsm.ErrNodeRemoved) {
-			// Let it connect to be told, on every route, that it was
-			// removed (api.ErrRemoved): it is served nothing else.
-			return nil
-		}
-		return err
-	}
-	inConfig := false
-	for _, s := range rn.servers() {
-		if string(s.ID) == id.NodeID {
-			inConfig = true
-			break
-		}
-	}
-	var issued time.Time
-	if leaf != nil {
-		issued = leaf.NotBefore.Add(ca.LeafBackdate)
-	}
-	appliedAt := rn.fsm.AppendedAt()
-	var err error
-	rn.fsm.Read(func(s *fsm.State, _ uint64) {
-		err = s.RaftPeer(id.NodeID, id.Role, issued, inConfig, appliedAt, unknownPeerMargin, time.Now())
-	})
-	return err
-}
-
-// authorizeOpen is authorize for a connection already open: a removed
-// node loses it too (a new one only tells it that it was removed).
-func (n *Node) authorizeOpen(proto string, id ca.Identity, leaf *x509.Certificate) error {
-	if err := n.authorize(proto, id, leaf); err != nil {
-		return err
-	}
-	if proto == transport.ProtoRaft {
-		return nil
-	}
-	_, err := n.peerRole(id)
-	return err
-}
-
-// unknownPeerMargin is how much older than the newest entry this manager
-// has applied a raft peer's certificate may be, for a node this manager
-// does not know yet, before it is refused. It is zero: a certificate the
-// cluster issued is newer than every entry before the one that records
-// its node, by the clock of the leader that issued it and appended both;
-// with a promotion (the node issues its own manager certificate) the
-// clocks differ, and a skewed one can only make a manager that is behind
-// refuse the promoted node until it catches up from another.
-const unknownPeerMargin = 0
-
-// peerRole returns the role the cluster gives a peer now, or why it is
-// refused: removed, or not a member. A manager certificate of a node the
-// cluster has since demoted counts as a worker's: the node may still
-// renew onto a worker certificate, and may do nothing only managers may.
-func (n *Node) peerRole(id ca.Identity) (ca.Role, error) {
-	inc := n.current()
-	if inc == nil || inc.rn() == nil {
-		return id.Role, nil
-	}
-	var role ca.Role
-	var err error
-	inc.rn().fsm.Read(func(s *fsm.State, _ uint64) {
-		role, err = s.PeerRole(id.NodeID, id.Role, time.Now())
-	})
-	return role, err
-}
-
-// watchAccess closes every open connection of a peer that is no longer
-// allowed, at once, whenever an applied command may have changed who may
-// do what (a node removed, demoted, added; a CA rotation's end) or this
-// node's trusted roots change.
-func (n *Node) watchAccess(ctx context.Context, inc *incarnation, rn *raftNode) {
-	gen, creds := rn.fsm.AccessGeneration(), inc.creds.Load()
-	log := n.logger.With("component", "transport")
-	for {
-		changed := rn.fsm.Changed()
-		if g, c := rn.fsm.AccessGeneration(), inc.creds.Load(); g != gen || c != creds {
-			gen, creds = g, c
-			rn.authOK.Clear() // every entry is of an older generation now
-			if closed := inc.conns.Revalidate(inc.creds, n.authorizeOpen, log); closed > 0 {
-				accessClosed.Add(float64(closed))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-inc.credsChanged():
-		}
-	}
-}
-
-// peerOf reads the node API caller's identity from its certificate and
-// authorizes it again for each request: a connection opened before a node
-// was removed or demoted, or before its root was rotated away, serves it
-// nothing after.
-func (n *Node) peerOf(r *http.Request) (api.Peer, bool) {
-	id, ok := transport.PeerIdentity(r.TLS)
-	if !ok {
-		return api.Peer{}, false
-	}
-	role, err := n.peerRole(id)
-	if errors.Is(err, fsm.ErrNodeRemoved) {
-		return api.Peer{NodeID: id.NodeID, Role: id.Role, Removed: true}, true
-	}
-	if err != nil || !n.peerTrusted(r.TLS) {
-		return api.Peer{}, false
-	}
-	return api.Peer{NodeID: id.NodeID, Role: role}, true
-}
-
 // setCreds replaces the node's TLS material (renewal, CA rotation) and
-// tells watchAccess, which re-checks open connections against the roots.
+// tells access.watch, which re-checks open connections against the roots.
 func (inc *incarnation) setCreds(c *transport.Credentials) {
 	inc.creds.Store(c)
 	select {

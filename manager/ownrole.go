@@ -127,7 +127,7 @@ func newRoleAsker(n *Node, inc *incarnation, rn *raftNode) *roleAsker {
 		},
 		managers: inc.managers,
 		record: func(ctx context.Context, addr string) (*api.SelfView, error) {
-			return n.peerClient(inc, addr).Self(ctx, 0)
+			return peerClient(inc, addr).Self(ctx, 0)
 		},
 		ask: func(t ca.RoleTarget) { askRole(inc, n.roleChange, t) },
 		log: n.logger,

@@ -25,15 +25,34 @@ const (
 	proposeMaxBytes = 256 << 10
 )
 
-// proposer batches what this node proposes while it leads.
-type proposer struct {
+// batchProposer batches what this node proposes while it leads.
+type batchProposer struct {
 	batcher
-	rn      *raftNode
+	rn      proposeTarget
 	timeout time.Duration // how long a proposal may wait to be enqueued
 }
 
-func newProposer(rn *raftNode, timeout time.Duration) *proposer {
-	p := &proposer{rn: rn, timeout: timeout}
+// proposeTarget is raft as the leader's proposer sees it (*raftNode).
+type proposeTarget interface {
+	// propose appends data to the log as one entry.
+	propose(data []byte, timeout time.Duration) raft.ApplyFuture
+	// checking reports whether this leader has applied an entry of its
+	// own term, so that its state holds every acknowledged write.
+	checking() bool
+	// state is the replicated state machine.
+	state() *fsm.FSM
+	// proposalVersion is the cluster version to encode for.
+	proposalVersion() int
+}
+
+func (rn *raftNode) propose(data []byte, timeout time.Duration) raft.ApplyFuture {
+	return rn.r.Apply(data, timeout)
+}
+
+func (rn *raftNode) checking() bool { return rn.readyTerm.Load() == rn.r.CurrentTerm() }
+
+func newProposer(rn proposeTarget, timeout time.Duration) *batchProposer {
+	p := &batchProposer{rn: rn, timeout: timeout}
 	p.batcher = batcher{limit: proposeInFlight, maxCount: proposeMaxBatch, maxBytes: proposeMaxBytes, send: p.send}
 	return p
 }
@@ -42,7 +61,7 @@ func newProposer(rn *raftNode, timeout time.Duration) *proposer {
 // it is applied here, or why it was not. Batches are the proposer's to
 // make: a batch among cmds (only a peer could send one) is refused on its
 // own, so it cannot spoil the batch it would have joined.
-func (p *proposer) apply(cmds [][]byte) []error {
+func (p *batchProposer) apply(cmds [][]byte) []error {
 	errs := make([]error, len(cmds))
 	for i, c := range cmds {
 		if fsm.IsBatch(c) {
@@ -73,8 +92,8 @@ func (p *proposer) apply(cmds [][]byte) []error {
 // linearizable order allows (the command goes before any write still in
 // flight). Until then it lets everything through to the FSM, which checks
 // again in any case.
-func (p *proposer) check(cmds [][]byte, errs []error) {
-	if p.rn.readyTerm.Load() != p.rn.r.CurrentTerm() {
+func (p *batchProposer) check(cmds [][]byte, errs []error) {
+	if !p.rn.checking() {
 		return
 	}
 	decoded := make([]fsm.Command, len(cmds))
@@ -89,7 +108,7 @@ func (p *proposer) check(cmds [][]byte, errs []error) {
 		}
 		decoded[i] = c
 	}
-	p.rn.fsm.Read(func(s *fsm.State, _ uint64) {
+	p.rn.state().Read(func(s *fsm.State, _ uint64) {
 		for i, c := range decoded {
 			if c == nil {
 				continue
@@ -110,7 +129,7 @@ func (p *proposer) check(cmds [][]byte, errs []error) {
 // Every manager must be able to apply what it proposes: it encodes each
 // command for the cluster version, and proposes a batch entry only when
 // the cluster version allows one, else each command as its own entry.
-func (p *proposer) send(batch []*batchReq) {
+func (p *batchProposer) send(batch []*batchReq) {
 	cv := p.rn.proposalVersion()
 	if batch = encodeFor(cv, batch); len(batch) == 0 {
 		return
@@ -136,7 +155,7 @@ func (p *proposer) send(batch []*batchReq) {
 			return
 		}
 	}
-	f := p.rn.r.Apply(data, p.timeout)
+	f := p.rn.propose(data, p.timeout)
 	if err := f.Error(); err != nil {
 		answer(raftApplyError(err))
 		return
@@ -186,10 +205,10 @@ func encodeFor(cv int, batch []*batchReq) []*batchReq {
 // sendEach proposes each command of batch as its own entry, for a cluster
 // whose oldest manager knows no batch entry. The entries are proposed
 // together and answered in turn.
-func (p *proposer) sendEach(batch []*batchReq) {
+func (p *batchProposer) sendEach(batch []*batchReq) {
 	futures := make([]raft.ApplyFuture, len(batch))
 	for i, r := range batch {
-		futures[i] = p.rn.r.Apply(r.cmd, p.timeout)
+		futures[i] = p.rn.propose(r.cmd, p.timeout)
 	}
 	for i, f := range futures {
 		if err := f.Error(); err != nil {

@@ -18,7 +18,7 @@ import (
 func TestLeaderProposesWritesInBatches(t *testing.T) {
 	c := newCluster(t, 3, 0)
 	l := c.leader()
-	_, rn, err := l.node.managerRaft()
+	_, rn, err := l.node.writes.managerRaft()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestProposerRefusesBatchesFromPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs, err := l.node.ApplyBatchForwarded(ctxT(t), api.Peer{NodeID: "peer", Role: "manager"}, [][]byte{enc("before"), batch, enc("after")})
+	errs, err := l.node.apis.node.ApplyBatchForwarded(ctxT(t), api.Peer{NodeID: "peer", Role: "manager"}, [][]byte{enc("before"), batch, enc("after")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ type raftNode struct {
 	snaps             *raftlog.SnapshotStore
 	trans             *raft.NetworkTransport
 	// prop batches what this node proposes while it leads.
-	prop *proposer
+	prop *batchProposer
 	// rotateMu keeps DEK rotations one at a time.
 	rotateMu sync.Mutex
 	obs      *raft.Observer
@@ -40,10 +40,6 @@ type raftNode struct {
 	// that writes waiting for a leader go on at once.
 	leaderMu sync.Mutex
 	leaderCh chan struct{}
-
-	// authOK caches, by authKey, the access generation at which a peer
-	// was last allowed (authorizeManager).
-	authOK sync.Map
 
 	// readyTerm is the term in which this node, as leader, has applied its
 	// leader.ready command; linearizable reads on the leader wait for it.

@@ -33,7 +33,7 @@ func (n *Node) forceNewCluster(ctx context.Context) (*api.InitResponse, error) {
 	// Wait until it leads its one-member cluster and has applied its state.
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := n.linearize(ctx); err != nil {
+	if _, err := n.writes.linearize(ctx); err != nil {
 		return nil, err
 	}
 	return n.forcedClusterResponse(ctx, info)
@@ -52,7 +52,7 @@ func (n *Node) forceNewClusterExpired(ctx context.Context) (*api.InitResponse, e
 	n.expired = nil
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err := n.linearize(ctx)
+	_, err := n.writes.linearize(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -64,11 +64,11 @@ func (n *Node) forceNewClusterExpired(ctx context.Context) (*api.InitResponse, e
 
 func (n *Node) forcedClusterResponse(ctx context.Context, info *nodeInfo) (*api.InitResponse, error) {
 	out := &api.InitResponse{ClusterID: info.ClusterID, NodeID: info.NodeID, Addr: info.AdvertiseAddr}
-	tw, err := n.JoinToken(ctx, roleWorker)
+	tw, err := n.apis.cluster.JoinToken(ctx, roleWorker)
 	if err != nil {
 		return nil, err
 	}
-	tm, err := n.JoinToken(ctx, roleManager)
+	tm, err := n.apis.cluster.JoinToken(ctx, roleManager)
 	if err != nil {
 		return nil, err
 	}

@@ -144,13 +144,13 @@ func newRenewer(n *Node, inc *incarnation) *renewer {
 		setCreds: inc.setCreds,
 		issue: func(ctx context.Context, req api.RenewRequest) (*api.RenewResponse, error) {
 			if inc.rn() != nil {
-				return n.Renew(ctx, api.Peer{NodeID: inc.info.NodeID, Role: roleManager}, req)
+				return n.apis.node.Renew(ctx, api.Peer{NodeID: inc.info.NodeID, Role: roleManager}, req)
 			}
 			var resp *api.RenewResponse
 			err := errors.New("no manager known")
 			for _, m := range inc.managers() {
 				rctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-				resp, err = n.peerClient(inc, m.Addr).Renew(rctx, req)
+				resp, err = peerClient(inc, m.Addr).Renew(rctx, req)
 				cancel()
 				if err == nil {
 					break

@@ -22,7 +22,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 		// any still leaves, and an operator can 'node rm' it later.
 		for _, m := range inc.managers() {
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := n.peerClient(inc, m.Addr).LeaveNode(lctx, api.LeaveNodeRequest{})
+			err := peerClient(inc, m.Addr).LeaveNode(lctx, api.LeaveNodeRequest{})
 			cancel()
 			if err == nil {
 				break
@@ -39,7 +39,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 		n.stop(false)
 		return n.wipeState()
 	}
-	reach := n.reachability(ctx, inc, rn, true)
+	reach := n.apis.cluster.reachability(ctx, inc, rn, true)
 	others := 0
 	for _, s := range rn.servers() {
 		if string(s.ID) != inc.info.NodeID && reach[string(s.ID)] {
@@ -54,7 +54,7 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 			return api.Errorf(api.CodeUnavailable, "cannot hand leadership over before leaving: %v", err)
 		}
 	}
-	err := n.onLeader(ctx,
+	err := n.writes.onLeader(ctx,
 		func(ctx context.Context, rn *raftNode) error { return errMisdirected },
 		func(ctx context.Context, c *api.Client) error {
 			return c.LeaveNode(ctx, api.LeaveNodeRequest(req))

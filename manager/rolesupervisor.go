@@ -221,7 +221,7 @@ func newRoleSupervisor(n *Node) *roleSupervisor {
 					continue
 				}
 				rctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-				resp, lastErr = n.peerClient(inc, m.Addr).Renew(rctx, req)
+				resp, lastErr = peerClient(inc, m.Addr).Renew(rctx, req)
 				cancel()
 				if lastErr == nil {
 					break

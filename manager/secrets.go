@@ -45,7 +45,7 @@ func isSecretsError(err error) bool {
 
 // CreateSecret stores a new secret; the data never appears in a response,
 // a log line or an error.
-func (n *Node) CreateSecret(ctx context.Context, req api.SecretCreateRequest) (*api.SecretID, error) {
+func (a *secretsAPI) CreateSecret(ctx context.Context, req api.SecretCreateRequest) (*api.SecretID, error) {
 	if err := secrets.ValidateName(req.Name); err != nil {
 		return nil, secretError(err)
 	}
@@ -57,16 +57,16 @@ func (n *Node) CreateSecret(ctx context.Context, req api.SecretCreateRequest) (*
 	}
 	id := ca.NewID()
 	cmd := &fsm.SecretCreate{CreateCmd: secrets.CreateCmd{ID: id, Name: req.Name, Data: req.Data, Labels: req.Labels, Grants: req.Grants, CreatedAt: time.Now().UTC()}}
-	if err := n.apply(ctx, cmd); err != nil {
+	if err := a.writes.apply(ctx, cmd); err != nil {
 		return nil, secretError(err)
 	}
 	return &api.SecretID{ID: id}, nil
 }
 
 // Secrets lists every secret's metadata.
-func (n *Node) Secrets(ctx context.Context) ([]api.SecretMeta, error) {
+func (a *secretsAPI) Secrets(ctx context.Context) ([]api.SecretMeta, error) {
 	var out []api.SecretMeta
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		out = s.Secrets.List()
 		return nil
 	})
@@ -77,9 +77,9 @@ func (n *Node) Secrets(ctx context.Context) ([]api.SecretMeta, error) {
 }
 
 // Secret returns one secret's metadata, by name or ID.
-func (n *Node) Secret(ctx context.Context, ref string) (*api.SecretMeta, error) {
+func (a *secretsAPI) Secret(ctx context.Context, ref string) (*api.SecretMeta, error) {
 	var out api.SecretMeta
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		sec, ok := s.Secrets.Get(ref)
 		if !ok {
 			return api.Errorf(api.CodeNotFound, "secret %s not found", ref)
@@ -90,29 +90,29 @@ func (n *Node) Secret(ctx context.Context, ref string) (*api.SecretMeta, error) 
 	return &out, err
 }
 
-func (n *Node) RemoveSecret(ctx context.Context, ref string) error {
-	return secretError(n.apply(ctx, &fsm.SecretRemove{RemoveCmd: secrets.RemoveCmd{Ref: ref}}))
+func (a *secretsAPI) RemoveSecret(ctx context.Context, ref string) error {
+	return secretError(a.writes.apply(ctx, &fsm.SecretRemove{RemoveCmd: secrets.RemoveCmd{Ref: ref}}))
 }
 
-func (n *Node) SetSecretLabels(ctx context.Context, ref string, labels map[string]string) error {
+func (a *secretsAPI) SetSecretLabels(ctx context.Context, ref string, labels map[string]string) error {
 	if err := secrets.ValidateLabels(labels); err != nil {
 		return secretError(err)
 	}
-	return secretError(n.apply(ctx, &fsm.SecretLabels{SetLabelsCmd: secrets.SetLabelsCmd{Ref: ref, Labels: labels, At: time.Now().UTC()}}))
+	return secretError(a.writes.apply(ctx, &fsm.SecretLabels{SetLabelsCmd: secrets.SetLabelsCmd{Ref: ref, Labels: labels, At: time.Now().UTC()}}))
 }
 
-func (n *Node) GrantSecret(ctx context.Context, ref, nodeID string) error {
-	return secretError(n.apply(ctx, &fsm.SecretGrant{GrantCmd: secrets.GrantCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
+func (a *secretsAPI) GrantSecret(ctx context.Context, ref, nodeID string) error {
+	return secretError(a.writes.apply(ctx, &fsm.SecretGrant{GrantCmd: secrets.GrantCmd{Ref: ref, NodeID: a.resolveSelf(nodeID), At: time.Now().UTC()}}))
 }
 
-func (n *Node) RevokeSecret(ctx context.Context, ref, nodeID string) error {
-	return secretError(n.apply(ctx, &fsm.SecretRevoke{RevokeCmd: secrets.RevokeCmd{Ref: ref, NodeID: n.resolveSelf(nodeID), At: time.Now().UTC()}}))
+func (a *secretsAPI) RevokeSecret(ctx context.Context, ref, nodeID string) error {
+	return secretError(a.writes.apply(ctx, &fsm.SecretRevoke{RevokeCmd: secrets.RevokeCmd{Ref: ref, NodeID: a.resolveSelf(nodeID), At: time.Now().UTC()}}))
 }
 
 // resolveSelf turns "self" into this node's ID.
-func (n *Node) resolveSelf(id string) string {
-	if inc := n.current(); inc != nil && id == "self" {
-		return inc.info.NodeID
+func (a *secretsAPI) resolveSelf(id string) string {
+	if self := a.self(); self != "" && id == "self" {
+		return self
 	}
 	return id
 }
@@ -125,9 +125,9 @@ func errNotGranted(id, node string) error {
 
 // FetchSecret gives a node the data of a secret granted to it, and nothing
 // else: any other secret, existing or not, is errNotGranted.
-func (n *Node) FetchSecret(ctx context.Context, from api.Peer, id string) (*api.SecretData, error) {
+func (a *nodeAPI) FetchSecret(ctx context.Context, from api.Peer, id string) (*api.SecretData, error) {
 	var out *api.SecretData
-	err := n.readState(ctx, func(s *fsm.State) error {
+	err := a.writes.readState(ctx, func(s *fsm.State) error {
 		sec, ok := s.Secrets.Get(id)
 		if !ok || sec.ID != id || !sec.GrantedTo(from.NodeID) {
 			return errNotGranted(id, from.NodeID)

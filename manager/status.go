@@ -12,26 +12,26 @@ import (
 
 // Status answers `holdfast status`. It never needs quorum: it is this
 // node's own view.
-func (n *Node) Status(ctx context.Context) (*api.Status, error) {
-	if l := n.locked(); l != nil {
+func (a *clusterAPI) Status(ctx context.Context) (*api.Status, error) {
+	if l := a.locked(); l != nil {
 		return &api.Status{NodeID: l.info.NodeID, ClusterID: l.info.ClusterID, Role: l.info.Role, State: api.StateLocked,
 			Addr: l.info.AdvertiseAddr, Autolock: true, Managers: []api.ManagerStatus{}}, nil
 	}
-	inc := n.current()
+	inc := a.current()
 	if inc == nil {
 		return &api.Status{State: api.StateUninitialized, Managers: []api.ManagerStatus{}}, nil
 	}
 	var st *api.Status
 	if inc.rn() == nil {
-		st = n.workerStatus(ctx, inc)
+		st = a.workerStatus(ctx, inc)
 	} else {
-		st = n.managerStatus(ctx, inc, inc.rn(), true)
+		st = a.managerStatus(ctx, inc, inc.rn(), true)
 	}
 	st.Gossip = inc.gossipStatus()
 	return st, nil
 }
 
-func (n *Node) managerStatus(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) *api.Status {
+func (a *clusterAPI) managerStatus(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) *api.Status {
 	st := &api.Status{
 		NodeID:    inc.info.NodeID,
 		ClusterID: inc.info.ClusterID,
@@ -59,7 +59,7 @@ func (n *Node) managerStatus(ctx context.Context, inc *incarnation, rn *raftNode
 		st.State = api.StateNeedsUpgrade
 	}
 	st.Leader.NodeID, st.Leader.Addr = rn.leaderInfo()
-	reach := n.reachability(ctx, inc, rn, askLeader)
+	reach := a.reachability(ctx, inc, rn, askLeader)
 	for _, s := range rn.servers() {
 		st.Managers = append(st.Managers, api.ManagerStatus{
 			NodeID:    string(s.ID),
@@ -85,8 +85,8 @@ func (rn *raftNode) servers() []raft.Server {
 // this node's memberlist has seen; for the others, raft: the leader knows
 // from its heartbeats; a follower knows the leader from its last contact
 // and asks the leader about the rest.
-func (n *Node) reachability(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) map[string]bool {
-	out := n.raftReachability(ctx, inc, rn, askLeader)
+func (a *clusterAPI) reachability(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) map[string]bool {
+	out := a.raftReachability(ctx, inc, rn, askLeader)
 	for _, s := range rn.servers() {
 		if alive, ok := inc.gossipReach(string(s.ID)); ok {
 			out[string(s.ID)] = alive
@@ -95,7 +95,7 @@ func (n *Node) reachability(ctx context.Context, inc *incarnation, rn *raftNode,
 	return out
 }
 
-func (n *Node) raftReachability(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) map[string]bool {
+func (a *clusterAPI) raftReachability(ctx context.Context, inc *incarnation, rn *raftNode, askLeader bool) map[string]bool {
 	out := map[string]bool{inc.info.NodeID: true}
 	if rn.isLeader() {
 		rn.reachMu.Lock()
@@ -111,13 +111,13 @@ func (n *Node) raftReachability(ctx context.Context, inc *incarnation, rn *raftN
 	if leaderID == "" {
 		return out
 	}
-	out[leaderID] = time.Since(rn.r.LastContact()) < 3*n.cfg.HeartbeatTimeout
+	out[leaderID] = time.Since(rn.r.LastContact()) < 3*a.heartbeatTimeout
 	if !askLeader || !out[leaderID] {
 		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	r, err := n.peerClient(inc, leaderAddr).Reachability(ctx)
+	r, err := peerClient(inc, leaderAddr).Reachability(ctx)
 	if err != nil {
 		return out
 	}
@@ -132,12 +132,12 @@ func (n *Node) raftReachability(ctx context.Context, inc *incarnation, rn *raftN
 
 // workerStatus asks a manager for the cluster's view and puts this node's
 // own fields on it.
-func (n *Node) workerStatus(ctx context.Context, inc *incarnation) *api.Status {
+func (a *clusterAPI) workerStatus(ctx context.Context, inc *incarnation) *api.Status {
 	st := &api.Status{Managers: []api.ManagerStatus{}}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for _, m := range inc.managers() {
-		if s, err := n.peerClient(inc, m.Addr).ClusterStatus(ctx); err == nil {
+		if s, err := peerClient(inc, m.Addr).ClusterStatus(ctx); err == nil {
 			st = s
 			break
 		}
@@ -151,7 +151,7 @@ func (n *Node) workerStatus(ctx context.Context, inc *incarnation) *api.Status {
 	st.Raft = api.RaftStatus{}
 	// The manager's cluster version stands; the level is this build's,
 	// and a worker applies no log, so it never needs an upgrade to.
-	level := n.cfg.level()
+	level := a.level
 	st.Level, st.Commands, st.NeedsUpgrade = level, commandNames(fsm.Commands(level)), nil
 	return st
 }
