@@ -54,7 +54,7 @@ func (rn *raftNode) state() *fsm.FSM { return rn.fsm }
 
 // newAccess returns the access component of the node whose running
 // incarnation current returns.
-func newAccess(current func() *incarnation, trusted func(*tls.ConnectionState) bool) *access {
+func newAccess(current func() *incarnation) *access {
 	return &access{
 		raft: func() peerSource {
 			if inc := current(); inc != nil {
@@ -64,7 +64,7 @@ func newAccess(current func() *incarnation, trusted func(*tls.ConnectionState) b
 			}
 			return nil
 		},
-		trusted: trusted,
+		trusted: func(cs *tls.ConnectionState) bool { return peerTrusted(current(), cs) },
 		now:     time.Now,
 	}
 }

@@ -280,11 +280,11 @@ type peerTrustCache struct {
 }
 
 // peerTrusted reports whether the chain a node API caller presented still
-// verifies against this node's current roots: after a CA rotation drops
-// the old root, a connection opened with an old-root certificate is
-// refused like a new one.
-func (n *Node) peerTrusted(cs *tls.ConnectionState) bool {
-	inc := n.current()
+// verifies against the current roots of inc (the running incarnation, or
+// nil): after a CA rotation drops the old root, a connection opened with
+// an old-root certificate is refused like a new one. The access component
+// asks it (newAccess), with inc's peerTrust as the cache.
+func peerTrusted(inc *incarnation, cs *tls.ConnectionState) bool {
 	if inc == nil || cs == nil || len(cs.PeerCertificates) == 0 {
 		return inc == nil
 	}

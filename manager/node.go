@@ -111,7 +111,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
 	n.writes = newWritePath(cfg, n.current)
-	n.access = newAccess(n.current, n.peerTrusted)
+	n.access = newAccess(n.current)
 	n.apis = newAPIs(n)
 	n.metrics = &metricsListener{addr: cfg.MetricsAddr, logger: n.logger,
 		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.path("certs", "node.pem")}, n.apis.health, n.logger)}
