@@ -124,7 +124,7 @@ func TestUnlockKeyRotationWhileDown(t *testing.T) {
 	}
 	newKEK := mustKey(t, rot.UnlockKey).KEK()
 	eventually(t, 15*time.Second, "re-wrapped under the new key", func() bool {
-		b, err := os.ReadFile(down.node.path(keyfiles.DEKFile))
+		b, err := os.ReadFile(down.node.dir.path(keyfiles.DEKFile))
 		if err != nil {
 			return false
 		}
@@ -152,7 +152,7 @@ func TestAutolockOffThenOnRetiresUnwrappedDEK(t *testing.T) {
 	}
 	var plain raftlog.KeyFile
 	eventually(t, 15*time.Second, "the DEK stored unwrapped", func() bool {
-		b, err := os.ReadFile(m.node.path(keyfiles.DEKFile))
+		b, err := os.ReadFile(m.node.dir.path(keyfiles.DEKFile))
 		if err != nil || autolock.IsWrapped(b) {
 			return false
 		}
@@ -170,7 +170,7 @@ func TestAutolockOffThenOnRetiresUnwrappedDEK(t *testing.T) {
 	// Done when the key file, wrapped under the new KEK, holds only a DEK
 	// other than the one that was stored unwrapped (the rotation is over).
 	eventually(t, 15*time.Second, "wrapped again under the new key, with a new DEK", func() bool {
-		b, err := os.ReadFile(m.node.path(keyfiles.DEKFile))
+		b, err := os.ReadFile(m.node.dir.path(keyfiles.DEKFile))
 		if err != nil || !m.node.keyFiles.WrappedUnder(kek) {
 			return false
 		}
@@ -218,7 +218,7 @@ func TestUnlockKeyNeverOnDisk(t *testing.T) {
 	}
 	for _, m := range c.managers {
 		eventually(t, 15*time.Second, "re-wrapped", func() bool {
-			b, _ := os.ReadFile(m.node.path(keyfiles.DEKFile))
+			b, _ := os.ReadFile(m.node.dir.path(keyfiles.DEKFile))
 			id, ok := autolock.KEKID(b)
 			return ok && id == mustKey(t, rot.UnlockKey).KEK().ID()
 		})
@@ -296,7 +296,7 @@ func TestDamagedKeyFileIsNamedAtUnlock(t *testing.T) {
 	m.stop()
 	for _, name := range []string{keyfiles.DEKFile, keyfiles.NodeKeyFile} {
 		t.Run(name, func(t *testing.T) {
-			p := m.node.path(name)
+			p := m.node.dir.path(name)
 			orig, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)

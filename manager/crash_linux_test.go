@@ -49,7 +49,7 @@ func TestCrashMidUnlockKeyRotationLeavesNodeUnlockable(t *testing.T) {
 	if _, err := m.client.CreateSecret(ctxT(t), api.SecretCreateRequest{Name: "before", Data: []byte("kept")}); err != nil {
 		t.Fatal(err)
 	}
-	certs := m.node.path("certs")
+	certs := m.node.dir.path("certs")
 	if !setImmutable(t, certs, true) {
 		t.Skip("cannot make a directory immutable here (needs root on ext4 or similar)")
 	}
@@ -60,7 +60,7 @@ func TestCrashMidUnlockKeyRotationLeavesNodeUnlockable(t *testing.T) {
 	}
 	newKEK := mustKey(t, rot.UnlockKey).KEK()
 	eventually(t, 15*time.Second, "the DEK file re-wrapped under the new key", func() bool {
-		b, err := os.ReadFile(m.node.path(keyfiles.DEKFile))
+		b, err := os.ReadFile(m.node.dir.path(keyfiles.DEKFile))
 		id, ok := autolock.KEKID(b)
 		return err == nil && ok && id == newKEK.ID()
 	})

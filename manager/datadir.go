@@ -10,21 +10,30 @@ import (
 // nodeInfo is node.json, which package datadir reads and writes.
 type nodeInfo = datadir.Info
 
-// Paths inside the data directory.
-func (n *Node) path(parts ...string) string {
-	return filepath.Join(append([]string{n.cfg.DataDir}, parts...)...)
+// dataDir is a node's data directory: the paths in it, and node.json read
+// and written at the build's level (Config.level). Node holds one and
+// hands it to the components that need it; it is a value, with no state
+// of its own.
+type dataDir struct {
+	dir   string
+	level int
 }
 
-func (n *Node) nodeInfoPath() string { return n.path(datadir.InfoFile) }
-func (n *Node) raftDir() string      { return n.path(datadir.RaftDir) }
+// Paths inside the data directory.
+func (d dataDir) path(parts ...string) string {
+	return filepath.Join(append([]string{d.dir}, parts...)...)
+}
+
+func (d dataDir) nodeInfoPath() string { return d.path(datadir.InfoFile) }
+func (d dataDir) raftDir() string      { return d.path(datadir.RaftDir) }
 
 // loadNodeInfo reads node.json; (nil, nil) when the node has no state.
-func (n *Node) loadNodeInfo() (*nodeInfo, error) {
-	return datadir.LoadInfo(n.cfg.DataDir, n.cfg.level())
+func (d dataDir) loadNodeInfo() (*nodeInfo, error) {
+	return datadir.LoadInfo(d.dir, d.level)
 }
 
-func (n *Node) saveNodeInfo(info *nodeInfo) error {
-	return datadir.SaveInfo(n.cfg.DataDir, info, n.cfg.level())
+func (d dataDir) saveNodeInfo(info *nodeInfo) error {
+	return datadir.SaveInfo(d.dir, info, d.level)
 }
 
 // fillOwnAddr records this manager's address in its node record when the

@@ -140,7 +140,7 @@ func newFollower(n *Node, inc *incarnation) *follower {
 		client:   func(addr string) *api.Client { return peerClient(inc, addr) },
 		caViews:  inc.caViews,
 		secrets:  &workerDelivery{out: secretWriter{dir: n.cfg.secretsDir(), log: n.logger}, fetchTimeout: n.cfg.ForwardTimeout},
-		remember: func(m []api.PeerAddr) { rememberManagers(inc, m, n.saveNodeInfo, n.logger) },
+		remember: func(m []api.PeerAddr) { rememberManagers(inc, m, n.dir.saveNodeInfo, n.logger) },
 		keys:     inc.keys,
 		ask:      func(t ca.RoleTarget) { askRole(inc, n.roleChange, t) },
 		log:      n.logger,

@@ -152,7 +152,7 @@ func newGossiper(n *Node, inc *incarnation) *gossiper {
 			inc.infoMu.Lock()
 			defer inc.infoMu.Unlock()
 			inc.info.GossipAddr = addr
-			return n.saveNodeInfo(inc.info)
+			return n.dir.saveNodeInfo(inc.info)
 		},
 		record: func(ctx context.Context, addr string) error {
 			ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)

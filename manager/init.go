@@ -131,7 +131,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	}
 	// node.json last: a node without it starts uninitialized, and init
 	// wipes whatever a failed attempt left.
-	if err := n.saveNodeInfo(info); err != nil {
+	if err := n.dir.saveNodeInfo(info); err != nil {
 		n.stop(false)
 		_ = n.wipeState()
 		return nil, err
@@ -187,7 +187,7 @@ func (n *Node) wipeState() error {
 	if err := n.keyFiles.Wipe(); err != nil {
 		return err
 	}
-	for _, p := range []string{n.nodeInfoPath(), n.raftDir()} {
+	for _, p := range []string{n.dir.nodeInfoPath(), n.dir.raftDir()} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("remove %s: %w", p, err)
 		}
@@ -197,8 +197,8 @@ func (n *Node) wipeState() error {
 
 // removeRaftState deletes the raft log and the key that sealed it.
 func (n *Node) removeRaftState() error {
-	if err := os.RemoveAll(n.raftDir()); err != nil {
-		return fmt.Errorf("remove %s: %w", n.raftDir(), err)
+	if err := os.RemoveAll(n.dir.raftDir()); err != nil {
+		return fmt.Errorf("remove %s: %w", n.dir.raftDir(), err)
 	}
 	return n.keyFiles.RemoveDEKs()
 }
@@ -265,7 +265,7 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 		return nil, err
 	}
 	info := &nodeInfo{NodeID: grant.NodeID, ClusterID: grant.ClusterID, Role: grant.Role, ListenAddr: listen, AdvertiseAddr: advertise, Managers: grant.Managers}
-	if err := n.saveNodeInfo(info); err != nil {
+	if err := n.dir.saveNodeInfo(info); err != nil {
 		return nil, err
 	}
 	if err := n.start(ctx, info, raftResume); err != nil {

@@ -313,7 +313,7 @@ func TestDataDirOfANewerLevelIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.stop()
-	path := m.node.nodeInfoPath()
+	path := m.node.dir.nodeInfoPath()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -111,7 +111,7 @@ func buildKeyFeed(e loopEnv) runner {
 
 func buildCAFeed(e loopEnv) runner {
 	return &caFeed{state: e.rn.fsm, self: e.inc.info.NodeID, views: e.inc.caViews,
-		remember: func() { rememberManagerPeers(e.inc, e.n.saveNodeInfo, e.n.logger) }}
+		remember: func() { rememberManagerPeers(e.inc, e.n.dir.saveNodeInfo, e.n.logger) }}
 }
 
 func buildDEKRotator(e loopEnv) runner {

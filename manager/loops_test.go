@@ -257,7 +257,8 @@ func TestRoleSupervisorReconcile(t *testing.T) {
 			life := &fakeLife{inc: inc}
 			renewals := 0
 			s := &roleSupervisor{
-				life: life,
+				life:     life,
+				saveInfo: life.saveNodeInfo,
 				renew: func(context.Context, *incarnation, api.RenewRequest) (*api.RenewResponse, error) {
 					renewals++
 					return &api.RenewResponse{Role: tt.answer}, nil

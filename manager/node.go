@@ -29,6 +29,8 @@ const (
 type Node struct {
 	cfg    Config
 	logger *slog.Logger
+	// dir is the data directory (datadir.go).
+	dir dataDir
 
 	// mu serialises lifecycle changes: init, join, leave, promotion and
 	// demotion. Handlers that only read take inc through current().
@@ -109,12 +111,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, logger: cfg.Logger, dir: dataDir{dir: cfg.DataDir, level: cfg.level()}, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
 	n.writes = newWritePath(cfg, n.current)
 	n.access = newAccess(n.current)
 	n.apis = newAPIs(n)
 	n.metrics = &metricsListener{addr: cfg.MetricsAddr, logger: n.logger,
-		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.path("certs", "node.pem")}, n.apis.health, n.logger)}
+		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.dir.path("certs", "node.pem")}, n.apis.health, n.logger)}
 	return n, nil
 }
 
@@ -153,7 +155,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopMetrics()
 	// Resume before serving the control API, so nobody sees a node with
 	// state as uninitialized; requests wait in the socket's backlog.
-	info, err := n.loadNodeInfo()
+	info, err := n.dir.loadNodeInfo()
 	var wrapped bool
 	if err == nil && info != nil {
 		wrapped, err = n.keyFiles.Wrapped()
@@ -325,8 +327,8 @@ func (n *Node) settleAddrs(info *nodeInfo, bound net.Addr) error {
 		info.AdvertiseAddr = adv
 		changed = true
 	}
-	if changed && fileExists(n.nodeInfoPath()) {
-		return n.saveNodeInfo(info)
+	if changed && fileExists(n.dir.nodeInfoPath()) {
+		return n.dir.saveNodeInfo(info)
 	}
 	return nil
 }

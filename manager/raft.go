@@ -70,7 +70,7 @@ const (
 
 func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 	info := inc.info
-	dir := n.raftDir()
+	dir := n.dir.raftDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
@@ -152,7 +152,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		Logger:          hlog,
 	})
 	self := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}}
-	restored := mode == raftResume && datadir.RestorePending(n.raftDir()) // first start after a restore
+	restored := mode == raftResume && datadir.RestorePending(n.dir.raftDir()) // first start after a restore
 	if mode == raftRecover || restored {
 		// Replays the log into a scratch FSM, snapshots it, and writes a
 		// configuration of this node alone.
@@ -162,7 +162,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 			return nil, fmt.Errorf("force a new cluster: %w", err)
 		}
 		if restored {
-			if err := datadir.FinishRestore(n.raftDir()); err != nil {
+			if err := datadir.FinishRestore(n.dir.raftDir()); err != nil {
 				trans.Close()
 				store.Close()
 				return nil, err

@@ -55,7 +55,6 @@ type lifecycle interface {
 	startRaft(inc *incarnation, mode raftMode) (*raftNode, error)
 	removeRaftState() error
 	becomeVoter(ctx context.Context, inc *incarnation) error
-	saveNodeInfo(info *nodeInfo) error
 }
 
 var _ lifecycle = (*Node)(nil)
@@ -67,6 +66,7 @@ type roleSupervisor struct {
 	requests <-chan struct{}
 	mu       *sync.Mutex // the node's lifecycle lock
 	life     lifecycle
+	saveInfo func(info *nodeInfo) error // writes node.json (dataDir.saveNodeInfo)
 	files    *keyfiles.Store
 	// renew asks another manager (not self) for a certificate.
 	renew func(ctx context.Context, inc *incarnation, req api.RenewRequest) (*api.RenewResponse, error)
@@ -179,7 +179,7 @@ func (s *roleSupervisor) switchRole(ctx context.Context, inc *incarnation, want 
 		}
 		inc.infoMu.Lock()
 		inc.info.Role, inc.info.Managers = roleWorker, others
-		err := s.life.saveNodeInfo(inc.info)
+		err := s.saveInfo(inc.info)
 		inc.infoMu.Unlock()
 		s.log.Info("demoted to worker")
 		return err
@@ -194,7 +194,7 @@ func (s *roleSupervisor) switchRole(ctx context.Context, inc *incarnation, want 
 	inc.setRN(rn)
 	inc.infoMu.Lock()
 	inc.info.Role = roleManager
-	err = s.life.saveNodeInfo(inc.info)
+	err = s.saveInfo(inc.info)
 	inc.infoMu.Unlock()
 	if err != nil {
 		return err
@@ -212,6 +212,7 @@ func newRoleSupervisor(n *Node) *roleSupervisor {
 		requests: n.roleChange,
 		mu:       &n.mu,
 		life:     n,
+		saveInfo: n.dir.saveNodeInfo,
 		files:    n.keyFiles,
 		renew: func(ctx context.Context, inc *incarnation, req api.RenewRequest) (*api.RenewResponse, error) {
 			var resp *api.RenewResponse

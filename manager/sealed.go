@@ -23,8 +23,8 @@ func (n *Node) loadOrCreateKeys(nodeID string) (raftlog.KeyFile, error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return kf, err
 	}
-	if _, err := os.Stat(filepath.Join(n.raftDir(), raftlog.DBFile)); err == nil {
-		return raftlog.KeyFile{}, fmt.Errorf("%s is missing but %s exists: the raft log cannot be opened without its key; restore this node from its peers (stop it, wipe %s, and join again) or from a backup", n.path(keyfiles.DEKFile), filepath.Join(n.raftDir(), raftlog.DBFile), n.cfg.DataDir)
+	if _, err := os.Stat(filepath.Join(n.dir.raftDir(), raftlog.DBFile)); err == nil {
+		return raftlog.KeyFile{}, fmt.Errorf("%s is missing but %s exists: the raft log cannot be opened without its key; restore this node from its peers (stop it, wipe %s, and join again) or from a backup", n.dir.path(keyfiles.DEKFile), filepath.Join(n.dir.raftDir(), raftlog.DBFile), n.cfg.DataDir)
 	}
 	kf = raftlog.KeyFile{Current: seal.NewKey()}
 	if err := n.keyFiles.SaveDEKs(nodeID, kf); err != nil {
@@ -43,11 +43,11 @@ func (n *Node) openSealedLog(clusterID, nodeID string) (*raftlog.Store, *raftlog
 		return nil, nil, err
 	}
 	opts := raftlog.Options{ClusterID: clusterID, NodeID: nodeID, Keys: kf.Keyring(), Logger: n.logger.With("component", "raftlog")}
-	store, err := raftlog.Open(n.raftDir(), opts)
+	store, err := raftlog.Open(n.dir.raftDir(), opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open raft log: %w", err)
 	}
-	snaps, err := raftlog.NewSnapshotStore(n.raftDir(), 2, opts)
+	snaps, err := raftlog.NewSnapshotStore(n.dir.raftDir(), 2, opts)
 	if err != nil {
 		store.Close()
 		return nil, nil, fmt.Errorf("open snapshots: %w", err)

@@ -550,7 +550,7 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(n.node.path(keyfiles.DEKFile)); err != nil {
+	if fi, err := os.Stat(n.node.dir.path(keyfiles.DEKFile)); err != nil {
 		t.Error(err)
 	} else if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode: got %v; want 0600", fi.Mode().Perm())
@@ -577,7 +577,7 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 		{"new key", raftlog.NewKeyring(kf.Current), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			info, err := n.node.loadNodeInfo()
+			info, err := n.node.dir.loadNodeInfo()
 			if err != nil {
 				t.Fatal(err)
 			}
