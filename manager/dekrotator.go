@@ -21,7 +21,7 @@ type sealCounter interface {
 
 // dekRotator rotates a manager's DEK: every check interval when it has
 // sealed too many records for random nonces to stay safe, and on demand
-// (RotateDEK, a KEK change). One rotation at a time (mu).
+// (sealedLog.rotateDEK, a KEK change). One rotation at a time (mu).
 type dekRotator struct {
 	log     sealCounter
 	rotator raftlog.Rotator

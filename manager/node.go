@@ -49,6 +49,9 @@ type Node struct {
 
 	// lock is set while the node is locked (autolock), under incMu.
 	lock *lockState
+	// sealed opens and checks the sealed raft log and rotates its DEK
+	// (sealed.go).
+	sealed *sealedLog
 	// keyFiles owns the DEK file and the TLS key, and the KEK in memory.
 	keyFiles *keyfiles.Store
 	// expired is set, under mu, on a manager that could not start because
@@ -112,6 +115,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, dir: dataDir{dir: cfg.DataDir, level: cfg.level()}, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
+	n.sealed = newSealedLog(n.dir, n.keyFiles, n.current, n.logger)
 	n.writes = newWritePath(cfg, n.current)
 	n.access = newAccess(n.current)
 	n.apis = newAPIs(n)

@@ -114,7 +114,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		}
 		store = bs
 	} else {
-		if sealed, ssnaps, err = n.openSealedLog(info.ClusterID, info.NodeID); err != nil {
+		if sealed, ssnaps, err = n.sealed.open(info.ClusterID, info.NodeID); err != nil {
 			return nil, err
 		}
 		store, snaps = sealed, ssnaps

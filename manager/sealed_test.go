@@ -495,7 +495,7 @@ func runUntilServing(t *testing.T, cfg Config) (answered bool, panicked any, run
 	return answered, panicked, runErr
 }
 
-// After RotateDEK, nothing on the node's disk opens under the old DEK, its
+// After a DEK rotation (sealedLog.rotateDEK), nothing on the node's disk opens under the old DEK, its
 // key ID is in no file, the key file holds only the new key, everything
 // opens under the new key, and the node rejoins after a restart.
 func TestDEKRotationRetiresOldKey(t *testing.T) {
@@ -535,13 +535,13 @@ func TestDEKRotationRetiresOldKey(t *testing.T) {
 			}
 		}
 	}()
-	err = n.node.RotateDEK(ctxT(t))
+	err = n.node.sealed.rotateDEK(ctxT(t))
 	close(stop)
 	if werr := <-wrote; werr != nil {
 		t.Errorf("write during the rotation: %v", werr)
 	}
 	if err != nil {
-		t.Fatalf("RotateDEK: %v", err)
+		t.Fatalf("rotateDEK: %v", err)
 	}
 	write(n, 5)
 	n.stop()

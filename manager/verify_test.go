@@ -50,13 +50,13 @@ func TestVerifySealedLogAllowsGapsTheSnapshotCovers(t *testing.T) {
 	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{cfg: Config{DataDir: dir}}
-	if err := n.verifySealedLog(store, snaps); err != nil {
+	s := &sealedLog{dir: dataDir{dir: dir}}
+	if err := s.verify(store, snaps); err != nil {
 		t.Fatalf("a gap the snapshot covers: %v", err)
 	}
 
 	put(27, 28) // entry 26 missing, after the snapshot
-	err = n.verifySealedLog(store, snaps)
+	err = s.verify(store, snaps)
 	if !errors.Is(err, raft.ErrLogNotFound) || !strings.Contains(err.Error(), "entry 26") {
 		t.Fatalf("a gap after the snapshot: %v, want entry 26 not found", err)
 	}
