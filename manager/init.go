@@ -38,7 +38,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 		return nil, errStopping
 	}
 	if req.ForceNewCluster {
-		return n.forceNewCluster(ctx)
+		return n.recovery.forceNewCluster(ctx)
 	}
 	if inc := n.current(); inc != nil {
 		return nil, n.errInitialized(inc)

@@ -73,6 +73,9 @@ type Node struct {
 	access *access
 	// apis are the API adapters (adapters.go).
 	apis *apis
+	// recovery forces a new cluster from a manager that lost quorum
+	// (recover.go).
+	recovery *recovery
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -119,6 +122,7 @@ func New(cfg Config) (*Node, error) {
 	n.writes = newWritePath(cfg, n.current)
 	n.access = newAccess(n.current)
 	n.apis = newAPIs(n)
+	n.recovery = newRecovery(n)
 	n.metrics = &metricsListener{addr: cfg.MetricsAddr, logger: n.logger,
 		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.dir.path("certs", "node.pem")}, n.apis.health, n.logger)}
 	return n, nil
