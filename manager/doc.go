@@ -51,6 +51,13 @@
 //     keysAPI, backupAPI and healthAPI serve the control API's parts
 //     (api.NewControlMux), nodeAPI serves api.NodeBackend and joinAPI
 //     api.JoinBackend.
+//   - dataDir (datadir.go), a value: the paths in the data directory and
+//     node.json at the build's level; Node holds one and hands it on.
+//   - sealedLog (sealed.go): opens and checks the sealed raft log when
+//     raft starts, finishing an interrupted DEK rotation, and rotates the
+//     DEK on demand.
+//   - recovery (recover.go): init --force-new-cluster, under the
+//     lifecycle lock.
 //
 // docs/DESIGN-NOTES.md, "Components of a node", has the whole table.
 //
