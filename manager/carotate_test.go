@@ -111,10 +111,14 @@ func TestCARotationConverges(t *testing.T) {
 		t.Fatalf("root %s after the rotation; want %s", newRoot.Digest(), start.NewDigest)
 	}
 	all := append(append([]*testNode{}, c.managers...), c.workers...)
+	onlyNew := x509.NewCertPool()
+	onlyNew.AppendCertsFromPEM(newRoot.CertPEM())
 	for _, tn := range all {
+		// On disk and in memory: the file is written before the roots the
+		// node's TLS uses are replaced.
 		eventually(t, 10*time.Second, tn.name+" trusting only the new root", func() bool {
 			b, err := os.ReadFile(filepath.Join(tn.dir, "certs", "root.pem"))
-			return err == nil && string(b) == string(newRoot.CertPEM())
+			return err == nil && string(b) == string(newRoot.CertPEM()) && tn.node.current().creds.Load().Roots.Equal(onlyNew)
 		})
 		leaf := tn.node.current().creds.Load().Cert.Leaf
 		if !ca.IssuedBy(leaf, newRoot) {
