@@ -291,3 +291,26 @@ func TestDecodeErrorsSayWhatWasWrong(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadError: any error response a peer sends — a known or unknown
+// code, no code, a body that is not JSON — becomes an *Error that keeps
+// the status, has a message, and matches a sentinel only if it carries
+// that sentinel's code.
+func FuzzReadError(f *testing.F) {
+	f.Add(423, []byte(`{"error":"this node is locked","code":"locked"}`))
+	f.Add(503, []byte(`{"error":"no leader"}`))
+	f.Add(418, []byte(`{"error":"x","code":"from_a_newer_build"}`))
+	f.Add(500, []byte(`not json`))
+	f.Add(200, []byte(`{"code":"locked"}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		e := readError(status, "status line", "what", body)
+		if e == nil || e.Status != status || e.Message == "" {
+			t.Fatalf("readError(%d, %q) = %+v", status, body, e)
+		}
+		for _, s := range allSentinels {
+			if errors.Is(e, s) != (e.Code == s.Code) {
+				t.Fatalf("readError(%d, %q) code %q: errors.Is(%q) = %v", status, body, e.Code, s.Code, errors.Is(e, s))
+			}
+		}
+	})
+}
