@@ -83,30 +83,14 @@ func (r *renewer) Run(ctx context.Context) error {
 
 // Renew gets this node a new certificate for a new key.
 func (r *renewer) Renew(ctx context.Context) error {
-	key, err := ca.NewKey()
+	resp, keyPEM, creds, err := newKeyCertificate(ctx, r.role(), r.issue)
 	if err != nil {
 		return err
 	}
-	csr, err := ca.NewCSR(key)
-	if err != nil {
-		return err
-	}
-	resp, err := r.issue(ctx, api.RenewRequest{CSR: csr})
-	if err != nil {
-		return err
-	}
-	if resp.Role != r.role() {
+	if creds == nil {
 		// The cluster changed this node's role: the role change renews.
 		r.wantRole(resp.Role)
 		return nil
-	}
-	keyPEM, err := ca.MarshalKey(key)
-	if err != nil {
-		return err
-	}
-	creds, err := transport.LoadCredentials(resp.CertPEM, keyPEM, resp.RootPEM)
-	if err != nil {
-		return fmt.Errorf("renewed certificate: %w", err)
 	}
 	r.certMu.Lock()
 	defer r.certMu.Unlock()
@@ -165,4 +149,32 @@ func newRenewer(n *Node, inc *incarnation) *renewer {
 		random:   rand.Float64,
 		log:      n.logger,
 	}
+}
+
+// newKeyCertificate asks issue for a certificate for a new key. It
+// returns issue's answer and, when the answer is for role want, the key
+// and the credentials they make; creds is nil when the cluster answered
+// with another role. It writes nothing.
+func newKeyCertificate(ctx context.Context, want ca.Role, issue func(context.Context, api.RenewRequest) (*api.RenewResponse, error)) (resp *api.RenewResponse, keyPEM []byte, creds *transport.Credentials, err error) {
+	key, err := ca.NewKey()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	csr, err := ca.NewCSR(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if resp, err = issue(ctx, api.RenewRequest{CSR: csr}); err != nil {
+		return nil, nil, nil, err
+	}
+	if resp.Role != want {
+		return resp, nil, nil, nil
+	}
+	if keyPEM, err = ca.MarshalKey(key); err != nil {
+		return nil, nil, nil, err
+	}
+	if creds, err = transport.LoadCredentials(resp.CertPEM, keyPEM, resp.RootPEM); err != nil {
+		return nil, nil, nil, fmt.Errorf("new certificate: %w", err)
+	}
+	return resp, keyPEM, creds, nil
 }

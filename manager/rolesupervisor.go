@@ -12,7 +12,6 @@ import (
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/internal/seal"
 	"github.com/holdfast/holdfast/keyfiles"
-	"github.com/holdfast/holdfast/transport"
 )
 
 // roleRequests carries a request to re-read this node's role and switch
@@ -124,29 +123,15 @@ func (s *roleSupervisor) reconcile(ctx context.Context) error {
 
 func (s *roleSupervisor) switchRole(ctx context.Context, inc *incarnation, want ca.Role) error {
 	s.log.Info("changing role", "from", inc.info.Role, "to", want)
-	key, err := ca.NewKey()
-	if err != nil {
-		return err
-	}
-	csr, err := ca.NewCSR(key)
-	if err != nil {
-		return err
-	}
-	resp, err := s.renew(ctx, inc, api.RenewRequest{CSR: csr})
+	resp, keyPEM, creds, err := newKeyCertificate(ctx, want, func(ctx context.Context, req api.RenewRequest) (*api.RenewResponse, error) {
+		return s.renew(ctx, inc, req)
+	})
 	if err != nil {
 		return fmt.Errorf("renew certificate for role %s: %w", want, err)
 	}
-	if resp.Role != want {
+	if creds == nil {
 		inc.wantRole.Store(resp.Role)
 		return nil
-	}
-	keyPEM, err := ca.MarshalKey(key)
-	if err != nil {
-		return err
-	}
-	creds, err := transport.LoadCredentials(resp.CertPEM, keyPEM, resp.RootPEM)
-	if err != nil {
-		return fmt.Errorf("new certificate: %w", err)
 	}
 	// From here the loops are stopped (none may write certificates or keys
 	// meanwhile) and started again whatever happens.
