@@ -11,16 +11,20 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/secrets"
 )
 
 // fakeLog is raft as the leader's proposer sees it: each proposal is an
 // entry applied at once to a real FSM (of the given level), unless err is
 // set, which every future then returns.
 type fakeLog struct {
-	t       *testing.T
-	f       *fsm.FSM
-	cv      int
-	ready   bool
+	t     *testing.T
+	f     *fsm.FSM
+	cv    int
+	ready bool
+	// behind is how many committed entries the leader's state has not
+	// applied yet (its commit index is the FSM's index plus behind).
+	behind  uint64
 	err     error
 	mu      sync.Mutex
 	entries [][]byte
@@ -60,9 +64,9 @@ func (l *fakeLog) propose(data []byte, _ time.Duration) raft.ApplyFuture {
 	return fakeFuture{resp: l.f.Apply(&raft.Log{Index: l.f.Index() + 1, Type: raft.LogCommand, Data: data})}
 }
 
-func (l *fakeLog) checking() bool       { return l.ready }
-func (l *fakeLog) state() *fsm.FSM      { return l.f }
-func (l *fakeLog) proposalVersion() int { return l.cv }
+func (l *fakeLog) checkFrom() (uint64, bool) { return l.f.Index() + l.behind, l.ready }
+func (l *fakeLog) state() *fsm.FSM           { return l.f }
+func (l *fakeLog) proposalVersion() int      { return l.cv }
 
 func (l *fakeLog) secretNames() string {
 	var names []string
@@ -180,5 +184,35 @@ func TestBatchProposerChecksBeforeTheLog(t *testing.T) {
 				t.Errorf("secrets %s; want [taken]", got)
 			}
 		})
+	}
+}
+
+// TestBatchProposerChecksOnlyAStateAtTheCommitIndex: a leader whose state
+// lags its commit index does not refuse a write before the log. A
+// follower may already have shown a client the committed entry the
+// leader has not applied (the secret created), so a "not found" from the
+// leader's older state would contradict what that client saw; the write
+// goes to the log and the FSM decides in log order. Once the state has
+// caught up, the same write is refused before the log.
+func TestBatchProposerChecksOnlyAStateAtTheCommitIndex(t *testing.T) {
+	l := newFakeLog(t, fsm.Level3)
+	p := newProposer(l, time.Second)
+	rm, err := fsm.Encode(&fsm.SecretRemove{RemoveCmd: secrets.RemoveCmd{Ref: "committed-elsewhere"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.behind = 1
+	before := len(l.entries)
+	p.apply([][]byte{rm})
+	if len(l.entries) != before+1 {
+		t.Fatalf("a leader behind its commit index refused the write before the log (%d entries; want %d)", len(l.entries), before+1)
+	}
+	l.behind = 0
+	before = len(l.entries)
+	if errs := p.apply([][]byte{rm}); apiStatus(errs[0]) != http.StatusNotFound {
+		t.Fatalf("result %v; want 404", errs[0])
+	}
+	if len(l.entries) != before {
+		t.Fatalf("a leader at its commit index sent a failing write to the log (%d entries; want %d)", len(l.entries), before)
 	}
 }

@@ -61,6 +61,10 @@ var (
 		Name: "holdfast_writes_refused_before_log_total",
 		Help: "Writes the leader refused before they entered the raft log, because they would have failed when applied (a name taken, an unknown node or secret).",
 	})
+	checkSkips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "holdfast_writes_unchecked_before_log_total",
+		Help: "Writes the leader sent to the raft log without checking them first, because its state had not yet applied its commit index (the FSM checks them when applied).",
+	})
 	applyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "holdfast_apply_duration_seconds",
 		Help:    "Time for the leader to apply one write through raft, from proposal until the FSM applied it (result ok or error).",
@@ -76,7 +80,7 @@ func newProcessRegistry() *prometheus.Registry {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		unlockAttempts, keyRotations, caRotations, accessClosed, peerRefusals, checkRefusals, applyDuration,
+		unlockAttempts, keyRotations, caRotations, accessClosed, peerRefusals, checkRefusals, checkSkips, applyDuration,
 	)
 	for _, res := range []string{"ok", "error"} {
 		applyDuration.WithLabelValues(res)

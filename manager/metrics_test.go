@@ -3,10 +3,13 @@ package manager
 import (
 	"context"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
@@ -254,6 +257,54 @@ func TestRotationCounters(t *testing.T) {
 	} {
 		if got := mustValue(t, after, c.name, c.labels...) - mustValue(t, before, c.name, c.labels...); got != c.delta {
 			t.Errorf("%s%v: went up by %v; want %v", c.name, c.labels, got, c.delta)
+		}
+	}
+}
+
+// TestOperationsListsEveryMetric: docs/OPERATIONS.md's table of holdfast's
+// own series has a row for every series a node exports (process-wide and
+// per node), and none that does not exist.
+func TestOperationsListsEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile("../docs/OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(holdfast_[a-z_]+)(\\{[a-z_,]+\\})?` \\|").FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = true
+	}
+	exported := map[string]bool{}
+	families, err := newProcessRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if strings.HasPrefix(f.GetName(), "holdfast_") {
+			exported[f.GetName()] = true
+		}
+	}
+	descs := make(chan *prometheus.Desc, 32)
+	nodeCollector{}.Describe(descs)
+	close(descs)
+	fqName := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	for d := range descs {
+		m := fqName.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("no name in %s", d)
+		}
+		exported[m[1]] = true
+	}
+	if len(exported) < 10 {
+		t.Fatalf("found only %d series: %v", len(exported), exported)
+	}
+	for name := range exported {
+		if !documented[name] {
+			t.Errorf("docs/OPERATIONS.md does not list %s", name)
+		}
+	}
+	for name := range documented {
+		if !exported[name] {
+			t.Errorf("docs/OPERATIONS.md lists %s, which no node exports", name)
 		}
 	}
 }

@@ -36,9 +36,10 @@ type batchProposer struct {
 type proposeTarget interface {
 	// propose appends data to the log as one entry.
 	propose(data []byte, timeout time.Duration) raft.ApplyFuture
-	// checking reports whether this leader has applied an entry of its
-	// own term, so that its state holds every acknowledged write.
-	checking() bool
+	// checkFrom reports whether this leader has applied an entry of its
+	// own term, and its commit index now: a state that has applied that
+	// far holds every write any client has seen, acknowledged or read.
+	checkFrom() (commit uint64, ok bool)
 	// state is the replicated state machine.
 	state() *fsm.FSM
 	// proposalVersion is the cluster version to encode for.
@@ -49,7 +50,10 @@ func (rn *raftNode) propose(data []byte, timeout time.Duration) raft.ApplyFuture
 	return rn.r.Apply(data, timeout)
 }
 
-func (rn *raftNode) checking() bool { return rn.readyTerm.Load() == rn.r.CurrentTerm() }
+func (rn *raftNode) checkFrom() (uint64, bool) {
+	commit := rn.r.CommitIndex()
+	return commit, rn.readyTerm.Load() == rn.r.CurrentTerm()
+}
 
 func newProposer(rn proposeTarget, timeout time.Duration) *batchProposer {
 	p := &batchProposer{rn: rn, timeout: timeout}
@@ -86,14 +90,20 @@ func (p *batchProposer) apply(cmds [][]byte) []error {
 }
 
 // check refuses, before they enter the log, the commands that would fail
-// if applied now (fsm.State.Check), setting their errs. It checks only
-// once this leader has applied an entry of its own term: every write
-// acknowledged before is then in its state, so a refusal is one a
-// linearizable order allows (the command goes before any write still in
-// flight). Until then it lets everything through to the FSM, which checks
-// again in any case.
+// if applied now (fsm.State.Check), setting their errs. A refusal must be
+// one a linearizable order allows: the command goes before every write
+// still in flight, and after every write a client has seen. A client sees
+// a write when it is acknowledged, and also when a read shows it: a read
+// on a follower waits for the leader's commit index, which the leader's
+// own state may not have reached yet (it applies after it commits). So
+// check refuses only from a state that has applied at least the commit
+// index taken before it reads, of a leader that has applied an entry of
+// its own term (its commit index then covers every earlier leader's).
+// Otherwise it lets everything through to the FSM, which checks again in
+// log order in any case.
 func (p *batchProposer) check(cmds [][]byte, errs []error) {
-	if !p.rn.checking() {
+	commit, ok := p.rn.checkFrom()
+	if !ok {
 		return
 	}
 	decoded := make([]fsm.Command, len(cmds))
@@ -108,7 +118,11 @@ func (p *batchProposer) check(cmds [][]byte, errs []error) {
 		}
 		decoded[i] = c
 	}
-	p.rn.state().Read(func(s *fsm.State, _ uint64) {
+	p.rn.state().Read(func(s *fsm.State, applied uint64) {
+		if applied < commit {
+			checkSkips.Inc()
+			return
+		}
 		for i, c := range decoded {
 			if c == nil {
 				continue
