@@ -45,6 +45,9 @@ type FSM struct {
 	// stuck is the entry this FSM could not apply, once it met one: it
 	// then applies nothing more, and index stays before that entry.
 	stuck *UpgradeError
+	// concerns records which nodes the applied entries concerned
+	// (concern.go).
+	concerns concerns
 }
 
 var (
@@ -118,6 +121,7 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	}
 	if l.Type != raft.LogCommand {
 		f.index = max(f.index, l.Index)
+		f.concernLocked(l.Index, nil, true) // a configuration: the managers
 		return &Result{}
 	}
 	c, err := Decode(l.Data)
@@ -133,13 +137,11 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	if b, ok := c.(*Batch); ok {
 		res := &Result{Batch: make([]Result, len(b.Commands))}
 		for i, c := range b.Commands {
-			res.Batch[i].Err = applyTo(f.state, c)
-			f.noteAccess(c)
+			res.Batch[i].Err = f.applyOne(l.Index, c)
 		}
 		return res
 	}
-	f.noteAccess(c)
-	if err := applyTo(f.state, c); err != nil {
+	if err := f.applyOne(l.Index, c); err != nil {
 		return &Result{Err: err}
 	}
 	return &Result{}
@@ -147,8 +149,21 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 
 // stopAt records that entry index holds cv, which this build cannot
 // apply, and says so once, loudly.
+// applyOne applies command c of the entry at index to the state and notes
+// whom it concerned.
+func (f *FSM) applyOne(index uint64, c Command) error {
+	ids, everyone := concernedBy(f.state, c)
+	f.noteAccess(c)
+	err := applyTo(f.state, c)
+	if err == nil {
+		f.concernLocked(index, ids, everyone)
+	}
+	return err
+}
+
 func (f *FSM) stopAt(index uint64, cv CommandVersion) *Result {
 	f.stuck = &UpgradeError{Index: index, Command: cv, Level: f.level}
+	f.concernLocked(f.index, nil, true) // every poll learns it is stuck
 	f.logger.Error("cannot apply log entry: this build does not know its command; applying stops here until this manager runs a build that does",
 		"index", index, "command", cv.Type.String(), "version", cv.Version, "level", f.level)
 	return &Result{Err: f.stuck}
@@ -254,6 +269,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.access.Add(1)
 	f.index = index
 	f.stuck = nil
+	f.concernLocked(index, nil, true)
 	f.notifyLocked()
 	return nil
 }

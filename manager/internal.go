@@ -142,12 +142,14 @@ func (a *nodeAPI) Self(ctx context.Context, from api.Peer, afterIndex uint64) (*
 	inc.workerSeen.mark(from.NodeID)
 	ctx, cancel := context.WithTimeout(ctx, a.watchTimeout)
 	defer cancel()
-	// Wait for a change past afterIndex; on timeout, answer with what
-	// there is.
+	// Wait for a change past afterIndex that concerns this node (its
+	// record, its grants, the keyrings, the members, the CA: see
+	// fsm.Concerning); a secret write for other nodes does not wake it.
+	// On timeout, answer with what there is.
 wait:
 	for {
-		ch := rn.fsm.Changed()
-		if rn.fsm.Index() > afterIndex || rn.fsm.NeedsUpgrade() != nil {
+		index, ch := rn.fsm.Concerning(from.NodeID)
+		if index > afterIndex || rn.fsm.NeedsUpgrade() != nil {
 			break
 		}
 		select {
