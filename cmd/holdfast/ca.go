@@ -24,6 +24,7 @@ func setupCA(c *cli, fs *flag.FlagSet) action {
 	caKey := fs.String("ca-key", "", "the private key of --ca-cert, in `FILE` (PEM)")
 	detach := fs.Bool("detach", false, "with --rotate: return once the rotation has started")
 	quiet := fs.Bool("q", false, "print only the root CA certificate (with --rotate: the new one, when done; with --detach: the rotation ID), no progress")
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -34,12 +35,18 @@ func setupCA(c *cli, fs *flag.FlagSet) action {
 		if !*rotate && (*caCert != "" || *detach) {
 			return usagef("--ca-cert, --ca-key and --detach go with --rotate")
 		}
+		if *rotate && isSet(fs, "format") {
+			return usagef("--format is for showing the root CA; it does not go with --rotate")
+		}
 		cl := c.client()
 		defer cl.Close()
 		if !*rotate {
 			info, err := cl.CA(ctx)
 			if err != nil {
 				return err
+			}
+			if format.doc() && !*quiet {
+				return format.write(c.stdout, info)
 			}
 			_, err = io.WriteString(c.stdout, info.RootPEM)
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -126,12 +127,24 @@ func leaderText(st *api.Status) string {
 // listCommand is a listing command: no arguments, -q for the IDs only,
 // --format json, else table. list fetches the items; each, if not nil,
 // tidies one item for printing.
-func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*api.Client, context.Context) ([]T, error), id func(T) string, each func(*T), table func(io.Writer, []T) error) action {
+// filters, if any, are the keys of --filter.
+func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*api.Client, context.Context) ([]T, error), id func(T) string, each func(*T), table func(io.Writer, []T) error, filters ...filterKey[T]) action {
 	quiet := fs.Bool("q", false, quietHelp)
-	format := formatFlag(fs)
+	format := outputFlag(fs)
+	var filterArgs *listFlag
+	if len(filters) > 0 {
+		filterArgs = filterFlag(fs, filters)
+	}
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
+		}
+		match := func(T) bool { return true }
+		if filterArgs != nil {
+			var err error
+			if match, err = parseFilters(filterArgs.values, filters); err != nil {
+				return err
+			}
 		}
 		cl := c.client()
 		defer cl.Close()
@@ -147,11 +160,12 @@ func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*a
 				each(&items[i])
 			}
 		}
+		items = slices.DeleteFunc(items, func(it T) bool { return !match(it) })
 		return printListing(c, *quiet, format, items, id, table)
 	}
 }
 
-func printListing[T any](c *cli, quiet bool, format *choiceFlag, items []T, id func(T) string, table func(io.Writer, []T) error) error {
+func printListing[T any](c *cli, quiet bool, format *formatValue, items []T, id func(T) string, table func(io.Writer, []T) error) error {
 	switch {
 	case quiet:
 		for _, it := range items {
@@ -160,8 +174,15 @@ func printListing[T any](c *cli, quiet bool, format *choiceFlag, items []T, id f
 			}
 		}
 		return nil
-	case format.json():
-		return writeJSON(c.stdout, items)
+	case format.template():
+		for _, it := range items {
+			if err := format.write(c.stdout, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	case format.doc():
+		return format.write(c.stdout, items)
 	}
 	return table(c.stdout, items)
 }

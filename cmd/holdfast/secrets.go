@@ -178,11 +178,11 @@ func normalizeSecret(m *api.SecretMeta) {
 
 func setupSecretLs(c *cli, fs *flag.FlagSet) action {
 	return listCommand(c, fs, "print only the secret IDs", (*api.Client).Secrets,
-		func(s api.SecretMeta) string { return s.ID }, normalizeSecret, printSecrets)
+		func(s api.SecretMeta) string { return s.ID }, normalizeSecret, printSecrets, secretFilters...)
 }
 
 func setupSecretInspect(c *cli, fs *flag.FlagSet) action {
-	format := formatFlag(fs)
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args, "NAME|ID"); err != nil {
 			return err
@@ -194,8 +194,8 @@ func setupSecretInspect(c *cli, fs *flag.FlagSet) action {
 			return err
 		}
 		normalizeSecret(s)
-		if format.json() {
-			return writeJSON(c.stdout, s)
+		if format.doc() {
+			return format.write(c.stdout, s)
 		}
 		return printSecret(c.stdout, s)
 	}

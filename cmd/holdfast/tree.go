@@ -128,6 +128,9 @@ func (c *cli) newTree(ctx context.Context) *tree {
 		}
 		fs.VisitAll(func(f *flag.Flag) {
 			cc.Flags().AddFlag(pflagFor(fs, f))
+			if _, ok := f.Value.(*formatValue); ok {
+				_ = cc.RegisterFlagCompletionFunc(f.Name, cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+			}
 			if ch, ok := f.Value.(*choiceFlag); ok {
 				_ = cc.RegisterFlagCompletionFunc(f.Name, cobra.FixedCompletions(ch.choices, cobra.ShellCompDirectiveNoFileComp))
 			}
@@ -199,6 +202,9 @@ func (t *tree) execute(ctx context.Context, args []string) error {
 	if args == nil {
 		args = []string{} // cobra reads os.Args for nil
 	}
+	if cmd, _, err := t.root.Find(args); err == nil {
+		args = longFlagsWithOneDash(cmd, args)
+	}
 	t.root.SetArgs(args)
 	err := t.root.ExecuteContext(ctx)
 	var re *ranError
@@ -218,6 +224,27 @@ func (t *tree) execute(ctx context.Context, args []string) error {
 // needsSubcommand is the action of a group run alone.
 func needsSubcommand(cmd *cobra.Command, _ []string) error {
 	return ran(cmd, usagef("'%s' needs a subcommand: %s", cmd.Name(), strings.Join(subcommandNames(cmd), ", ")))
+}
+
+// longFlagsWithOneDash rewrites -name to --name for the long flags of
+// cmd, which holdfast has always taken with one dash too (-force), while
+// pflag reads -force as -f -o -r -c -e.
+func longFlagsWithOneDash(cmd *cobra.Command, args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if len(name) > 1 && (cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil || name == "help") {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }
 
 // subcommandNames lists the names of cmd's subcommands, as help lists them.
