@@ -114,7 +114,7 @@ func commands() []command {
 		{"unlock", "[--key-file FILE]", "Unlock this manager with the unlock key, or one share of it (stdin or FILE)", "Cluster", setupUnlock},
 		{"unlock-key", "[--rotate [--shares N --threshold M]] [-q] [--format FORMAT]", "Show or rotate the unlock key; --shares splits a new key m-of-n", "Cluster", setupUnlockKey},
 		{"join-token", "[--rotate] [-q] [--format FORMAT] worker|manager", "Show or rotate a join token", "Cluster", setupJoinToken},
-		{"ca", "[--rotate [--ca-cert FILE --ca-key FILE]] [--detach] [-q] [--format FORMAT]", "Show the root CA certificate, or rotate the root CA and follow the rotation", "Cluster", setupCA},
+		{"ca", "[--rotate [--ca-cert FILE --ca-key FILE] [--detach] | --follow] [-q] [--format FORMAT]", "Show the root CA certificate, rotate the root CA and follow the rotation, or (--follow) only follow the rotation in progress", "Cluster", setupCA},
 		{"version", "[--format FORMAT]", "Show the version, commit and Go version", "Cluster", setupVersion},
 		{"node ls", "[-q] [--format FORMAT] [--filter KEY=VALUE]...", "List the nodes", "Nodes", setupNodeLs},
 		{"node inspect", "[--format FORMAT] ID|self", "Show one node", "Nodes", setupNodeInspect},

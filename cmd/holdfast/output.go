@@ -12,6 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
@@ -280,18 +283,15 @@ func printVersion(w io.Writer, v versionInfo) error {
 	return tw.Flush()
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal (/dev/null, a character
+// device too, is not).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // progress reports the steps of a long wait: on a terminal as one line
-// that is rewritten, otherwise as plain lines.
+// that is rewritten, cut to the terminal's width, otherwise as plain lines.
 type progress struct {
 	w      io.Writer
 	tty    bool
@@ -303,11 +303,43 @@ func newProgress(w io.Writer) *progress { return &progress{w: w, tty: isTerminal
 func (p *progress) step(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K"+msg)
+		fmt.Fprint(p.w, "\r\033[K"+cutToWidth(msg, terminalWidth(p.w)))
 		p.active = true
 		return
 	}
 	fmt.Fprintln(p.w, msg)
+}
+
+// terminalWidth is the width in columns of the terminal w; 0 when unknown.
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return width
+}
+
+// cutToWidth cuts msg to fit a line of width columns without wrapping
+// (one column short of it, where some terminals wrap at once), ending it
+// with "…" when cut. A width of 0 (unknown) leaves msg whole. Every rune
+// counts one column, which holds for what progress lines contain.
+func cutToWidth(msg string, width int) string {
+	if width <= 0 {
+		return msg
+	}
+	room := width - 1
+	if utf8.RuneCountInString(msg) <= room {
+		return msg
+	}
+	if room < 1 {
+		return ""
+	}
+	r := []rune(msg)
+	return string(r[:room-1]) + "…"
 }
 
 // done clears the progress line on a terminal.

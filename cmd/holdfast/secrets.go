@@ -9,7 +9,10 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/secrets"
@@ -73,8 +76,16 @@ func (l *listFlag) Set(s string) error {
 }
 
 // readSecretFile reads a secret's data from path, or stdin for "-", at most
-// maxSecretRead bytes. Errors never quote the data.
-func (c *cli) readSecretFile(path string) ([]byte, error) {
+// maxSecretRead bytes; a terminal on stdin is read as one hidden line,
+// never echoed. Errors never quote the data.
+func (c *cli) readSecretFile(ctx context.Context, path string) ([]byte, error) {
+	if f, ok := c.stdin.(*os.File); ok && path == "-" && term.IsTerminal(int(f.Fd())) {
+		data, err := c.readHidden(ctx, f, "Secret data (hidden; Enter ends it): ")
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the secret from the terminal: %v; nothing was stored", err)
+		}
+		return data, nil
+	}
 	if path == "-" {
 		data, err := io.ReadAll(io.LimitReader(c.stdin, maxSecretRead))
 		if err != nil {
@@ -122,7 +133,7 @@ func setupSecretCreate(c *cli, fs *flag.FlagSet) action {
 			return err
 		}
 		name, path := args[0], args[1]
-		data, err := c.readSecretFile(path)
+		data, err := c.readSecretFile(ctx, path)
 		if err != nil {
 			return err
 		}
@@ -331,9 +342,18 @@ func printSecrets(w io.Writer, list []api.SecretMeta) error {
 	fmt.Fprint(tw, "NAME\tID\tSIZE\tDIGEST\tLABELS\tGRANTS\tCREATED\n")
 	for _, s := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.ID, fmtSize(s.Size), shortDigest(s.Digest),
-			orDash(labelsText(s.Labels, ",")), orDash(strings.Join(s.Grants, ",")), fmtTime(s.CreatedAt))
+			orDash(labelsText(s.Labels, ",")), grantCount(s.Grants), fmtTime(s.CreatedAt))
 	}
 	return tw.Flush()
+}
+
+// grantCount is the GRANTS column of secret ls: how many nodes, "-" for
+// none ('secret inspect' lists them).
+func grantCount(grants []string) string {
+	if len(grants) == 0 {
+		return "-"
+	}
+	return strconv.Itoa(len(grants))
 }
 
 // printSecret prints `secret inspect` as text: the metadata, never the data.
