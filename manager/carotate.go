@@ -183,7 +183,7 @@ func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CAR
 	}
 	if running != nil {
 		if imported != nil && imported.Digest() != running.NewDigest {
-			return nil, api.Errorf(api.CodeConflict, "CA rotation %s to another root is in progress: wait for it to finish, or run 'holdfast ca --rotate' without --ca-cert to follow it", running.ID)
+			return nil, api.Errorf(api.CodeConflict, "CA rotation %s to another root is in progress: wait for it to finish, or run 'holdfast ca --follow' to follow it", running.ID)
 		}
 		return a.CARotation(ctx)
 	}
@@ -204,7 +204,7 @@ func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CAR
 	}
 	if err := a.writes.apply(ctx, cmd); err != nil {
 		if errors.Is(err, fsm.ErrRotationInProgress) {
-			return nil, api.Errorf(api.CodeConflict, "another CA rotation started meanwhile: run 'holdfast ca --rotate' again to follow it")
+			return nil, api.Errorf(api.CodeConflict, "another CA rotation started meanwhile: run 'holdfast ca --follow' to follow it")
 		}
 		return nil, err
 	}

@@ -132,7 +132,9 @@ func (c *choiceFlag) Set(s string) error {
 	return fmt.Errorf("want one of %s", strings.Join(c.choices, ", "))
 }
 
-// formatFlag defines --format: "table" (the default) or "json".
+// formatFlag defines --format: "table" (the default) or "json", for
+// commands that print a report rather than items (bench); listings and
+// inspections take templates too (outputFlag).
 func formatFlag(fs *flag.FlagSet) *choiceFlag {
 	return newChoice(fs, "format", "table", "output `FORMAT`: table or json", "table", "json")
 }

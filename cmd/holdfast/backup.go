@@ -145,6 +145,14 @@ func (b *byteProgress) add(n int64) {
 
 func (b *byteProgress) report(done, total int64) {
 	b.done, b.total = done, total
+	if !b.p.tty {
+		// Off a terminal, one line naming the step, not a count of bytes.
+		if b.last == 0 {
+			b.last = 1
+			b.p.step("%s", b.what)
+		}
+		return
+	}
 	if total <= 0 {
 		return
 	}

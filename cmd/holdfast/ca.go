@@ -24,6 +24,8 @@ func setupCA(c *cli, fs *flag.FlagSet) action {
 	caKey := fs.String("ca-key", "", "the private key of --ca-cert, in `FILE` (PEM)")
 	detach := fs.Bool("detach", false, "with --rotate: return once the rotation has started")
 	quiet := fs.Bool("q", false, "print only the root CA certificate (with --rotate: the new one, when done; with --detach: the rotation ID), no progress")
+	format := outputFlag(fs)
+	follow := fs.Bool("follow", false, "follow the CA rotation in progress until every node is on the new root; never starts one (none in progress: says so, exit 0)")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -34,12 +36,37 @@ func setupCA(c *cli, fs *flag.FlagSet) action {
 		if !*rotate && (*caCert != "" || *detach) {
 			return usagef("--ca-cert, --ca-key and --detach go with --rotate")
 		}
+		if *follow && *rotate {
+			return usagef("--follow only follows a rotation in progress; --rotate starts one (and follows it): give one of them")
+		}
+		if *follow && isSet(fs, "format") {
+			return usagef("--format is for showing the root CA; it does not go with --follow")
+		}
+		if *rotate && isSet(fs, "format") {
+			return usagef("--format is for showing the root CA; it does not go with --rotate")
+		}
 		cl := c.client()
 		defer cl.Close()
+		if *follow {
+			r, err := cl.CARotation(ctx)
+			if err != nil {
+				return err
+			}
+			if r.State != api.CARotationRotating {
+				if !*quiet {
+					return printNoRotation(c.stdout, r)
+				}
+				return c.printRoot(ctx, cl)
+			}
+			return c.followToEnd(ctx, cl, r, *quiet)
+		}
 		if !*rotate {
 			info, err := cl.CA(ctx)
 			if err != nil {
 				return err
+			}
+			if format.doc() && !*quiet {
+				return format.write(c.stdout, info)
 			}
 			_, err = io.WriteString(c.stdout, info.RootPEM)
 			return err
@@ -65,32 +92,54 @@ func setupCA(c *cli, fs *flag.FlagSet) action {
 				_, err = fmt.Fprintln(c.stdout, r.ID)
 				return err
 			}
-			_, err = fmt.Fprintf(c.stdout, "CA rotation %s started, to root %s; follow it with 'holdfast ca --rotate'.\n", r.ID, r.NewDigest)
+			_, err = fmt.Fprintf(c.stdout, "CA rotation %s started, to root %s; follow it with 'holdfast ca --follow'.\n", r.ID, r.NewDigest)
 			return err
 		}
-		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		var prog *progress
-		if !*quiet {
-			prog = newProgress(c.stderr)
+		return c.followToEnd(ctx, cl, r, *quiet)
+	}
+}
+
+// followToEnd follows the rotation r until it is done, with progress on a
+// terminal unless quiet, then says so, or with quiet prints the new root.
+func (c *cli) followToEnd(ctx context.Context, cl *api.Client, r *api.CARotation, quiet bool) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var prog *progress
+	if !quiet {
+		prog = newProgress(c.stderr)
+	}
+	r, err := followRotation(ctx, cl, r, prog)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped following CA rotation %s; it goes on: run 'holdfast ca --follow' to follow it again", r.ID)
 		}
-		if r, err = followRotation(ctx, cl, r, prog); err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("stopped following CA rotation %s; it goes on: run 'holdfast ca --rotate' to follow it again", r.ID)
-			}
-			return err
-		}
-		if *quiet {
-			info, err := cl.CA(ctx)
-			if err != nil {
-				return err
-			}
-			_, err = io.WriteString(c.stdout, info.RootPEM)
-			return err
-		}
-		_, err = fmt.Fprintf(c.stdout, "CA rotation %s done: all %d nodes hold certificates from the new root %s.\nThe old root is no longer trusted, and both join tokens changed ('holdfast join-token worker|manager').\n", r.ID, r.Nodes, r.NewDigest)
 		return err
 	}
+	if quiet {
+		return c.printRoot(ctx, cl)
+	}
+	_, err = fmt.Fprintf(c.stdout, "CA rotation %s done: all %d nodes hold certificates from the new root %s.\nThe old root is no longer trusted, and both join tokens changed ('holdfast join-token worker|manager').\n", r.ID, r.Nodes, r.NewDigest)
+	return err
+}
+
+// printRoot prints the cluster's root CA certificate (PEM).
+func (c *cli) printRoot(ctx context.Context, cl *api.Client) error {
+	info, err := cl.CA(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(c.stdout, info.RootPEM)
+	return err
+}
+
+// printNoRotation answers 'ca --follow' when no rotation is in progress.
+func printNoRotation(w io.Writer, r *api.CARotation) error {
+	if r.State == api.CARotationDone && r.ID != "" {
+		_, err := fmt.Fprintf(w, "No CA rotation is in progress; the last one, %s, is done (root %s, finished %s).\n", r.ID, orDash(r.NewDigest), fmtTime(r.FinishedAt))
+		return err
+	}
+	_, err := fmt.Fprintln(w, "No CA rotation is in progress.")
+	return err
 }
 
 // followRotation polls the rotation r until it is done, reporting progress

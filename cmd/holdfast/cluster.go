@@ -115,7 +115,7 @@ func setupLeave(c *cli, fs *flag.FlagSet) action {
 }
 
 func setupStatus(c *cli, fs *flag.FlagSet) action {
-	format := formatFlag(fs)
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -129,8 +129,8 @@ func setupStatus(c *cli, fs *flag.FlagSet) action {
 		if st.Managers == nil {
 			st.Managers = []api.ManagerStatus{}
 		}
-		if format.json() {
-			return writeJSON(c.stdout, st)
+		if format.doc() {
+			return format.write(c.stdout, st)
 		}
 		return printStatus(c.stdout, st)
 	}
@@ -173,7 +173,7 @@ func setupUpdate(c *cli, fs *flag.FlagSet) action {
 func setupJoinToken(c *cli, fs *flag.FlagSet) action {
 	rotate := fs.Bool("rotate", false, "replace the token with a new one; the old one stops working")
 	quiet := fs.Bool("q", false, "print only the token")
-	format := formatFlag(fs)
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args, "worker|manager"); err != nil {
 			return err
@@ -198,8 +198,8 @@ func setupJoinToken(c *cli, fs *flag.FlagSet) action {
 		case *quiet:
 			_, err = fmt.Fprintln(c.stdout, tok.Token)
 			return err
-		case format.json():
-			return writeJSON(c.stdout, tok)
+		case format.doc():
+			return format.write(c.stdout, tok)
 		}
 		st, err := cl.Status(ctx)
 		if err != nil {
@@ -210,7 +210,7 @@ func setupJoinToken(c *cli, fs *flag.FlagSet) action {
 }
 
 func setupVersion(c *cli, fs *flag.FlagSet) action {
-	format := formatFlag(fs)
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -219,8 +219,8 @@ func setupVersion(c *cli, fs *flag.FlagSet) action {
 		for _, cv := range fsm.Commands(fsm.CurrentLevel) {
 			v.Commands = append(v.Commands, cv.String())
 		}
-		if format.json() {
-			return writeJSON(c.stdout, v)
+		if format.doc() {
+			return format.write(c.stdout, v)
 		}
 		return printVersion(c.stdout, v)
 	}

@@ -109,47 +109,31 @@ func commands() []command {
 		{"init", "[--autolock] [--cert-expiry DUR] [--key-rotation DUR] [--ca-cert FILE --ca-key FILE] [--force-new-cluster] [-q]", "Create a cluster with this node as its first manager", "Cluster", setupInit},
 		{"join", "--token TOKEN HOST:PORT", "Join the cluster of the manager at HOST:PORT", "Cluster", setupJoin},
 		{"leave", "[--force]", "Leave the cluster", "Cluster", setupLeave},
-		{"status", "[--format json]", "Show this node and the cluster", "Cluster", setupStatus},
+		{"status", "[--format FORMAT]", "Show this node and the cluster", "Cluster", setupStatus},
 		{"update", "[--autolock=true|false] [--cert-expiry DUR] [--key-rotation DUR]", "Change cluster settings", "Cluster", setupUpdate},
 		{"unlock", "[--key-file FILE]", "Unlock this manager with the unlock key, or one share of it (stdin or FILE)", "Cluster", setupUnlock},
-		{"unlock-key", "[--rotate [--shares N --threshold M]] [-q]", "Show or rotate the unlock key; --shares splits a new key m-of-n", "Cluster", setupUnlockKey},
-		{"join-token", "[--rotate] [-q] [--format json] worker|manager", "Show or rotate a join token", "Cluster", setupJoinToken},
-		{"ca", "[--rotate [--ca-cert FILE --ca-key FILE]] [--detach] [-q]", "Show the root CA certificate, or rotate the root CA and follow the rotation", "Cluster", setupCA},
-		{"version", "[--format json]", "Show the version, commit and Go version", "Cluster", setupVersion},
-		{"node ls", "[-q] [--format json]", "List the nodes", "Nodes", setupNodeLs},
-		{"node inspect", "[--format json] ID|self", "Show one node", "Nodes", setupNodeInspect},
+		{"unlock-key", "[--rotate [--shares N --threshold M]] [-q] [--format FORMAT]", "Show or rotate the unlock key; --shares splits a new key m-of-n", "Cluster", setupUnlockKey},
+		{"join-token", "[--rotate] [-q] [--format FORMAT] worker|manager", "Show or rotate a join token", "Cluster", setupJoinToken},
+		{"ca", "[--rotate [--ca-cert FILE --ca-key FILE] [--detach] | --follow] [-q] [--format FORMAT]", "Show the root CA certificate, rotate the root CA and follow the rotation, or (--follow) only follow the rotation in progress", "Cluster", setupCA},
+		{"version", "[--format FORMAT]", "Show the version, commit and Go version", "Cluster", setupVersion},
+		{"node ls", "[-q] [--format FORMAT] [--filter KEY=VALUE]...", "List the nodes", "Nodes", setupNodeLs},
+		{"node inspect", "[--format FORMAT] ID|self", "Show one node", "Nodes", setupNodeInspect},
 		{"node promote", "ID", "Make a worker a manager", "Nodes", setupNodePromote},
 		{"node demote", "ID", "Make a manager a worker", "Nodes", setupNodeDemote},
 		{"node rm", "[--force] ID", "Remove a node from the cluster", "Nodes", setupNodeRm},
 		{"secret create", "NAME FILE|- [--label KEY=VALUE]... [--grant NODE_ID]... [-q]", "Store a secret read from FILE, or stdin for -; print its ID", "Secrets", setupSecretCreate},
-		{"secret ls", "[-q] [--format json]", "List the secrets, without their data", "Secrets", setupSecretLs},
-		{"secret inspect", "[--format json] NAME|ID", "Show one secret's metadata, never its data", "Secrets", setupSecretInspect},
+		{"secret ls", "[-q] [--format FORMAT] [--filter KEY=VALUE]...", "List the secrets, without their data", "Secrets", setupSecretLs},
+		{"secret inspect", "[--format FORMAT] NAME|ID", "Show one secret's metadata, never its data", "Secrets", setupSecretInspect},
 		{"secret rm", "NAME|ID...", "Remove secrets; granted nodes delete their copies", "Secrets", setupSecretRm},
 		{"secret update", "NAME|ID [--label KEY=VALUE]...", "Replace a secret's labels with the given set (none: no labels)", "Secrets", setupSecretUpdate},
 		{"secret grant", "NAME|ID NODE_ID|self", "Grant a secret to a node, which then writes it to its secrets dir", "Secrets", setupSecretGrant},
 		{"secret revoke", "NAME|ID NODE_ID|self", "Revoke a node's grant; the node deletes its copy", "Secrets", setupSecretRevoke},
-		{"keys ls", "[-q] [--format json]", "List the data-plane keys this node holds (gossip, ipsec), never their material", "Data-plane keys", setupKeysLs},
+		{"keys ls", "[-q] [--format FORMAT]", "List the data-plane keys this node holds (gossip, ipsec), never their material", "Data-plane keys", setupKeysLs},
 		{"snapshot save", "FILE [--passphrase-file FILE]", "Save a sealed backup of the cluster's state to FILE (mode 0600)", "Backups", setupSnapshotSave},
 		{"snapshot restore", "FILE --data-dir DIR [--key-file FILE | --passphrase-file FILE]", "Build a new data dir from a backup, offline; the node then starts as a one-manager cluster", "Backups", setupSnapshotRestore},
 		{"rafttool dump", "[--key-file FILE] [--reveal]", "Print a stopped manager's raft log and snapshots as JSON lines, secrets redacted", "Backups", setupRafttoolDump},
 		{"rafttool decrypt", "--out DIR [--key-file FILE]", "Write plaintext copies of a stopped manager's raft log and snapshots into DIR", "Backups", setupRafttoolDecrypt},
 	}
-}
-
-// findCommand finds the command args start with and returns the arguments
-// after its name. ok is false when there is none; sub lists the
-// subcommands when args name only a group ("node").
-func findCommand(args []string) (cmd command, rest []string, sub []string, ok bool) {
-	for _, cm := range commands() {
-		words := strings.Fields(cm.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == cm.name {
-			return cm, args[len(words):], nil, true
-		}
-		if len(words) > 1 && args[0] == words[0] {
-			sub = append(sub, words[1])
-		}
-	}
-	return command{}, nil, sub, false
 }
 
 // errNoCommand means holdfast was run without a command.
@@ -159,6 +143,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	return c.report(c.dispatch(ctx, args))
 }
 
+// dispatch takes the global flags out of args, wherever they are, and
+// runs the rest through the command tree.
 func (c *cli) dispatch(ctx context.Context, args []string) error {
 	globals := flag.NewFlagSet("holdfast", flag.ContinueOnError)
 	globals.SetOutput(io.Discard)
@@ -178,72 +164,22 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return errNoCommand
 	}
 	switch {
-	case rest[0] == "help" || isHelpArg(rest[0]):
-		return c.help(rest[1:])
+	case rest[0] == "-help":
+		rest[0] = "--help"
 	case rest[0] == "--":
 		return usagef("missing command before '--'")
-	}
-	if strings.HasPrefix(rest[0], "-") {
+	case strings.HasPrefix(rest[0], "-") && !isHelpArg(rest[0]) && rest[0] != "--version":
 		return usagef("unknown flag %s before the command: the global flags are --socket and --data-dir; a command's flags go after its name", rest[0])
 	}
-	cmd, cmdArgs, sub, ok := findCommand(rest)
-	if !ok {
-		if len(sub) > 0 && len(rest) > 1 && isHelpArg(rest[1]) {
-			printUsage(c.stdout)
-			return nil
-		}
-		return unknownCommand(rest, sub)
-	}
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	act := cmd.setup(c, fs)
-	positional, err := parseFlags(fs, cmdArgs, false)
-	if errors.Is(err, errHelp) {
-		printCommandUsage(c.stdout, cmd, fs)
-		return nil
-	}
-	if err == nil {
-		err = act(ctx, positional)
-	}
-	var ue *usageError
-	if errors.As(err, &ue) && ue.hint == "" {
-		ue.hint = "holdfast " + cmd.name + " --help"
-	}
-	return err
-}
-
-func unknownCommand(args, sub []string) error {
-	switch {
-	case len(sub) == 0:
-		return usagef("unknown command '%s'", args[0])
-	case len(args) == 1 || strings.HasPrefix(args[1], "-"):
-		return usagef("'%s' needs a subcommand: %s", args[0], strings.Join(sub, ", "))
-	default:
-		return usagef("unknown command '%s %s'; the '%s' commands are %s", args[0], args[1], args[0], strings.Join(sub, ", "))
-	}
+	socket, dataDir := c.socketFlag, c.dataDirFlag
+	t := c.newTree(ctx)
+	// The tree binds the global flags for help; what dispatch parsed holds.
+	c.socketFlag, c.dataDirFlag = socket, dataDir
+	return t.execute(ctx, rest)
 }
 
 func isHelpArg(s string) bool {
 	return s == "-h" || s == "-help" || s == "--help"
-}
-
-// help answers `holdfast help [COMMAND]`.
-func (c *cli) help(args []string) error {
-	if len(args) == 0 {
-		printUsage(c.stdout)
-		return nil
-	}
-	cmd, rest, sub, ok := findCommand(args)
-	if !ok {
-		return unknownCommand(args, sub)
-	}
-	if len(rest) > 0 {
-		return usagef("unknown command '%s %s'", cmd.name, strings.Join(rest, " "))
-	}
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	cmd.setup(c, fs)
-	printCommandUsage(c.stdout, cmd, fs)
-	return nil
 }
 
 func printUsage(w io.Writer) {
@@ -270,12 +206,25 @@ Global flags (before or after the command):
   --data-dir DIR   the node's data directory (env HOLDFAST_DATA_DIR;
                    default /var/lib/holdfast)
 
-Run 'holdfast COMMAND --help' for a command's flags.
+Other commands:
+  help [COMMAND]                       Show help for a command or a group of commands
+  completion bash|zsh|fish|powershell  Print a shell completion script
+
+Run 'holdfast COMMAND --help' or 'holdfast help COMMAND' for a command's flags;
+'holdfast --version' prints what 'holdfast version' does.
 `)
 }
 
-func printCommandUsage(w io.Writer, cmd command, fs *flag.FlagSet) {
+func printCommandUsage(w io.Writer, cmd command, fs *flag.FlagSet, aliases []string) {
 	fmt.Fprintf(w, "Usage: holdfast %s %s\n\n%s.\n", cmd.name, cmd.synopsis, cmd.summary)
+	if len(aliases) > 0 {
+		group, _, _ := strings.Cut(cmd.name, " ")
+		var also []string
+		for _, a := range aliases {
+			also = append(also, "'holdfast "+group+" "+a+"'")
+		}
+		fmt.Fprintf(w, "Also: %s.\n", strings.Join(also, ", "))
+	}
 	var lines [][2]string
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)

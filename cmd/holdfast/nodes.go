@@ -10,11 +10,11 @@ import (
 
 func setupNodeLs(c *cli, fs *flag.FlagSet) action {
 	return listCommand(c, fs, "print only the node IDs", (*api.Client).Nodes,
-		func(n api.Node) string { return n.ID }, nil, printNodes)
+		func(n api.Node) string { return n.ID }, nil, printNodes, nodeFilters...)
 }
 
 func setupNodeInspect(c *cli, fs *flag.FlagSet) action {
-	format := formatFlag(fs)
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args, "ID|self"); err != nil {
 			return err
@@ -25,8 +25,8 @@ func setupNodeInspect(c *cli, fs *flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
-		if format.json() {
-			return writeJSON(c.stdout, n)
+		if format.doc() {
+			return format.write(c.stdout, n)
 		}
 		return printNode(c.stdout, n)
 	}

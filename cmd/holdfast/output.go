@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
@@ -126,12 +130,24 @@ func leaderText(st *api.Status) string {
 // listCommand is a listing command: no arguments, -q for the IDs only,
 // --format json, else table. list fetches the items; each, if not nil,
 // tidies one item for printing.
-func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*api.Client, context.Context) ([]T, error), id func(T) string, each func(*T), table func(io.Writer, []T) error) action {
+// filters, if any, are the keys of --filter.
+func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*api.Client, context.Context) ([]T, error), id func(T) string, each func(*T), table func(io.Writer, []T) error, filters ...filterKey[T]) action {
 	quiet := fs.Bool("q", false, quietHelp)
-	format := formatFlag(fs)
+	format := outputFlag(fs)
+	var filterArgs *listFlag
+	if len(filters) > 0 {
+		filterArgs = filterFlag(fs, filters)
+	}
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
+		}
+		match := func(T) bool { return true }
+		if filterArgs != nil {
+			var err error
+			if match, err = parseFilters(filterArgs.values, filters); err != nil {
+				return err
+			}
 		}
 		cl := c.client()
 		defer cl.Close()
@@ -147,11 +163,12 @@ func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*a
 				each(&items[i])
 			}
 		}
+		items = slices.DeleteFunc(items, func(it T) bool { return !match(it) })
 		return printListing(c, *quiet, format, items, id, table)
 	}
 }
 
-func printListing[T any](c *cli, quiet bool, format *choiceFlag, items []T, id func(T) string, table func(io.Writer, []T) error) error {
+func printListing[T any](c *cli, quiet bool, format *formatValue, items []T, id func(T) string, table func(io.Writer, []T) error) error {
 	switch {
 	case quiet:
 		for _, it := range items {
@@ -160,8 +177,15 @@ func printListing[T any](c *cli, quiet bool, format *choiceFlag, items []T, id f
 			}
 		}
 		return nil
-	case format.json():
-		return writeJSON(c.stdout, items)
+	case format.template():
+		for _, it := range items {
+			if err := format.write(c.stdout, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	case format.doc():
+		return format.write(c.stdout, items)
 	}
 	return table(c.stdout, items)
 }
@@ -259,18 +283,15 @@ func printVersion(w io.Writer, v versionInfo) error {
 	return tw.Flush()
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal (/dev/null, a character
+// device too, is not).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // progress reports the steps of a long wait: on a terminal as one line
-// that is rewritten, otherwise as plain lines.
+// that is rewritten, cut to the terminal's width, otherwise as plain lines.
 type progress struct {
 	w      io.Writer
 	tty    bool
@@ -282,11 +303,43 @@ func newProgress(w io.Writer) *progress { return &progress{w: w, tty: isTerminal
 func (p *progress) step(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K"+msg)
+		fmt.Fprint(p.w, "\r\033[K"+cutToWidth(msg, terminalWidth(p.w)))
 		p.active = true
 		return
 	}
 	fmt.Fprintln(p.w, msg)
+}
+
+// terminalWidth is the width in columns of the terminal w; 0 when unknown.
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return width
+}
+
+// cutToWidth cuts msg to fit a line of width columns without wrapping
+// (one column short of it, where some terminals wrap at once), ending it
+// with "…" when cut. A width of 0 (unknown) leaves msg whole. Every rune
+// counts one column, which holds for what progress lines contain.
+func cutToWidth(msg string, width int) string {
+	if width <= 0 {
+		return msg
+	}
+	room := width - 1
+	if utf8.RuneCountInString(msg) <= room {
+		return msg
+	}
+	if room < 1 {
+		return ""
+	}
+	r := []rune(msg)
+	return string(r[:room-1]) + "…"
 }
 
 // done clears the progress line on a terminal.

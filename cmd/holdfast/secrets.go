@@ -9,7 +9,10 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/secrets"
@@ -73,8 +76,16 @@ func (l *listFlag) Set(s string) error {
 }
 
 // readSecretFile reads a secret's data from path, or stdin for "-", at most
-// maxSecretRead bytes. Errors never quote the data.
-func (c *cli) readSecretFile(path string) ([]byte, error) {
+// maxSecretRead bytes; a terminal on stdin is read as one hidden line,
+// never echoed. Errors never quote the data.
+func (c *cli) readSecretFile(ctx context.Context, path string) ([]byte, error) {
+	if f, ok := c.stdin.(*os.File); ok && path == "-" && term.IsTerminal(int(f.Fd())) {
+		data, err := c.readHidden(ctx, f, "Secret data (hidden; Enter ends it): ")
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the secret from the terminal: %v; nothing was stored", err)
+		}
+		return data, nil
+	}
 	if path == "-" {
 		data, err := io.ReadAll(io.LimitReader(c.stdin, maxSecretRead))
 		if err != nil {
@@ -122,7 +133,7 @@ func setupSecretCreate(c *cli, fs *flag.FlagSet) action {
 			return err
 		}
 		name, path := args[0], args[1]
-		data, err := c.readSecretFile(path)
+		data, err := c.readSecretFile(ctx, path)
 		if err != nil {
 			return err
 		}
@@ -178,11 +189,11 @@ func normalizeSecret(m *api.SecretMeta) {
 
 func setupSecretLs(c *cli, fs *flag.FlagSet) action {
 	return listCommand(c, fs, "print only the secret IDs", (*api.Client).Secrets,
-		func(s api.SecretMeta) string { return s.ID }, normalizeSecret, printSecrets)
+		func(s api.SecretMeta) string { return s.ID }, normalizeSecret, printSecrets, secretFilters...)
 }
 
 func setupSecretInspect(c *cli, fs *flag.FlagSet) action {
-	format := formatFlag(fs)
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args, "NAME|ID"); err != nil {
 			return err
@@ -194,8 +205,8 @@ func setupSecretInspect(c *cli, fs *flag.FlagSet) action {
 			return err
 		}
 		normalizeSecret(s)
-		if format.json() {
-			return writeJSON(c.stdout, s)
+		if format.doc() {
+			return format.write(c.stdout, s)
 		}
 		return printSecret(c.stdout, s)
 	}
@@ -331,9 +342,18 @@ func printSecrets(w io.Writer, list []api.SecretMeta) error {
 	fmt.Fprint(tw, "NAME\tID\tSIZE\tDIGEST\tLABELS\tGRANTS\tCREATED\n")
 	for _, s := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.ID, fmtSize(s.Size), shortDigest(s.Digest),
-			orDash(labelsText(s.Labels, ",")), orDash(strings.Join(s.Grants, ",")), fmtTime(s.CreatedAt))
+			orDash(labelsText(s.Labels, ",")), grantCount(s.Grants), fmtTime(s.CreatedAt))
 	}
 	return tw.Flush()
+}
+
+// grantCount is the GRANTS column of secret ls: how many nodes, "-" for
+// none ('secret inspect' lists them).
+func grantCount(grants []string) string {
+	if len(grants) == 0 {
+		return "-"
+	}
+	return strconv.Itoa(len(grants))
 }
 
 // printSecret prints `secret inspect` as text: the metadata, never the data.

@@ -286,9 +286,13 @@ func TestSecretsEndToEnd(t *testing.T) {
 	if grants := l.inspectJSON("db.password")["grants"]; fmt.Sprint(grants) != "["+nodeID+"]" {
 		t.Errorf("grants = %v; want [%s]", grants, nodeID)
 	}
-	r = l.ok("", "secret", "ls")
-	if !strings.Contains(r.stdout, nodeID) {
-		t.Errorf("secret ls does not show the grant to %s:\n%s", nodeID, r.stdout)
+	// secret ls counts the grants (issue 18); secret inspect names them.
+	r = l.ok("", "secret", "ls", "--filter", "name=db.password")
+	if row := strings.Fields(strings.Split(r.stdout, "\n")[1]); len(row) < 8 || row[6] != "1" || strings.Contains(r.stdout, nodeID) {
+		t.Errorf("secret ls does not count the one grant in its GRANTS column:\n%s", r.stdout)
+	}
+	if r = l.ok("", "secret", "inspect", "db.password"); !strings.Contains(r.stdout, nodeID) {
+		t.Errorf("secret inspect does not show the grant to %s:\n%s", nodeID, r.stdout)
 	}
 	l.ok("", "secret", "revoke", "db.password", "self")
 	waitForNoFile(t, dbPath)

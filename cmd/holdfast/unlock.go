@@ -134,6 +134,7 @@ func setupUnlockKey(c *cli, fs *flag.FlagSet) action {
 	shares := fs.Int("shares", 0, "with --rotate: split the new key into `N` shares")
 	threshold := fs.Int("threshold", 0, "with --rotate and --shares: how many shares (`M`) unlock a node")
 	quiet := fs.Bool("q", false, "print only the key (with --shares, only the shares, one a line)")
+	format := outputFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -160,6 +161,9 @@ func setupUnlockKey(c *cli, fs *flag.FlagSet) action {
 		}
 		if *quiet {
 			return printKeyQuiet(c.stdout, resp)
+		}
+		if format.doc() {
+			return format.write(c.stdout, resp)
 		}
 		return printUnlockKeyResponse(c.stdout, resp, *rotate)
 	}
