@@ -7,11 +7,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -240,15 +242,37 @@ func TestSystemdCredsExampleKeepsTheCommandWhole(t *testing.T) {
 	}
 }
 
-// buildHoldfast builds the binary into a temporary directory.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binErr    error
+)
+
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildHoldfast builds the binary once for the package's tests.
 func buildHoldfast(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "holdfast")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/holdfast").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "holdfast-docs-"); binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "holdfast"), "../cmd/holdfast").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return filepath.Join(binDir, "holdfast")
 }
 
 // TestOperationsCommandsParse runs every holdfast command line of
