@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,10 +141,70 @@ func (d *devRun) wait() ([]string, error) {
 	return rest, <-d.exited
 }
 
+// TestOperationsDevMetricsExample runs "Metrics in holdfast dev" of
+// OPERATIONS.md as written: dev with the block's --metrics-addr, then
+// each curl line with bash -e -o pipefail; the metrics carry holdfast_ and
+// raft_ series and node 2's health answers ready.
+func TestOperationsDevMetricsExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs a cluster")
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl on this machine")
+	}
+	var block []string
+	for _, b := range codeBlocks(t, readDoc(t, "OPERATIONS.md"), "sh") {
+		if len(b) > 0 && strings.HasPrefix(b[0], "go run ./cmd/holdfast dev --metrics-addr") {
+			block = b
+		}
+	}
+	if block == nil {
+		t.Fatal("OPERATIONS.md has no block starting with go run ./cmd/holdfast dev --metrics-addr")
+	}
+	cmdLine, _, _ := strings.Cut(block[0], "#")
+	args := strings.Fields(strings.TrimPrefix(cmdLine, "go run ./cmd/holdfast dev"))
+	// The example's ports are fixed; another program may hold them.
+	for _, port := range []string{"9242", "9243", "9244"} {
+		if l, err := net.Listen("tcp", "127.0.0.1:"+port); err != nil {
+			t.Skipf("port %s is taken on this machine: %v", port, err)
+		} else {
+			l.Close()
+		}
+	}
+	bin := buildHoldfast(t)
+	d, _, err := startDev(t, bin, t.TempDir(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []string
+	for _, line := range block[1:] {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		out, err := exec.Command("bash", "-e", "-o", "pipefail", "-c", line).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		outs = append(outs, string(out))
+	}
+	all := strings.Join(outs, "")
+	for _, want := range []string{"\nholdfast_leader", "\nraft_", `"status":"ready"`} {
+		if !strings.Contains("\n"+all, want) {
+			t.Errorf("the example's output has no %q:\n%.2000s", strings.TrimPrefix(want, "\n"), all)
+		}
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.wait(); err != nil {
+		t.Errorf("dev after SIGINT: %v", err)
+	}
+}
+
 // startDev starts `holdfast dev` in dir and waits for "cluster ready",
 // returning the export line it printed. On failure dev has exited.
-func startDev(t *testing.T, bin, dir string) (*devRun, string, error) {
-	d := &devRun{cmd: exec.Command(bin, "dev"), lines: make(chan string, 64), exited: make(chan error, 1)}
+func startDev(t *testing.T, bin, dir string, args ...string) (*devRun, string, error) {
+	d := &devRun{cmd: exec.Command(bin, append([]string{"dev"}, args...)...), lines: make(chan string, 64), exited: make(chan error, 1)}
 	d.cmd.Dir = dir
 	d.cmd.Stderr = &d.stderr
 	stdout, err := d.cmd.StdoutPipe()
