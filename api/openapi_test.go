@@ -554,6 +554,120 @@ func TestAnswersMatchTheSpec(t *testing.T) {
 	}
 }
 
+// clusterParts answers the cluster, key and CA reads with filled-in
+// values, for TestMoreAnswersMatchTheSpec.
+type clusterParts struct {
+	ClusterBackend
+	CABackend
+	at time.Time
+}
+
+func (c clusterParts) Nodes(context.Context) ([]Node, error) {
+	return []Node{
+		{ID: "m1", Role: ca.RoleManager, Addr: "10.0.0.1:4242", Status: NodeReady, Leader: true, Voter: true, CertExpiresAt: c.at, CreatedAt: c.at, GossipAddr: "10.0.0.1:4243", Level: 4, Commands: []string{"batch/1"}},
+		{ID: "w1", Role: ca.RoleWorker, Addr: "10.0.0.9:4242", Status: NodeDown, CertExpiresAt: c.at, CreatedAt: c.at},
+	}, nil
+}
+
+func (c clusterParts) Node(_ context.Context, id string) (*Node, error) {
+	if id != "m1" {
+		return nil, Errorf(CodeNotFound, "node %s not found", id)
+	}
+	return &Node{ID: "m1", Role: ca.RoleManager, Addr: "10.0.0.1:4242", Status: NodeUnknown, CertExpiresAt: c.at, CreatedAt: c.at}, nil
+}
+
+func (c clusterParts) JoinToken(_ context.Context, role ca.Role) (*JoinToken, error) {
+	if !role.Valid() {
+		return nil, Errorf(CodeInvalidArgument, "role %q: want worker or manager", role)
+	}
+	return &JoinToken{Role: role, Token: "HFTKN-1-abc-def"}, nil
+}
+
+func (c clusterParts) UnlockKey(context.Context) (*UnlockKeyResponse, error) {
+	return &UnlockKeyResponse{UnlockKey: "HFKEY-1-x"}, nil
+}
+
+func (c clusterParts) RotateUnlockKey(_ context.Context, req RotateUnlockKeyRequest) (*UnlockKeyResponse, error) {
+	return &UnlockKeyResponse{UnlockKey: "HFKEY-1-y", Shares: []string{"HFSHR-1-a", "HFSHR-1-b", "HFSHR-1-c"}, Threshold: req.Threshold}, nil
+}
+
+func (c clusterParts) CA(context.Context) (*CAInfo, error) {
+	return &CAInfo{RootPEM: "-----BEGIN CERTIFICATE-----\n", Digest: "abc"}, nil
+}
+
+func (c clusterParts) CARotation(context.Context) (*CARotation, error) {
+	return &CARotation{ID: "r1", State: CARotationRotating, OldDigest: "a", NewDigest: "b", Nodes: 2, Converted: 1,
+		Waiting: []CAWaitingFor{{ID: "w1", Role: ca.RoleWorker, Addr: "10.0.0.9:4242", Status: NodeDown}}, StartedAt: c.at}, nil
+}
+
+func (c clusterParts) RotateCA(context.Context, CARotateRequest) (*CARotation, error) {
+	return nil, Errorf(CodeConflict, "a CA rotation is in progress")
+}
+
+type keyParts struct{ at time.Time }
+
+func (k keyParts) Keys(context.Context) ([]KeyInfo, error) {
+	return []KeyInfo{{Subsystem: "ipsec", KeyID: "k1", Lamport: 3, CreatedAt: k.at, Primary: true}}, nil
+}
+
+func (k keyParts) WatchKeyring(_ context.Context, sub string, _ bool, send func(*Keyring) error) error {
+	if sub == "gossip" {
+		return Errorf(CodePermissionDenied, "the gossip keyring is never served")
+	}
+	return send(&Keyring{Subsystem: sub, Keys: []Key{{KeyID: "k1", Lamport: 3, CreatedAt: k.at, Primary: true, Key: make([]byte, 32)}}})
+}
+
+// TestMoreAnswersMatchTheSpec checks the node, join-token, unlock-key,
+// key and CA routes' answers against docs/openapi.yaml, as
+// TestAnswersMatchTheSpec does for secrets, status and health.
+func TestMoreAnswersMatchTheSpec(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 3, 20, 0, 0, 0, time.UTC)
+	cp := clusterParts{at: at}
+	srv := httptest.NewServer(specChecked(t, NewControlMux(ControlBackends{Cluster: cp, CA: cp, Keys: keyParts{at}})))
+	defer srv.Close()
+	c := NewClient(srv.Client(), srv.URL)
+	if n, err := c.Nodes(ctx); err != nil || len(n) != 2 {
+		t.Errorf("nodes: %v, %v", n, err)
+	}
+	if _, err := c.Node(ctx, "m1"); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.Node(ctx, "nope"); CodeOf(err) != CodeNotFound {
+		t.Errorf("node nope: %v", err)
+	}
+	if _, err := c.JoinToken(ctx, ca.RoleWorker); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.JoinToken(ctx, "boss"); CodeOf(err) != CodeInvalidArgument {
+		t.Errorf("join token boss: %v", err)
+	}
+	if _, err := c.UnlockKey(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.RotateUnlockKey(ctx, RotateUnlockKeyRequest{Shares: 3, Threshold: 2}); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.Keys(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.Keyring(ctx, "ipsec"); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.Keyring(ctx, "gossip"); CodeOf(err) != CodePermissionDenied {
+		t.Errorf("gossip keyring: %v", err)
+	}
+	if _, err := c.CA(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.CARotation(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.RotateCA(ctx, CARotateRequest{}); CodeOf(err) != CodeConflict {
+		t.Errorf("rotate during a rotation: %v", err)
+	}
+}
+
 type fixedHealthPtr struct{ h *Health }
 
 func (f fixedHealthPtr) Health(context.Context) *Health { h := *f.h; return &h }
