@@ -12,10 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // codeBlocks returns the fenced code blocks of a Markdown document whose
@@ -367,13 +369,21 @@ func TestDocsStayInTheRepo(t *testing.T) {
 			}
 			for _, m := range mdLink.FindAllStringSubmatch(line, -1) {
 				target := m[1]
-				if strings.Contains(target, "://") || strings.HasPrefix(target, "#") || strings.HasPrefix(target, "mailto:") {
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
 					continue
 				}
-				target, _, _ = strings.Cut(target, "#")
+				target, anchor, _ := strings.Cut(target, "#")
 				p := filepath.Join(filepath.Dir(path), target)
+				if target == "" {
+					p = path
+				}
+				if anchor != "" && strings.HasSuffix(p, ".md") {
+					if doc, err := os.ReadFile(p); err == nil && !slices.Contains(headingAnchors(string(doc)), anchor) {
+						t.Errorf("%s:%d links %s: %s has no heading with that anchor", path, ln, m[1], p)
+					}
+				}
 				if _, err := os.Stat(p); err != nil {
-					if filepath.ToSlash(p) == "../docs/CLI.md" || filepath.ToSlash(p) == "docs/CLI.md" || filepath.Base(p) == "CLI.md" && filepath.Base(filepath.Dir(p)) == "docs" {
+					if filepath.Base(p) == "CLI.md" && filepath.Base(filepath.Dir(p)) == "docs" {
 						// Generated from the command tree by the CLI's own
 						// test; absent only on a branch without it.
 						t.Logf("%s:%d links %s, not generated on this branch", path, ln, m[1])
@@ -388,4 +398,41 @@ func TestDocsStayInTheRepo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// headingAnchors returns the anchors GitHub gives a Markdown document's
+// headings: lower case, spaces to hyphens, other punctuation dropped, and
+// -1, -2 … after repeats. Lines in code blocks are not headings.
+func headingAnchors(doc string) []string {
+	var out []string
+	seen := map[string]int{}
+	fence := false
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(line, "```") {
+			fence = !fence
+			continue
+		}
+		if fence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			seen[a]++
+			a = fmt.Sprintf("%s-%d", a, n)
+		} else {
+			seen[a] = 1
+		}
+		out = append(out, a)
+	}
+	return out
 }
