@@ -72,7 +72,7 @@ func TestNodeHandlerEnforcesRoles(t *testing.T) {
 				return *tt.peer, true
 			})
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, strings.NewReader("x")))
+			specChecked(t, h).ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, strings.NewReader("x")))
 			if rec.Code != tt.wantStatus {
 				t.Errorf("got status %d; want %d (body %s)", rec.Code, tt.wantStatus, rec.Body)
 			}

@@ -6,7 +6,7 @@
 //   - the control API (NewControlMux over its parts, ControlBackends, or
 //     NewControlHandler over one Backend that implements them all) on the
 //     local unix socket, for the operator's CLI and scripts; routes under
-//     /v1/ (the README lists them);
+//     /v1/ (docs/openapi.yaml describes every route of all three);
 //   - the node API (NewNodeHandler) on the holdfast-api/1 protocol, for other
 //     nodes over mutual TLS; routes under /internal/v1/. The handler reads the
 //     caller's identity from its certificate and refuses manager-only routes

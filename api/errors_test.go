@@ -229,7 +229,7 @@ func TestWrongMethodIs405(t *testing.T) {
 		{"join: GET join", NewJoinHandler(nil), "GET", "/join", 405, "POST"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(tc.h)
+			srv := httptest.NewServer(specChecked(t, tc.h))
 			defer srv.Close()
 			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
 			resp, err := srv.Client().Do(req)

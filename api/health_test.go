@@ -23,7 +23,7 @@ func TestHealth(t *testing.T) {
 		{Health{Status: HealthUninitialized}, http.StatusServiceUnavailable},
 	} {
 		t.Run(tt.health.Status+"/"+string(tt.health.Role), func(t *testing.T) {
-			srv := httptest.NewServer(HealthHandler(fixedHealth(tt.health)))
+			srv := httptest.NewServer(specChecked(t, HealthHandler(fixedHealth(tt.health))))
 			defer srv.Close()
 			resp, err := http.Get(srv.URL + "/v1/health")
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
+	hfversion "github.com/holdfast/holdfast/internal/version"
 )
 
 func setupInit(c *cli, fs *flag.FlagSet) action {
@@ -215,7 +216,7 @@ func setupVersion(c *cli, fs *flag.FlagSet) action {
 		if err := wantArgs(args); err != nil {
 			return err
 		}
-		v := versionInfo{Version: version, Commit: buildCommit(), GoVersion: runtime.Version(), Level: fsm.CurrentLevel}
+		v := versionInfo{Version: hfversion.String(), Commit: buildCommit(), GoVersion: runtime.Version(), Level: fsm.CurrentLevel}
 		for _, cv := range fsm.Commands(fsm.CurrentLevel) {
 			v.Commands = append(v.Commands, cv.String())
 		}

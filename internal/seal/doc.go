@@ -62,5 +62,5 @@
 // bolt file with fsync accepts. AES-GCM with random 96-bit nonces would
 // also need a hard per-key limit of about 2^32 messages (2^30 in practice);
 // XChaCha20-Poly1305's 192-bit nonces need none. So XChaCha20-Poly1305 it
-// is, as DESIGN.md proposed.
+// is, as the design proposed from the start.
 package seal
