@@ -383,12 +383,6 @@ func TestDocsStayInTheRepo(t *testing.T) {
 					}
 				}
 				if _, err := os.Stat(p); err != nil {
-					if filepath.Base(p) == "CLI.md" && filepath.Base(filepath.Dir(p)) == "docs" {
-						// Generated from the command tree by the CLI's own
-						// test; absent only on a branch without it.
-						t.Logf("%s:%d links %s, not generated on this branch", path, ln, m[1])
-						continue
-					}
 					t.Errorf("%s:%d links %s, which does not exist", path, ln, m[1])
 				}
 			}

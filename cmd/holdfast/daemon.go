@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 
+	hfversion "github.com/holdfast/holdfast/internal/version"
+
 	"github.com/holdfast/holdfast/manager"
 )
 
@@ -79,7 +81,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		defer stop()
 		// The first signal starts a clean stop; a second one kills.
 		context.AfterFunc(ctx, stop)
-		logger.Info("holdfast daemon starting", "version", version, "data_dir", cfg.DataDir,
+		logger.Info("holdfast daemon starting", "version", hfversion.String(), "data_dir", cfg.DataDir,
 			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr, "secrets_dir", cfg.SecretsDir,
 			"unlock_key_command", cfg.UnlockKeyCommand != "", "gossip_addr", cfg.GossipAddr, "metrics_addr", cfg.MetricsAddr)
 		if err := node.Run(ctx); err != nil {

@@ -19,9 +19,6 @@ import (
 	"github.com/holdfast/holdfast/api"
 )
 
-// version is set at build time: -ldflags "-X main.version=1.2.3".
-var version = "dev"
-
 // Exit statuses.
 const (
 	exitOK    = 0

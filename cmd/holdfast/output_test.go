@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	hfversion "github.com/holdfast/holdfast/internal/version"
+
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
 )
@@ -203,8 +205,8 @@ func TestVersion(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 		t.Fatalf("version --format json: %v\n%s", err, r.stdout)
 	}
-	if gv, _ := v["go_version"].(string); v["version"] != version || !strings.HasPrefix(gv, "go") {
-		t.Errorf("got %v; want version %q and a Go version", v, version)
+	if gv, _ := v["go_version"].(string); v["version"] != hfversion.String() || !strings.HasPrefix(gv, "go") {
+		t.Errorf("got %v; want version %q and a Go version", v, hfversion.String())
 	}
 	if _, ok := v["commit"]; !ok {
 		t.Errorf("no commit field in %v", v)
@@ -215,7 +217,7 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: level %v, commands %v; want level %d with batch/1 and secret.create/2", v["level"], cmds, fsm.CurrentLevel)
 	}
 	r = runCLI(t, "version")
-	if !strings.HasPrefix(r.stdout, "Version:     "+version+"\n") {
+	if !strings.HasPrefix(r.stdout, "Version:     "+hfversion.String()+"\n") {
 		t.Errorf("version: got %q", r.stdout)
 	}
 }
