@@ -59,7 +59,9 @@ func newAddress(c *chaosCluster, rng *mrand.Rand) error {
 		return err
 	}
 	began := time.Now()
-	defer func() { c.t.Logf("new-address: %s moved from %s to %s; every node listed it there %s after its unlock", n.name, old, next, time.Since(began).Round(time.Millisecond)) }()
+	defer func() {
+		c.t.Logf("new-address: %s moved from %s to %s; every node listed it there %s after its unlock", n.name, old, next, time.Since(began).Round(time.Millisecond))
+	}()
 	return waitUntil(60*time.Second, fmt.Sprintf("every node listing %s at %s (was %s)", n.name, next, old), func() (bool, string) {
 		for _, o := range c.nodes {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
