@@ -232,8 +232,9 @@ func moveAddrLocal(ctx context.Context, w *writePath, rn *raftNode, id, addr str
 type addrMover struct {
 	self, addr string
 	// recorded reports whether this manager's state and raft
-	// configuration hold addr; nil on a worker.
-	recorded func() bool
+	// configuration hold addr, and the address its record holds; nil on
+	// a worker.
+	recorded func() (bool, string)
 	// changed is closed at the next change of this manager's state; nil
 	// on a worker.
 	changed func() <-chan struct{}
@@ -248,17 +249,25 @@ type addrMover struct {
 }
 
 func (m *addrMover) Run(ctx context.Context) error {
-	if m.recorded != nil && m.recorded() {
-		return nil
+	// A worker cannot see its record: it asks, quietly, at every start.
+	// A manager asks only when its state disagrees, and says so when the
+	// record held another address (not, say, a join's record on its way).
+	level := slog.LevelDebug
+	if m.recorded != nil {
+		ok, was := m.recorded()
+		if ok {
+			return nil
+		}
+		if was != "" {
+			level = slog.LevelInfo
+			m.log.Info("asking the cluster to record this node's new address", "old", was, "new", m.addr)
+		}
 	}
-	m.log.Debug("asking the cluster to record this node's address", "addr", m.addr)
 	bo := backoff.New(100*time.Millisecond, 3*time.Second)
 	for try := 0; ; try++ {
 		err := m.askOnce(ctx)
 		if err == nil && m.waitRecorded(ctx) {
-			if m.recorded != nil || try > 0 {
-				m.log.Info("the cluster recorded this node's address", "addr", m.addr)
-			}
+			m.log.Log(ctx, level, "the cluster recorded this node's address", "addr", m.addr)
 			return nil
 		}
 		if err != nil && try%10 == 9 {
@@ -306,7 +315,7 @@ func (m *addrMover) waitRecorded(ctx context.Context) bool {
 	deadline := time.After(10 * time.Second)
 	for {
 		ch := m.changed()
-		if m.recorded() {
+		if ok, _ := m.recorded(); ok {
 			return true
 		}
 		select {
@@ -337,18 +346,19 @@ func newAddrMover(n *Node, inc *incarnation) *addrMover {
 	}
 	if rn := inc.rn(); rn != nil {
 		m.changed = rn.fsm.Changed
-		m.recorded = func() bool {
-			ok := false
+		m.recorded = func() (bool, string) {
+			var rec string
 			rn.fsm.Read(func(s *fsm.State, _ uint64) {
-				p, known := s.Nodes[m.self]
-				ok = known && p.Addr == m.addr
+				if p, known := s.Nodes[m.self]; known {
+					rec = p.Addr
+				}
 			})
 			for _, s := range rn.servers() {
 				if string(s.ID) == m.self && string(s.Address) != m.addr {
-					return false
+					return false, rec
 				}
 			}
-			return ok
+			return rec == m.addr, rec
 		}
 	}
 	return m

@@ -1,9 +1,16 @@
 package manager
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/api"
 )
 
 // TestPlanAddrs: where a node with state listens and what it advertises,
@@ -73,4 +80,63 @@ func TestPlanAddrs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAddrMover: a manager whose state disagrees with its address asks
+// the other managers in turn (never itself first, never once recorded)
+// until one succeeds, and stops once its state shows the address; a
+// worker asks once per start.
+func TestAddrMover(t *testing.T) {
+	peers := []api.PeerAddr{{NodeID: "m1", Addr: "a1"}, {NodeID: "m2", Addr: "a2"}, {NodeID: "m3", Addr: "old"}}
+	t.Run("manager", func(t *testing.T) {
+		var mu sync.Mutex
+		rec := "old"
+		changed := make(chan struct{})
+		var asked []string
+		m := &addrMover{
+			self: "m3", addr: "new", managers: func() []api.PeerAddr { return peers }, timeout: time.Second, log: slog.New(slog.DiscardHandler),
+			recorded: func() (bool, string) { mu.Lock(); defer mu.Unlock(); return rec == "new", rec },
+			changed:  func() <-chan struct{} { return changed },
+			ask: func(_ context.Context, addr string, req api.NodeAddrRequest) error {
+				mu.Lock()
+				defer mu.Unlock()
+				asked = append(asked, addr)
+				if req.Addr != "new" || req.NodeID != "" {
+					t.Errorf("asked for %+v; want this node's new address", req)
+				}
+				if addr != "a2" {
+					return api.Errorf(api.CodeUnavailable, "no leader")
+				}
+				rec = "new"
+				close(changed)
+				return nil
+			},
+		}
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"a1", "a2"}; !slices.Equal(asked, want) {
+			t.Errorf("asked %q; want %q", asked, want)
+		}
+		asked = nil
+		if err := m.Run(context.Background()); err != nil || asked != nil {
+			t.Errorf("run again once recorded: asked %q, %v; want nobody", asked, err)
+		}
+	})
+	t.Run("worker", func(t *testing.T) {
+		calls := 0
+		m := &addrMover{
+			self: "w1", addr: "new", managers: func() []api.PeerAddr { return peers }, timeout: time.Second, log: slog.New(slog.DiscardHandler),
+			ask: func(_ context.Context, addr string, _ api.NodeAddrRequest) error {
+				calls++
+				if addr == "" {
+					t.Error("a worker asked itself")
+				}
+				return nil
+			},
+		}
+		if err := m.Run(context.Background()); err != nil || calls != 1 {
+			t.Errorf("worker: %d requests, %v; want 1", calls, err)
+		}
+	})
 }
