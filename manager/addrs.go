@@ -42,7 +42,9 @@ func (c *Config) addrAsk() addrAsk {
 // first start); an empty gossip is Config.GossipAddr's.
 type addrPlan struct {
 	listen, advertise, gossip string
-	// listenStored: listen is node.json's, not asked for at this start.
+	// listenStored: listen is node.json's where this start's listen
+	// address, a default, would have been another (so a failure to bind
+	// it can say how to move the node).
 	listenStored bool
 }
 
@@ -67,15 +69,16 @@ var ErrAddrGone = errors.New("stored advertise address is not an address of this
 //     with the same flags): otherwise ErrAddrGone, saying what to do,
 //     rather than a node the others cannot reach.
 func planAddrs(stored *nodeInfo, ask addrAsk, isLocal func(net.IP) bool) (addrPlan, error) {
-	p := addrPlan{listen: stored.ListenAddr, advertise: stored.AdvertiseAddr, gossip: stored.GossipAddr, listenStored: true}
+	p := addrPlan{listen: stored.ListenAddr, advertise: stored.AdvertiseAddr, gossip: stored.GossipAddr}
 	listenMoved := false
 	switch {
 	case stored.ListenAddr == "":
-		p.listen, p.listenStored = ask.listen, false
-	case ask.listenGiven && !sameBind(stored.ListenAddr, ask.listen):
-		p.listen, p.listenStored, listenMoved = ask.listen, false, true
+		p.listen = ask.listen
+	case sameBind(stored.ListenAddr, ask.listen):
 	case ask.listenGiven:
-		p.listenStored = false
+		p.listen, listenMoved = ask.listen, true
+	default:
+		p.listenStored = true
 	}
 	switch {
 	case ask.advertise != "":

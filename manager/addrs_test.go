@@ -48,7 +48,7 @@ func TestPlanAddrs(t *testing.T) {
 			addrPlan{listen: "10.0.0.2:4242", advertise: ""}, nil},
 		{"new advertise only (behind NAT)", stored,
 			addrAsk{listen: "10.0.0.1:4242", advertise: "203.0.113.5:4242"},
-			addrPlan{listen: "10.0.0.1:4242", advertise: "203.0.113.5:4242", listenStored: true}, nil},
+			addrPlan{listen: "10.0.0.1:4242", advertise: "203.0.113.5:4242"}, nil},
 		{"port 0 on the stored host keeps the stored port", nodeInfo{ListenAddr: "127.0.0.1:41234", AdvertiseAddr: "127.0.0.1:41234", GossipAddr: "127.0.0.1:41235"},
 			addrAsk{listen: "127.0.0.1:0", listenGiven: true, gossip: "127.0.0.1:0", gossipGiven: true},
 			addrPlan{listen: "127.0.0.1:41234", advertise: "127.0.0.1:41234", gossip: "127.0.0.1:41235"}, nil},
@@ -63,7 +63,7 @@ func TestPlanAddrs(t *testing.T) {
 			addrPlan{listen: "0.0.0.0:4242", advertise: "10.0.0.2:4242"}, nil},
 		{"stored advertise a hostname", nodeInfo{ListenAddr: "0.0.0.0:4242", AdvertiseAddr: "m1.example:4242"},
 			addrAsk{listen: "0.0.0.0:4242"},
-			addrPlan{listen: "0.0.0.0:4242", advertise: "m1.example:4242", listenStored: true}, nil},
+			addrPlan{listen: "0.0.0.0:4242", advertise: "m1.example:4242"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
