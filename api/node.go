@@ -52,6 +52,8 @@ type NodeBackend interface {
 	// CA rotation's new root; leaf is the certificate of its connection
 	// (verified by the transport), nil if none.
 	CAConverted(ctx context.Context, from Peer, leaf *x509.Certificate) error
+	// SetSelfAddr records the caller's new address (nodeaddr.go).
+	SetSelfAddr(ctx context.Context, from Peer, req NodeAddrRequest) error
 }
 
 // errNotAuthorized is answered to a caller without a usable certificate, or
@@ -194,6 +196,7 @@ func NewNodeHandler(b NodeBackend, peer PeerFunc) http.Handler {
 		}
 		replyEmpty(w, b.CAConverted(r.Context(), p, leaf))
 	})
+	handleNodeAddr(handle, b)
 	handle("GET /internal/v1/status", false, func(w http.ResponseWriter, r *http.Request, p Peer) {
 		reply(w, res(b.ClusterStatus(r.Context(), p)))
 	})

@@ -34,6 +34,9 @@ func (s *State) Check(c Command) error {
 		if _, ok := s.Nodes[c.ID]; !ok {
 			return errorf(ErrNodeNotFound, "node %s not found", c.ID)
 		}
+	case *NodeAddr:
+		_, err := s.checkNodeAddr(c)
+		return err
 	case *TokenRotate:
 		if c.Role != ca.RoleManager && c.Role != ca.RoleWorker {
 			return ErrBadRole

@@ -76,6 +76,7 @@ var typeNames = map[Type]string{
 	TypeCARotateFinish: "ca.rotate_finish",
 	TypeBatch:          "batch",
 	TypeNodeLevel:      "node.level",
+	TypeNodeAddr:       "node.addr",
 }
 
 // Errors from decoding a command.
@@ -128,6 +129,7 @@ var registry = map[Type]struct {
 	TypeCARotateFinish: {1, func() Command { return new(CARotateFinish) }},
 	TypeBatch:          {1, func() Command { return new(Batch) }},
 	TypeNodeLevel:      {1, func() Command { return new(NodeLevel) }},
+	TypeNodeAddr:       {1, func() Command { return new(NodeAddr) }},
 }
 
 // oldestVersion is, for a type whose older versions still decode, the

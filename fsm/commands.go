@@ -256,6 +256,8 @@ func applyTo(s *State, c Command) error {
 		n.Level, n.Commands = c.Level, c.Commands
 	case *CARotateStart, *CARotateNode, *CARotateFinish:
 		return s.applyCA(c)
+	case *NodeAddr:
+		return s.applyNodeAddr(c)
 	default:
 		return fmt.Errorf("%w: %T", ErrUnknownCommand, c)
 	}

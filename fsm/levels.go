@@ -33,11 +33,15 @@ const (
 	// key hash); builds of this level stop at an entry they cannot apply
 	// (ErrNeedsUpgrade) rather than skip it.
 	Level4 = 4
+	// Level5 adds node.addr, with which a node restarted at another
+	// address has it recorded, refused alike on every replica when it is
+	// no reachable HOST:PORT or another manager's.
+	Level5 = 5
 
 	// LowestLevel is what a manager that advertises nothing counts as.
 	LowestLevel = Level1
 	// CurrentLevel is this build's level.
-	CurrentLevel = Level4
+	CurrentLevel = Level5
 )
 
 // CommandVersion is one command type at one version.
@@ -60,6 +64,7 @@ var levelAdds = [...][]CommandVersion{
 	Level2: {{TypeSecretCreate, 2}},
 	Level3: {{TypeBatch, 1}},
 	Level4: {{TypeNodeLevel, 1}, {TypeClusterInit, 2}, {TypeNodeAdd, 2}, {TypeNodeUpdate, 2}},
+	Level5: {{TypeNodeAddr, 1}},
 }
 
 // introduced maps each command version to the level that added it.
@@ -189,6 +194,9 @@ func Downgrade(b []byte, cv int) ([]byte, error) {
 		if down, ok, err := withoutCertRecord(b); ok || err != nil {
 			return down, err
 		}
+	}
+	if u.Type == TypeNodeAddr && u.Version == 1 && Knows(cv, TypeNodeUpdate, 1) {
+		return nodeAddrAsUpdate(b)
 	}
 	need := LowestLevel
 	if l, ok := introduced[u]; ok {

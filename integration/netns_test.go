@@ -132,8 +132,10 @@ func (h *netHosts) block(from, to int) error {
 	if h.blocked[[2]int{from, to}] {
 		return nil
 	}
-	if err := ipCmd("-n", h.ns[from], "route", "add", "prohibit", nodeIP(to)+"/32"); err != nil {
-		return err
+	for _, ip := range hostIPs(to) {
+		if err := ipCmd("-n", h.ns[from], "route", "add", "prohibit", ip+"/32"); err != nil {
+			return err
+		}
 	}
 	h.blocked[[2]int{from, to}] = true
 	return nil
@@ -145,8 +147,14 @@ func (h *netHosts) heal() error {
 	defer h.mu.Unlock()
 	var errs []string
 	for k := range h.blocked {
-		if err := ipCmd("-n", h.ns[k[0]], "route", "del", "prohibit", nodeIP(k[1])+"/32"); err != nil {
-			errs = append(errs, err.Error())
+		failed := false
+		for _, ip := range hostIPs(k[1]) {
+			if err := ipCmd("-n", h.ns[k[0]], "route", "del", "prohibit", ip+"/32"); err != nil {
+				errs = append(errs, err.Error())
+				failed = true
+			}
+		}
+		if failed {
 			continue
 		}
 		delete(h.blocked, k)

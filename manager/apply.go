@@ -96,7 +96,7 @@ func fsmError(err error) error {
 	switch {
 	case errors.Is(err, fsm.ErrNodeNotFound):
 		code = api.CodeNotFound
-	case errors.Is(err, fsm.ErrAlreadyInitialized), errors.Is(err, fsm.ErrNodeExists), errors.Is(err, fsm.ErrLastManager):
+	case errors.Is(err, fsm.ErrAlreadyInitialized), errors.Is(err, fsm.ErrNodeExists), errors.Is(err, fsm.ErrLastManager), errors.Is(err, fsm.ErrAddrInUse):
 		code = api.CodeConflict
 	case errors.Is(err, fsm.ErrNodeRemoved):
 		code = api.CodePermissionDenied

@@ -32,6 +32,11 @@ type Config struct {
 	// ListenAddr (the bound address, or this machine's first non-loopback
 	// address when ListenAddr's host is unspecified).
 	AdvertiseAddr string
+	// ListenAddrGiven and GossipAddrGiven say that ListenAddr and
+	// GossipAddr were asked for (a flag), not defaults: a node whose
+	// node.json records other addresses then moves to them (addrs.go).
+	// An AdvertiseAddr that is set is always asked for.
+	ListenAddrGiven, GossipAddrGiven bool
 	// GossipAddr is where memberlist listens (UDP and TCP). Port 0 picks a
 	// free port on first start; later starts reuse it. Other nodes reach
 	// it at AdvertiseAddr's host and this port.

@@ -290,7 +290,7 @@ func TestJoinRefusesAManagerBelowTheClusterVersion(t *testing.T) {
 	eventually(t, 10*time.Second, "cluster version", func() bool { return c.managers[0].status().ClusterVersion == fsm.CurrentLevel })
 	old := newTestNode(t, "old", atLevel(fsm.Level3))
 	_, err := old.client.Join(ctxT(t), api.JoinRequest{Token: c.init.ManagerToken, Addr: c.init.Addr})
-	if apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "level 3, below the cluster version 4") {
+	if apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), fmt.Sprintf("level 3, below the cluster version %d", fsm.CurrentLevel)) {
 		t.Fatalf("join at level 3: got %v; want 409 naming both levels", err)
 	}
 	if st := old.status(); st.State != api.StateUninitialized {

@@ -79,6 +79,7 @@ func loopTable() []loopSpec {
 		{"renewal", everyNode, false, func(e loopEnv) runner { return newRenewer(e.n, e.inc) }},
 		{"gossip", everyNode, false, func(e loopEnv) runner { return newGossiper(e.n, e.inc) }},
 		{"ca-sync", everyNode, false, func(e loopEnv) runner { return newCASyncer(e.n, e.inc) }},
+		{"own-new-address", everyNode, false, func(e loopEnv) runner { return newAddrMover(e.n, e.inc) }},
 		// Managers: leader loops (each checks leadership whenever it wakes).
 		{"key-rotation", managersOnly, true, func(e loopEnv) runner { return newKeyRotator(e.n, e.rn) }},
 		{"ca-finish", managersOnly, true, func(e loopEnv) runner { return newCAFinisher(e.n, e.rn) }},

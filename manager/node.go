@@ -166,7 +166,9 @@ func (n *Node) Run(ctx context.Context) error {
 	info, err := n.dir.loadNodeInfo()
 	var wrapped bool
 	if err == nil && info != nil {
-		wrapped, err = n.keyFiles.Wrapped()
+		if err = n.checkAddrs(info); err == nil { // before waiting locked
+			wrapped, err = n.keyFiles.Wrapped()
+		}
 	}
 	if err == nil && info != nil {
 		if wrapped {
@@ -278,11 +280,16 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 	}
 	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), conns: transport.NewConnTracker(), credsCh: make(chan struct{}, 1), workerSeen: newSeenSet(), keys: newKeyBox(), caViews: make(chan *api.CAView, 1)}
 	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.access.authorize, Conns: inc.conns, Logger: n.logger.With("component", "transport")}
-	listen := info.ListenAddr
-	if listen == "" {
-		listen = n.cfg.ListenAddr
+	stored := *info
+	plan, err := n.applyAddrPlan(info)
+	if err != nil {
+		return err
 	}
+	listen := plan.listen
 	inc.mux, err = transport.Listen(listen, inc.tcfg)
+	if err != nil && plan.listenStored {
+		return fmt.Errorf("listen on %s (node.json's listen address): %w; to move this node, start it with --listen-addr and --advertise-addr", listen, err)
+	}
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
@@ -293,6 +300,11 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 	}()
 	if err := n.settleAddrs(info, inc.mux.Addr()); err != nil {
 		return err
+	}
+	if logAddrMoves(n.logger, stored, info) {
+		if err := n.dir.saveNodeInfo(info); err != nil {
+			return err
+		}
 	}
 	inc.nodeHTTP = transport.NewAPIClient(inc.tcfg)
 	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n.apis.node, n.access.peerOf), n.logger)

@@ -77,6 +77,11 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.Keyring = kr
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.Label = cfg.ClusterID
+	// A node that died may come back at another address (a new IP, a
+	// restart with another --gossip-addr): take the new address as soon
+	// as the old one is dead, rather than refusing it as a conflict until
+	// memberlist forgets the dead node (GossipToTheDeadTime, 30 s).
+	mc.DeadNodeReclaimTime = time.Nanosecond
 	mc.Events = (*gossipEvents)(g)
 	if cfg.NewLogger != nil {
 		mc.Logger = cfg.NewLogger(g.observe)

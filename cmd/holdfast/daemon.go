@@ -58,6 +58,10 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.ListenAddr = *listen
 		cfg.AdvertiseAddr = *advertise
 		cfg.GossipAddr = *gossip
+		fs.Visit(func(f *flag.Flag) {
+			cfg.ListenAddrGiven = cfg.ListenAddrGiven || f.Name == "listen-addr"
+			cfg.GossipAddrGiven = cfg.GossipAddrGiven || f.Name == "gossip-addr"
+		})
 		cfg.SocketPath = c.socket()
 		cfg.SecretsDir = *secretsDir
 		cfg.UnlockKeyCommand = *unlockCmd
