@@ -37,6 +37,10 @@ type WorkerFigures struct {
 	SeqN     Sequential `json:"seq_write_n_workers"`
 	ConcNone Concurrent `json:"writers_no_workers"`
 	ConcN    Concurrent `json:"writers_n_workers"`
+	// WritesRetried* count the writes the cluster refused for a while
+	// (no leader) and that were tried again.
+	WritesRetriedNone int64 `json:"writes_retried_no_workers"`
+	WritesRetriedN    int64 `json:"writes_retried_n_workers"`
 	// Grant: from the grant call to its one worker holding the secret.
 	Grant Trials `json:"grant_to_worker"`
 	// KeyRotation: from the new key's creation to each worker holding
@@ -54,6 +58,7 @@ type WorkerFigures struct {
 	CAWriteErrors     int64   `json:"ca_rotation_write_errors"`
 	CAWritesPerSec    float64 `json:"ca_rotation_writes_per_sec"`
 	CAWriteMaxMs      float64 `json:"ca_rotation_write_max_ms"`
+	CAWriteFirstError string  `json:"ca_rotation_write_first_error,omitempty"`
 	// Done lists the figures measured, in order; a run that failed part
 	// way has the ones before.
 	Done []string `json:"done"`
@@ -121,12 +126,7 @@ func (b *bench) runWorkers(ctx context.Context) (*Report, error) {
 		name string
 		run  func() error
 	}{
-		{"writes with no workers", func() error {
-			if err := b.measureSequential(ctx, &wf.SeqNone); err != nil {
-				return err
-			}
-			return b.measureConcurrent(ctx, &wf.ConcNone)
-		}},
+		{"writes with no workers", func() error { return b.measureWorkerWrites(ctx, &wf.SeqNone, &wf.ConcNone, &wf.WritesRetriedNone) }},
 		{"join", func() error {
 			b.step(true, "joining %s simulated workers", thousands(int64(wf.Workers)))
 			var took time.Duration
@@ -149,12 +149,7 @@ func (b *bench) runWorkers(ctx context.Context) (*Report, error) {
 			return nil
 		}},
 		{"idle managers", func() error { return b.measureIdle(ctx, plan.idle, wf) }},
-		{"writes with workers", func() error {
-			if err := b.measureSequential(ctx, &wf.SeqN); err != nil {
-				return err
-			}
-			return b.measureConcurrent(ctx, &wf.ConcN)
-		}},
+		{"writes with workers", func() error { return b.measureWorkerWrites(ctx, &wf.SeqN, &wf.ConcN, &wf.WritesRetriedN) }},
 		{"grants", func() error { return b.measureGrants(ctx, f, plan.grants, &wf.Grant) }},
 		{"key rotation", func() error { return b.measureWorkerKeyRotation(ctx, f, plan.rotations, wf) }},
 		{"failover", func() error { return b.measureWorkerFailover(ctx, f, plan.failovers, &wf.Failover) }},
@@ -175,6 +170,102 @@ func (b *bench) runWorkers(ctx context.Context) (*Report, error) {
 	}
 	rep.Cluster.Secrets = b.created.Load()
 	return rep, nil
+}
+
+// measureWorkerWrites measures the sequential writes through the leader
+// and the 64 concurrent writers as measureSequential and
+// measureConcurrent do, except that a write the cluster refuses for a
+// while (a leader lost under a loaded machine) is tried again and counted
+// in retried instead of ending the run; a sequential write's latency
+// includes its retries.
+func (b *bench) measureWorkerWrites(ctx context.Context, seq *Sequential, conc *Concurrent, retried *int64) error {
+	leader, err := b.leader(ctx)
+	if err != nil {
+		return err
+	}
+	var retries atomic.Int64
+	n := b.plan.seqWrites
+	lat := make([]time.Duration, 0, n)
+	b.step(true, "measuring sequential writes… 0/%d", n)
+	for i := range n {
+		start := time.Now()
+		if err := b.createCounting(ctx, leader.client, "seq", &retries); err != nil {
+			return fmt.Errorf("write %d through the leader (manager %d): %w", i+1, leader.num, err)
+		}
+		lat = append(lat, time.Since(start))
+		b.step(i+1 == n, "measuring sequential writes… %d/%d", i+1, n)
+	}
+	p50, p99 := percentile(lat, 0.50), percentile(lat, 0.99)
+	*seq = Sequential{Writes: n, SecretBytes: benchSecretSize, P50Ms: ms(p50), P99Ms: ms(p99), Goal: "within 20 % of no workers"}
+
+	dur := b.plan.tputDuration
+	b.step(true, "measuring %d concurrent writers… %.0f s", benchWriters, dur.Seconds())
+	until := time.Now().Add(dur)
+	var (
+		done     atomic.Int64
+		errOnce  sync.Once
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	for i := range benchWriters {
+		cl := api.NewUnixClient(b.nodes[i%len(b.nodes)].socket)
+		defer cl.Close()
+		wg.Go(func() {
+			for time.Now().Before(until) && wctx.Err() == nil {
+				if err := b.createCounting(wctx, cl, "conc", &retries); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("writer %d: %w", i, err) })
+					cancel()
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return firstErr
+	}
+	rate := float64(done.Load()) / elapsed.Seconds()
+	*conc = Concurrent{Writers: benchWriters, Writes: done.Load(), SecretBytes: benchSecretSize,
+		Seconds: round(elapsed.Seconds(), 3), WritesPerSec: round(rate, 1), Goal: "within 20 % of no workers"}
+	*retried = retries.Load()
+	return nil
+}
+
+// retrying calls fn until it succeeds or fails with an error the cluster
+// does not take back (retryableWrite), or ctx ends.
+func retrying(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if err == nil || !retryableWrite(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
+		case <-time.After(benchRetryInterval):
+		}
+	}
+}
+
+// createCounting is createRetrying, counting the retries.
+func (b *bench) createCounting(ctx context.Context, cl *api.Client, kind string, retries *atomic.Int64) error {
+	for {
+		err := b.create(ctx, cl, kind)
+		if err == nil || !retryableWrite(err) {
+			return err
+		}
+		retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
+		case <-time.After(benchRetryInterval):
+		}
+	}
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -268,14 +359,20 @@ func (b *bench) measureGrants(ctx context.Context, f *fleet, n int, out *Trials)
 	for i := range n {
 		b.step(i == 0, "measuring a grant reaching its worker… %d/%d", i+1, n)
 		w := f.workers[(i*stride)%len(f.workers)]
-		name := fmt.Sprintf("bench-grant-%d", b.names.Add(1))
-		id, err := leader.client.CreateSecret(ctx, api.SecretCreateRequest{Name: name, Data: b.data})
-		if err != nil {
+		var name string
+		var id *api.SecretID
+		if err := retrying(ctx, func() (err error) {
+			// A new name for each try: one whose outcome was lost may
+			// have been applied.
+			name = fmt.Sprintf("bench-grant-%d", b.names.Add(1))
+			id, err = leader.client.CreateSecret(ctx, api.SecretCreateRequest{Name: name, Data: b.data})
+			return err
+		}); err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
 		b.created.Add(1)
 		start := time.Now()
-		if err := leader.client.GrantSecret(ctx, id.ID, w.snapshot().nodeID); err != nil {
+		if err := retrying(ctx, func() error { return leader.client.GrantSecret(ctx, id.ID, w.snapshot().nodeID) }); err != nil {
 			return fmt.Errorf("grant %s: %w", name, err)
 		}
 		one := &fleet{workers: []*simWorker{w}}
@@ -407,6 +504,7 @@ func (b *bench) measureCARotation(ctx context.Context, f *fleet, writers int, wf
 	var (
 		writes, errs atomic.Int64
 		maxLat       atomic.Int64
+		firstErr     atomic.Value
 		wg           sync.WaitGroup
 	)
 	for i := range writers {
@@ -420,7 +518,9 @@ func (b *bench) measureCARotation(ctx context.Context, f *fleet, writers int, wf
 					return
 				}
 				if err != nil {
-					errs.Add(1)
+					if errs.Add(1) == 1 {
+						firstErr.Store(err.Error())
+					}
 					continue
 				}
 				writes.Add(1)
@@ -474,6 +574,9 @@ func (b *bench) measureCARotation(ctx context.Context, f *fleet, writers int, wf
 	wf.CAWrites, wf.CAWriteErrors = writes.Load(), errs.Load()
 	wf.CAWritesPerSec = round(float64(wf.CAWrites)/el.Seconds(), 1)
 	wf.CAWriteMaxMs = ms(time.Duration(maxLat.Load()))
+	if e, ok := firstErr.Load().(string); ok {
+		wf.CAWriteFirstError = e
+	}
 	return nil
 }
 
@@ -545,6 +648,9 @@ func writeWorkerTable(w io.Writer, r *Report) error {
 			[4]string{fmt.Sprintf("manager CPU, N idle workers (each, %.0f s)", wf.IdleWindowSec), list(wf.CPUPercent, " % of a core"), "≤ 10 %", yesNo(maxOf(wf.CPUPercent) <= goalIdleCPU)})
 	}
 	if done["writes with workers"] {
+		if wf.WritesRetriedNone+wf.WritesRetriedN > 0 {
+			rows = append(rows, [4]string{"writes tried again (no leader for a while): none / N attached", fmt.Sprintf("%d / %d", wf.WritesRetriedNone, wf.WritesRetriedN), "-", "-"})
+		}
 		d, ok := within(wf.SeqN.P50Ms, wf.SeqNone.P50Ms, false)
 		rows = append(rows, [4]string{"secret write p50: none → N attached", fmt.Sprintf("%.3f → %.3f ms (%s)", wf.SeqNone.P50Ms, wf.SeqN.P50Ms, d), "within 20 %", yesNo(ok)})
 		d, ok = within(wf.ConcN.WritesPerSec, wf.ConcNone.WritesPerSec, true)
@@ -569,6 +675,11 @@ func writeWorkerTable(w io.Writer, r *Report) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if wf.CAWriteFirstError != "" {
+		if _, err := fmt.Fprintf(w, "\nfirst write error during the CA rotation: %s\n", wf.CAWriteFirstError); err != nil {
+			return err
+		}
 	}
 	if wf.Err != "" {
 		if _, err := fmt.Fprintf(w, "\nstopped early: %s\n", wf.Err); err != nil {
