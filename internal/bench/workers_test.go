@@ -216,3 +216,15 @@ func TestWriteWorkerTable(t *testing.T) {
 		t.Errorf("the table shows figures the run did not measure:\n%s", out.String())
 	}
 }
+
+// TestRunRefusesBadWorkers: a number of workers out of range starts
+// nothing.
+func TestRunRefusesBadWorkers(t *testing.T) {
+	for _, n := range []int{-1, MaxWorkers + 1} {
+		started := 0
+		rep, err := Run(t.Context(), Config{Binary: "holdfast", Dir: t.TempDir(), Trials: 1, Workers: n, Started: func(int) { started++ }})
+		if rep != nil || err == nil || !strings.Contains(err.Error(), "workers must be between 0 and 10000") || started != 0 {
+			t.Errorf("Run with %d workers = %v, %v (%d daemons started); want an error about the range and none", n, rep, err, started)
+		}
+	}
+}
