@@ -107,6 +107,33 @@ func (b *bench) joinFleet(ctx context.Context, n int) (*fleet, time.Duration, er
 	}
 }
 
+// removeOrphans removes the worker records no simulated worker holds: a
+// join whose answer was lost (the leader lost under it) and that was tried
+// again leaves one, which never polls and so would hold up a CA rotation
+// for ever, as an operator removes a worker that is gone (`holdfast node
+// rm`). It returns how many it removed.
+func (b *bench) removeOrphans(ctx context.Context, f *fleet) (int, error) {
+	ours := map[string]bool{}
+	for _, w := range f.workers {
+		ours[w.snapshot().nodeID] = true
+	}
+	nodes, err := b.nodes[0].client.Nodes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, n := range nodes {
+		if n.Role != ca.RoleWorker || ours[n.ID] {
+			continue
+		}
+		if err := retrying(ctx, func() error { return b.nodes[0].client.RemoveNode(ctx, n.ID, false) }); err != nil {
+			return removed, fmt.Errorf("remove the orphan worker record %s: %w", n.ID, err)
+		}
+		removed++
+	}
+	return removed, nil
+}
+
 // stop ends every worker's loops and waits for them; f may hold workers
 // that never joined (nil).
 func (f *fleet) stop() {

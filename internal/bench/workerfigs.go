@@ -27,6 +27,9 @@ type WorkerFigures struct {
 	FollowingAllSec float64 `json:"following_all_sec"`
 	// JoinRetries counts joins tried again after a temporary refusal.
 	JoinRetries int64 `json:"join_retries"`
+	// OrphansRemoved counts the worker records left by retried joins whose
+	// first answer was lost, removed after the join (removeOrphans).
+	OrphansRemoved int `json:"orphans_removed"`
 	// Idle managers with N workers attached: RSS and CPU (% of one core)
 	// of each, over IdleWindowSec.
 	IdleWindowSec float64   `json:"idle_window_sec"`
@@ -138,6 +141,11 @@ func (b *bench) runWorkers(ctx context.Context) (*Report, error) {
 			}
 			wf.JoinAllSec = round(took.Seconds(), 3)
 			wf.JoinRetries = f.retries.Load()
+			if wf.JoinRetries > 0 {
+				if wf.OrphansRemoved, err = b.removeOrphans(ctx, f); err != nil {
+					return err
+				}
+			}
 			if err := b.waitAll(ctx, f, benchStepTimeout, "every worker's first view", func(st *workerState) bool { return st.views > 0 }); err != nil {
 				return err
 			}
@@ -501,6 +509,7 @@ func (b *bench) measureCARotation(ctx context.Context, f *fleet, writers int, wf
 		return err
 	}
 	wctx, stopWriters := context.WithCancel(ctx)
+	start := time.Now()
 	var (
 		writes, errs atomic.Int64
 		maxLat       atomic.Int64
@@ -530,12 +539,20 @@ func (b *bench) measureCARotation(ctx context.Context, f *fleet, writers int, wf
 			}
 		})
 	}
+	// The writes are counted until the rotation is done, or until the
+	// wait for it ends.
 	defer func() {
+		el := time.Since(start)
 		stopWriters()
 		wg.Wait()
+		wf.CAWrites, wf.CAWriteErrors = writes.Load(), errs.Load()
+		wf.CAWritesPerSec = round(float64(wf.CAWrites)/el.Seconds(), 1)
+		wf.CAWriteMaxMs = ms(time.Duration(maxLat.Load()))
+		if e, ok := firstErr.Load().(string); ok {
+			wf.CAWriteFirstError = e
+		}
 	}()
 	b.step(true, "rotating the CA with %s workers", thousands(int64(len(f.workers))))
-	start := time.Now()
 	rot, err := leader.client.RotateCA(ctx, api.CARotateRequest{})
 	if err != nil {
 		return fmt.Errorf("rotate the CA: %w", err)
@@ -567,16 +584,7 @@ func (b *bench) measureCARotation(ctx context.Context, f *fleet, writers int, wf
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	el := time.Since(start)
-	stopWriters()
-	wg.Wait()
-	wf.CARotationDoneSec = round(el.Seconds(), 3)
-	wf.CAWrites, wf.CAWriteErrors = writes.Load(), errs.Load()
-	wf.CAWritesPerSec = round(float64(wf.CAWrites)/el.Seconds(), 1)
-	wf.CAWriteMaxMs = ms(time.Duration(maxLat.Load()))
-	if e, ok := firstErr.Load().(string); ok {
-		wf.CAWriteFirstError = e
-	}
+	wf.CARotationDoneSec = round(time.Since(start).Seconds(), 3)
 	return nil
 }
 
@@ -639,7 +647,7 @@ func writeWorkerTable(w io.Writer, r *Report) error {
 	var rows [][4]string
 	if done["join"] {
 		rows = append(rows,
-			[4]string{"time to join all N (each with its certificate)", fmt.Sprintf("%.3f s (%d retried)", wf.JoinAllSec, wf.JoinRetries), "≤ 120 s", yesNo(wf.JoinAllSec <= goalJoinAll.Seconds())},
+			[4]string{"time to join all N (each with its certificate)", fmt.Sprintf("%.3f s (%d retried, %d orphans removed)", wf.JoinAllSec, wf.JoinRetries, wf.OrphansRemoved), "≤ 120 s", yesNo(wf.JoinAllSec <= goalJoinAll.Seconds())},
 			[4]string{"time to every worker's first view", fmt.Sprintf("%.3f s", wf.FollowingAllSec), "-", "-"})
 	}
 	if done["idle managers"] {
@@ -665,9 +673,13 @@ func writeWorkerTable(w io.Writer, r *Report) error {
 	if done["failover"] {
 		rows = append(rows, [4]string{fmt.Sprintf("kill -9 of the leader → every worker connected and current (worst of %d)", wf.Failover.Trials), secs(maxOf(wf.Failover.TrialsMs)), "≤ 10 s", yesNo(wf.Failover.Met)})
 	}
-	if done["CA rotation"] {
+	if wf.CARotationAllSec > 0 {
+		doneIn := "not done"
+		if wf.CARotationDoneSec > 0 {
+			doneIn = fmt.Sprintf("done %.3f s", wf.CARotationDoneSec)
+		}
 		rows = append(rows,
-			[4]string{"CA rotation: all N on the new root", fmt.Sprintf("%.3f s (rotation done %.3f s)", wf.CARotationAllSec, wf.CARotationDoneSec), "≤ 5 min", yesNo(wf.CARotationAllSec <= goalCARotationAll.Seconds())},
+			[4]string{"CA rotation: all N on the new root", fmt.Sprintf("%.3f s (rotation %s)", wf.CARotationAllSec, doneIn), "≤ 5 min", yesNo(wf.CARotationAllSec <= goalCARotationAll.Seconds())},
 			[4]string{"writes served meanwhile", fmt.Sprintf("%s writes/s, %d errors, max %.0f ms", thousands(int64(wf.CAWritesPerSec+0.5)), wf.CAWriteErrors, wf.CAWriteMaxMs), "keeps serving", yesNo(wf.CAWrites > 0 && wf.CAWriteErrors == 0)})
 	}
 	for _, row := range rows {

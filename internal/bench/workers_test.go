@@ -199,7 +199,7 @@ func TestWriteWorkerTable(t *testing.T) {
 	}
 	for _, want := range []string{
 		"N = 1,000 simulated workers",
-		"12.500 s (0 retried)",
+		"12.500 s (0 retried, 0 orphans removed)",
 		"100.0 / 90.0 / 80.0 MiB",
 		"12.0 / 3.0 / 2.0 % of a core",
 		"2.000 → 2.200 ms (+10 %)",
