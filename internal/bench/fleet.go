@@ -26,7 +26,7 @@ type fleet struct {
 const joinConcurrency = 64
 
 // joinTries bounds the tries of one worker's join.
-const joinTries = 5
+const joinTries = 20
 
 // joinFleet joins n simulated workers with the cluster's worker token,
 // joinConcurrency at a time, each through one of the managers in turn, and
@@ -67,7 +67,7 @@ func (b *bench) joinFleet(ctx context.Context, n int) (*fleet, time.Duration, er
 					f.retries.Add(1)
 					select {
 					case <-jctx.Done():
-					case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+					case <-time.After(min(time.Duration(try)*100*time.Millisecond, time.Second)):
 					}
 					w, err = joinWorker(jctx, i, tok.Token, via.addr, fmt.Sprintf("127.0.0.1:%d", 20000+i%40000))
 				}
