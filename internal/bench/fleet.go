@@ -126,7 +126,11 @@ func (b *bench) removeOrphans(ctx context.Context, f *fleet) (int, error) {
 		if n.Role != ca.RoleWorker || ours[n.ID] {
 			continue
 		}
-		if err := retrying(ctx, func() error { return b.nodes[0].client.RemoveNode(ctx, n.ID, false) }); err != nil {
+		err := retrying(ctx, func() error { return b.nodes[0].client.RemoveNode(ctx, n.ID, false) })
+		if api.CodeOf(err) == api.CodeNotFound {
+			err = nil // a try whose answer was lost removed it
+		}
+		if err != nil {
 			return removed, fmt.Errorf("remove the orphan worker record %s: %w", n.ID, err)
 		}
 		removed++
