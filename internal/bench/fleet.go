@@ -145,7 +145,8 @@ func (f *fleet) stop() {
 	f.wg.Wait()
 }
 
-// waitAll waits until check holds for every worker's state, ctx ends or
+// waitAll waits until check holds for every worker's state (check runs
+// under the worker's lock and must not keep what it is given), ctx ends or
 // timeout passes; what names the condition in the error, which also tells
 // how many workers fall short and the last error of one of them.
 func (b *bench) waitAll(ctx context.Context, f *fleet, timeout time.Duration, what string, check func(st *workerState) bool) error {
@@ -157,13 +158,15 @@ func (b *bench) waitAll(ctx context.Context, f *fleet, timeout time.Duration, wh
 		short := 0
 		var lastErr error
 		for _, w := range f.workers {
-			st := w.snapshot()
-			if !check(&st) {
+			// check runs under the worker's lock: it may read its maps.
+			w.mu.Lock()
+			if !check(&w.workerState) {
 				short++
-				if st.lastErr != nil {
-					lastErr = st.lastErr
+				if w.lastErr != nil {
+					lastErr = w.lastErr
 				}
 			}
+			w.mu.Unlock()
 		}
 		if short == 0 {
 			return nil
