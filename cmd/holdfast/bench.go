@@ -28,12 +28,16 @@ func setupBench(c *cli, fs *flag.FlagSet) action {
 	dir := fs.String("dir", "", "keep the cluster's data and logs in `DIR`, which must be empty or not exist (default: a temporary directory, removed at the end)")
 	trials := fs.Int("trials", 10, "`N` kills of the leader for the failover figure, and N restarts for unlock to first write")
 	quick := fs.Bool("quick", false, "a shorter run: 200 sequential writes, 3 s of concurrent writes, 2,000 secrets for the memory figure")
+	workers := fs.Int("workers", 0, "measure instead the figures of `N` simulated workers joined to the cluster (issue 21; see docs/PERFORMANCE.md)")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
 		}
 		if *trials < 1 || *trials > bench.MaxTrials {
 			return usagef("--trials must be between 1 and %d, not %d", bench.MaxTrials, *trials)
+		}
+		if *workers < 0 || *workers > bench.MaxWorkers {
+			return usagef("--workers must be between 0 and %d, not %d", bench.MaxWorkers, *workers)
 		}
 		binary := benchBinary
 		if binary == "" {
@@ -77,7 +81,7 @@ func setupBench(c *cli, fs *flag.FlagSet) action {
 			Binary: binary, Dir: root, Quick: *quick, Trials: *trials,
 			Progress: benchProgress{prog}, ProgressEvery: every,
 			Warn:    func(msg string) { fmt.Fprintln(c.stderr, "holdfast: warning: "+msg) },
-			Started: benchStarted,
+			Started: benchStarted, Workers: *workers,
 		})
 		interrupted := ctx.Err() != nil
 		switch {

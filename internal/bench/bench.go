@@ -34,7 +34,13 @@ type Config struct {
 	// Started, if set, is called with the PID of every daemon the run
 	// starts, so that tests can check that none is left behind.
 	Started func(pid int)
+	// Workers, when positive, makes the run measure the figures of N
+	// simulated workers (issue 21) instead of the others; 0 to MaxWorkers.
+	Workers int
 }
+
+// MaxWorkers bounds Config.Workers.
+const MaxWorkers = 10000
 
 // MaxTrials bounds Config.Trials.
 const MaxTrials = 1000
@@ -60,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.Trials < 1 || c.Trials > MaxTrials {
 		errs = append(errs, fmt.Errorf("trials must be between 1 and %d, not %d", MaxTrials, c.Trials))
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		errs = append(errs, fmt.Errorf("workers must be between 0 and %d, not %d", MaxWorkers, c.Workers))
 	}
 	return errors.Join(errs...)
 }
@@ -87,6 +96,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Warn = func(string) {}
 	}
 	b := &bench{cfg: cfg, root: cfg.Dir, plan: newPlan(cfg.Quick, cfg.Trials)}
+	if cfg.Workers > 0 {
+		return b.runWorkers(ctx)
+	}
 	return b.run(ctx)
 }
 

@@ -26,4 +26,14 @@
 // Key files are read only through package keyfiles (whether a manager's
 // keys are wrapped), and the log stores compared are raftlog's and
 // raft-boltdb's, each in a directory of its own under Config.Dir.
+//
+// # Simulated workers
+//
+// With Config.Workers = N the run measures instead what N workers cost
+// the managers (issue 21): N simulated workers in this process
+// (workers.go), each joining with the worker token and then speaking the
+// node API over mutual TLS with a certificate of its own, as a worker
+// daemon's follower, secret delivery, renewer and CA syncer do; gossip is
+// left out. The figures and what each measures are in
+// docs/PERFORMANCE.md, "Workers at scale".
 package bench

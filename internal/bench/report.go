@@ -19,6 +19,9 @@ type Report struct {
 	SealedVsPlainLog     LogFigures  `json:"sealed_vs_plain_log"`
 	ManagerMemory        Memory      `json:"manager_memory"`
 	DataPlaneKeyRotation Trials      `json:"data_plane_key_rotation"`
+	// Workers holds the figures of a run with simulated workers, which
+	// measures only those.
+	Workers *WorkerFigures `json:"workers,omitempty"`
 }
 
 type Machine struct {
@@ -90,6 +93,12 @@ type Memory struct {
 // WriteTable prints the figures as a table, each against its goal, and
 // a line about the machine and the run.
 func WriteTable(w io.Writer, r *Report) error {
+	if r.Workers != nil {
+		if err := writeWorkerTable(w, r); err != nil {
+			return err
+		}
+		return writeMachine(w, r)
+	}
 	seq, conc, fo, un, lg, mem, kr := r.SequentialWrite, r.ConcurrentWrites, r.Failover, r.UnlockToFirstWrite, r.SealedVsPlainLog, r.ManagerMemory, r.DataPlaneKeyRotation
 	secs := func(msv float64) string { return fmt.Sprintf("%.3f s", msv/1000) }
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
@@ -112,6 +121,11 @@ func WriteTable(w io.Writer, r *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	return writeMachine(w, r)
+}
+
+// writeMachine prints the line about the machine and the run.
+func writeMachine(w io.Writer, r *Report) error {
 	m := r.Machine
 	quick := ""
 	if r.Quick {
