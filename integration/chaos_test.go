@@ -212,6 +212,7 @@ func (c *chaosCluster) newNode(i int, tmpfs bool) *chaosNode {
 		n.listen = freePort(t)
 	}
 	n.client = api.NewUnixClient(n.sock)
+	skewableClock(t, n) // the test build, whose clock the clock-skew fault moves
 	t.Cleanup(func() {
 		if n.cmd != nil {
 			_ = n.cmd.Process.Signal(os.Signal(sigCont))

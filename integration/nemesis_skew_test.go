@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast/api"
@@ -38,6 +39,18 @@ func setClockOffset(n *chaosNode, off time.Duration) error {
 		return err
 	}
 	return os.Rename(tmp, clockOffsetFile(n))
+}
+
+// skewableClock makes node n, not started yet, run the test build with
+// its clock offset read from clockOffsetFile (no offset until the fault
+// writes one).
+func skewableClock(tb testing.TB, n *chaosNode) {
+	tb.Helper()
+	bin, err := failpointBinary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n.bin, n.env = bin, []string{"HOLDFAST_TEST_CLOCK_OFFSET_FILE=" + clockOffsetFile(n)}
 }
 
 // useSkewableClocks restarts, one at a time, every node still on the
