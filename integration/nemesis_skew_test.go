@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -100,6 +101,17 @@ func clockSkew(c *chaosCluster, rng *mrand.Rand) error {
 	}
 	n := c.nodes[i]
 	off := skewOffsets[rng.IntN(len(skewOffsets))]
+	// Half the time the data-plane keys rotate every 10 s (the shortest
+	// setting) for the fault, so a rotation falls due, and is dated,
+	// while a clock is off.
+	rotate := rng.IntN(2) == 0
+	holdFault := holdFor(rng)
+	if rotate {
+		if err := c.setKeyRotation(i, fastKeyRotation); err != nil {
+			return err
+		}
+		holdFault = 11 * time.Second
+	}
 	logStart := fileSize(n.log)
 	if err := setClockOffset(n, off); err != nil {
 		return err
@@ -108,11 +120,16 @@ func clockSkew(c *chaosCluster, rng *mrand.Rand) error {
 	explained := waitUntil(20*time.Second, n.name+" to say its clock is "+off.String()+" off", func() (bool, string) {
 		return skewExplained(n, off, logStart)
 	})
-	if rest := holdFor(rng) - time.Since(began); rest > 0 {
+	if rest := holdFault - time.Since(began); rest > 0 {
 		hold(rest)
 	}
 	if err := setClockOffset(n, 0); err != nil {
 		return err
+	}
+	if rotate {
+		if err := c.setKeyRotation(i, defaultKeyRotation); err != nil {
+			return err
+		}
 	}
 	if explained != nil {
 		return explained
@@ -177,4 +194,33 @@ func readFrom(path string, off int64) ([]byte, error) {
 		}
 	}
 	return []byte(sb.String()), nil
+}
+
+// The key-rotation settings the fault switches between: the shortest,
+// and the default the chaos cluster was created with.
+const (
+	fastKeyRotation    = "10s"
+	defaultKeyRotation = "12h0m0s"
+)
+
+// setKeyRotation sets the cluster's key-rotation interval through a node
+// other than skip (the skewed one), retrying while the cluster answers
+// 503 (the setting is idempotent).
+func (c *chaosCluster) setKeyRotation(skip int, every string) error {
+	return waitUntil(30*time.Second, "key rotation set to "+every, func() (bool, string) {
+		var errs []string
+		for _, o := range c.nodes {
+			if o.idx == skip || !o.running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := o.client.Update(ctx, api.UpdateRequest{KeyRotation: &every})
+			cancel()
+			if err == nil {
+				return true, ""
+			}
+			errs = append(errs, o.name+": "+err.Error())
+		}
+		return false, strings.Join(errs, "; ")
+	})
 }
