@@ -66,6 +66,10 @@ const (
 	// CodeRateLimited: too many attempts (wrong unlock keys); retry after
 	// a pause.
 	CodeRateLimited Code = "rate_limited"
+	// CodeClockSkew: this manager's clock is further off the other
+	// managers' than allowed, so it refuses to issue certificates it
+	// would date wrongly; ask another manager, or fix its clock.
+	CodeClockSkew Code = "clock_skew"
 )
 
 // codeInfo is one row of the codes table.
@@ -99,6 +103,7 @@ var codes = map[Code]codeInfo{
 	CodeUninitialized:    {http.StatusServiceUnavailable, false},
 	CodeNeedsUpgrade:     {http.StatusServiceUnavailable, true},
 	CodeRateLimited:      {http.StatusServiceUnavailable, true},
+	CodeClockSkew:        {http.StatusServiceUnavailable, false},
 }
 
 // Codes returns every error code, for documentation and tests.

@@ -39,7 +39,7 @@ func TestCodeTable(t *testing.T) {
 		"not_found": 404, "method_not_allowed": 405, "already_exists": 409, "conflict": 409,
 		"too_large": 413, "not_leader": 421, "locked": 423, "internal": 500, "bad_gateway": 502,
 		"unavailable": 503, "no_leader": 503, "not_manager": 503, "uninitialized": 503,
-		"needs_upgrade": 503, "rate_limited": 503,
+		"needs_upgrade": 503, "rate_limited": 503, "clock_skew": 503,
 	}
 	got := Codes()
 	if len(got) != len(want) {

@@ -42,6 +42,22 @@ type Status struct {
 	// NeedsUpgrade names the entry this manager stopped at, in state
 	// needs-upgrade.
 	NeedsUpgrade *NeedsUpgrade `json:"needs_upgrade,omitempty"`
+	// ClockSkew is, on a manager, how far its wall clock is off the
+	// median of the managers' clocks, as it measured; nil until it has
+	// heard from another manager.
+	ClockSkew *ClockSkew `json:"clock_skew,omitempty"`
+}
+
+// ClockSkew is a manager's estimate of its clock's offset from the other
+// managers' (positive: its clock is ahead).
+type ClockSkew struct {
+	// OffsetSeconds is the offset; Peers how many other managers answered
+	// the measurement; AllowedSeconds the offset beyond which the manager
+	// refuses to issue certificates (Refusing).
+	OffsetSeconds  float64 `json:"offset_seconds"`
+	Peers          int     `json:"peers"`
+	AllowedSeconds float64 `json:"allowed_seconds"`
+	Refusing       bool    `json:"refusing"`
 }
 
 // NeedsUpgrade is the log entry a manager cannot apply: its index, and
@@ -59,6 +75,10 @@ type LevelInfo struct {
 	Level    int           `json:"level"`
 	Commands []string      `json:"commands"`
 	Stopped  *NeedsUpgrade `json:"needs_upgrade,omitempty"`
+	// Time is the answering manager's wall clock when it answered; the
+	// asker estimates its clock's offset from it (docs/OPERATIONS.md,
+	// "Clocks"). Zero from a build from before it was sent.
+	Time time.Time `json:"time,omitzero"`
 }
 
 // GossipStatus is this node's gossip: where it listens, how many members

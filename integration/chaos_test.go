@@ -86,13 +86,20 @@ func (n *chaosNode) start() error {
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- start %s ----\n", time.Now().Format(time.RFC3339Nano))
 	args := []string{"daemon", "--data-dir", n.dir, "--socket", n.sock, "--listen-addr", n.listen, "--advertise-addr", n.listen, "--gossip-addr", gossipAddrFor(n.listen), "--log-level", "debug"}
+	bin := binary
+	if n.bin != "" {
+		bin = n.bin // a nemesis's test build (the clock skew's)
+	}
 	if n.ns != "" {
 		// nsenter enters only the network namespace: ip netns exec would
 		// also copy the mounts into a new mount namespace, where a copy of
 		// another node's power-cut mount outlives its unmount.
-		n.cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.ns, "--", binary}, args...)...)
+		n.cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.ns, "--", bin}, args...)...)
 	} else {
-		n.cmd = exec.Command(binary, args...)
+		n.cmd = exec.Command(bin, args...)
+	}
+	if n.env != nil {
+		n.cmd.Env = append(os.Environ(), n.env...)
 	}
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
@@ -205,6 +212,7 @@ func (c *chaosCluster) newNode(i int, tmpfs bool) *chaosNode {
 		n.listen = freePort(t)
 	}
 	n.client = api.NewUnixClient(n.sock)
+	skewableClock(t, n) // the test build, whose clock the clock-skew fault moves
 	t.Cleanup(func() {
 		if n.cmd != nil {
 			_ = n.cmd.Process.Signal(os.Signal(sigCont))

@@ -129,6 +129,7 @@ func faults() []fault {
 		{"flip-raft-byte", always, flipRaftByte},
 		{"flip-file-byte", always, flipFileByte},
 		{"disk-full", needsTmpfs, diskFull},
+		{"clock-skew", always, clockSkew},
 		{"power-cut-leader", needsPowerCut, func(c *chaosCluster, rng *mrand.Rand) error {
 			l, err := c.leader()
 			if err != nil {

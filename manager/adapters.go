@@ -18,6 +18,7 @@ type secretsAPI struct {
 	writes proposer
 	// self returns this node's ID ("self" in a request), "" if none.
 	self func() string
+	now  func() time.Time // the node's clock
 }
 
 // clusterAPI serves the control API's cluster routes: status, settings,
@@ -34,6 +35,8 @@ type clusterAPI struct {
 	// workers' long poll, heartbeatTimeout raft's; level is this build's.
 	applyTimeout, watchTimeout, heartbeatTimeout time.Duration
 	level                                        int
+	now                                          func() time.Time // the node's clock
+	skew                                         *clockSkew
 }
 
 // caAPI serves the control API's CA routes.
@@ -42,6 +45,7 @@ type caAPI struct {
 	// nodes lists the nodes with their status, for a rotation's progress.
 	nodes  func(ctx context.Context) ([]api.Node, error)
 	logger *slog.Logger
+	now    func() time.Time // the node's clock
 }
 
 // keysAPI serves the control API's data-plane key routes.
@@ -53,6 +57,7 @@ type keysAPI struct {
 type backupAPI struct {
 	writes proposer
 	logger *slog.Logger
+	now    func() time.Time // the node's clock
 }
 
 // healthAPI answers GET /v1/health, on the control socket and the metrics
@@ -69,6 +74,10 @@ type joinAPI struct {
 	// recoveryWindow is Config.CertRecoveryWindow.
 	recoveryWindow time.Duration
 	logger         *slog.Logger
+	// now is the node's clock; skew its offset from the other managers'
+	// (clockskew.go), which may forbid issuing certificates.
+	now  func() time.Time
+	skew *clockSkew
 }
 
 // nodeAPI serves the node API: what other nodes ask of this one.
@@ -85,6 +94,9 @@ type nodeAPI struct {
 	recordConverted func(ctx context.Context, rotID, nodeID string) error
 	// watchTimeout bounds the workers' long poll.
 	watchTimeout time.Duration
+	// now is the node's clock; skew its offset from the other managers'.
+	now  func() time.Time
+	skew *clockSkew
 }
 
 var (
@@ -122,22 +134,23 @@ func newAPIs(n *Node) *apis {
 		return ""
 	}
 	a := &apis{
-		secrets: &secretsAPI{writes: n.writes, self: self},
+		secrets: &secretsAPI{writes: n.writes, self: self, now: n.cfg.now},
 		cluster: &clusterAPI{
 			writes: n.writes, current: n.current, locked: n.locked, purgeKeys: func(ctx context.Context, rn *raftNode, id string) error { return newKeyRotator(n, rn).Purge(ctx, id) },
 			applyTimeout: cfg.ApplyTimeout, watchTimeout: cfg.WatchTimeout, heartbeatTimeout: cfg.HeartbeatTimeout, level: cfg.level(),
+			now: n.cfg.now, skew: n.skew,
 		},
 		keys:   &keysAPI{current: n.current},
-		backup: &backupAPI{writes: n.writes, logger: n.logger},
+		backup: &backupAPI{writes: n.writes, logger: n.logger, now: n.cfg.now},
 		health: &healthAPI{current: n.current, locked: n.locked},
-		join:   &joinAPI{writes: n.writes, recoveryWindow: cfg.CertRecoveryWindow, logger: n.logger},
+		join:   &joinAPI{writes: n.writes, recoveryWindow: cfg.CertRecoveryWindow, logger: n.logger, now: n.cfg.now, skew: n.skew},
 	}
-	a.ca = &caAPI{writes: n.writes, nodes: a.cluster.Nodes, logger: n.logger}
+	a.ca = &caAPI{writes: n.writes, nodes: a.cluster.Nodes, logger: n.logger, now: n.cfg.now}
 	a.node = &nodeAPI{
 		writes: n.writes, access: n.access, cluster: a.cluster, join: a.join, current: n.current,
 		admitLevel: n.admitLevel, recordConverted: func(ctx context.Context, rotID, nodeID string) error {
 			return recordConverted(ctx, n.writes.apply, rotID, nodeID)
-		}, watchTimeout: cfg.WatchTimeout,
+		}, watchTimeout: cfg.WatchTimeout, now: n.cfg.now, skew: n.skew,
 	}
 	return a
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/fsm"
@@ -65,7 +66,7 @@ func (p *fakeProposer) readState(context.Context, func(s *fsm.State) error) erro
 // status from the secret rules.
 func TestSecretsAPIWrites(t *testing.T) {
 	p := &fakeProposer{}
-	s := &secretsAPI{writes: p, self: func() string { return "n1" }}
+	s := &secretsAPI{writes: p, self: func() string { return "n1" }, now: time.Now}
 	ctx := context.Background()
 	if _, err := s.CreateSecret(ctx, api.SecretCreateRequest{Name: "bad name!", Data: []byte("v")}); apiStatus(err) != http.StatusBadRequest {
 		t.Fatalf("invalid name: %v; want 400", err)

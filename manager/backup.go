@@ -46,7 +46,7 @@ func (a *backupAPI) SaveSnapshot(ctx context.Context, req api.SnapshotRequest) (
 	}
 	meta := backup.Meta{
 		ClusterID: st.Cluster.ID, Index: index, Term: rn.r.CurrentTerm(),
-		CreatedAt: time.Now().UTC().Truncate(time.Second), Autolock: st.Cluster.Settings.Autolock,
+		CreatedAt: a.now().UTC().Truncate(time.Second), Autolock: st.Cluster.Settings.Autolock,
 		Size: int64(len(data)),
 	}
 	var (

@@ -21,6 +21,7 @@ type caFinisher struct {
 	// apply commits a command through this leader's raft.
 	apply func(ctx context.Context, cmd fsm.Command) error
 	log   *slog.Logger
+	now   func() time.Time // the node's clock
 }
 
 func (f *caFinisher) Run(ctx context.Context) error {
@@ -64,7 +65,7 @@ func (f *caFinisher) finish(ctx context.Context, rot *fsm.CARotation) error {
 	if err != nil {
 		return err
 	}
-	err = f.apply(ctx, &fsm.CARotateFinish{ID: rot.ID, WorkerToken: wt.String(), ManagerToken: mt.String(), FinishedAt: time.Now().UTC()})
+	err = f.apply(ctx, &fsm.CARotateFinish{ID: rot.ID, WorkerToken: wt.String(), ManagerToken: mt.String(), FinishedAt: f.now().UTC()})
 	if errors.Is(err, fsm.ErrNoRotation) {
 		return nil
 	}
@@ -86,5 +87,6 @@ func newCAFinisher(n *Node, rn *raftNode) *caFinisher {
 			return n.writes.applyCmd(actx, rn, cmd)
 		},
 		log: n.logger,
+		now: n.cfg.now,
 	}
 }

@@ -187,7 +187,7 @@ func (a *caAPI) RotateCA(ctx context.Context, req api.CARotateRequest) (*api.CAR
 		}
 		return a.CARotation(ctx)
 	}
-	now := time.Now().UTC()
+	now := a.now().UTC()
 	next := imported
 	if next == nil {
 		if next, err = ca.NewRotationRoot(clusterID, now); err != nil {

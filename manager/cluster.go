@@ -199,7 +199,7 @@ func (a *clusterAPI) removeNodeLocal(ctx context.Context, rn *raftNode, id strin
 	}
 	// Deny until the last certificate the node could hold has expired.
 	until := node.CertExpiresAt
-	if latest := time.Now().Add(expiry); until.Before(latest) {
+	if latest := a.now().Add(expiry); until.Before(latest) {
 		until = latest
 	}
 	if err := a.writes.applyCmd(ctx, rn, &fsm.NodeRemove{ID: id, Until: until.UTC(), Force: force}); err != nil {

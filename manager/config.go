@@ -92,6 +92,10 @@ type Config struct {
 	// fsm.CurrentLevel. Only tests set it (the daemon's test-only
 	// HOLDFAST_TEST_LEVEL), to run a mixed-level cluster of one binary.
 	Level int
+	// Clock, when set, is this node's wall clock (clockskew.go); nil
+	// means time.Now. Only tests set it (the daemon's test-only
+	// HOLDFAST_TEST_CLOCK_OFFSET), to run a manager whose clock is off.
+	Clock func() time.Time
 
 	// plainLog stores the raft log unsealed, in plain raft-boltdb; only
 	// benchmarks set it, to measure what sealing costs.

@@ -68,7 +68,10 @@ func (a *joinAPI) Recover(ctx context.Context, req api.RecoverRequest) (*api.Ren
 		return nil, api.Errorf(api.CodeInvalidArgument, "expired certificate: %v", err)
 	}
 	leaf := certs[0]
-	now := time.Now()
+	if err := a.skew.checkIssue(); err != nil {
+		return nil, err
+	}
+	now := a.now()
 	if now.Before(leaf.NotAfter) {
 		return nil, api.Errorf(api.CodeInvalidArgument, "the certificate has not expired: renew it over the node API")
 	}

@@ -58,7 +58,7 @@ func (n *Node) Init(ctx context.Context, req api.InitRequest) (*api.InitResponse
 	if err := settings.Validate(); err != nil {
 		return nil, api.Wrap(api.CodeInvalidArgument, err)
 	}
-	now := time.Now().UTC()
+	now := n.cfg.now().UTC()
 	clusterID, nodeID := ca.NewID(), ca.NewID()
 	var root *ca.Root
 	var err error
@@ -251,7 +251,7 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 			return nil, api.Errorf(api.CodeBadGateway, "cannot join through %s: %v", req.Addr, err)
 		}
 	}
-	if err := checkGrant(grant, key, tok.CADigest); err != nil {
+	if err := checkGrant(grant, key, tok.CADigest, n.cfg.now()); err != nil {
 		return nil, api.Errorf(api.CodeBadGateway, "the manager at %s sent an unusable certificate: %v", req.Addr, err)
 	}
 	keyPEM, err := ca.MarshalKey(key)
@@ -308,7 +308,7 @@ func (n *Node) joinAddrs() (listen, advertise string, err error) {
 
 // checkGrant verifies that a grant's certificate is for our key, chains to
 // the root the token pinned, and names a role.
-func checkGrant(g *api.JoinGrant, key *ecdsa.PrivateKey, caDigest string) error {
+func checkGrant(g *api.JoinGrant, key *ecdsa.PrivateKey, caDigest string, now time.Time) error {
 	roots, err := ca.ParseCertPEM(g.RootPEM)
 	if err != nil {
 		return err
@@ -330,7 +330,7 @@ func checkGrant(g *api.JoinGrant, key *ecdsa.PrivateKey, caDigest string) error 
 	if !leaf.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
 		return errors.New("certificate is not for this node's key")
 	}
-	id, err := ca.Verify(leaf, certs[1:], pool, time.Now())
+	id, err := ca.Verify(leaf, certs[1:], pool, now)
 	if err != nil {
 		return err
 	}

@@ -179,7 +179,7 @@ wait:
 		}
 		kv := keyViewOf(s, from.NodeID)
 		view.Keyrings, view.GossipPeers = keyringsToAPI(kv.rings), kv.peers
-		view.Removed = s.IsRemoved(from.NodeID, time.Now())
+		view.Removed = s.IsRemoved(from.NodeID, a.now())
 		view.Secrets = grantedRefs(s, from.NodeID)
 		view.CA = selfCAView(s, from.NodeID)
 	})
@@ -210,7 +210,10 @@ func (a *nodeAPI) Renew(ctx context.Context, from api.Peer, req api.RenewRequest
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, time.Now())
+	if err := a.skew.checkIssue(); err != nil {
+		return nil, err
+	}
+	certPEM, err := plan.issuer().Issue(req.CSR, ca.Identity{NodeID: node.ID, Role: node.Role, ClusterID: rn.clusterID}, expiry, a.now())
 	if err != nil {
 		return nil, api.Errorf(api.CodeInvalidArgument, "certificate request: %v", err)
 	}
@@ -303,7 +306,10 @@ func (a *joinAPI) grantLocal(ctx context.Context, rn *raftNode, req api.JoinGran
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UTC()
+	if err := a.skew.checkIssue(); err != nil {
+		return nil, err
+	}
+	now := a.now().UTC()
 	id := ca.Identity{NodeID: ca.NewID(), Role: role, ClusterID: clusterID}
 	if role == roleManager {
 		if err := rn.checkJoinLevel(id.NodeID, req.Level); err != nil {

@@ -129,7 +129,9 @@ func (a *nodeAPI) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, err
 	if err != nil {
 		return nil, err
 	}
-	return rn.ownLevel(), nil
+	li := rn.ownLevel()
+	li.Time = a.now().UTC()
+	return li, nil
 }
 
 // errNeedsUpgrade is what a manager that stopped at an entry answers

@@ -90,6 +90,7 @@ func loopTable() []loopSpec {
 		{"dek-rotation", managersOnly, false, buildDEKRotator},
 		{"secret-delivery", managersOnly, false, buildManagerDelivery},
 		{"levels", managersOnly, false, func(e loopEnv) runner { return newLevelProber(e.n, e.inc, e.rn) }},
+		{"clock-skew", managersOnly, false, func(e loopEnv) runner { return newSkewProber(e.n, e.inc, e.rn) }},
 		{"own-role", managersOnly, false, buildOwnRoleWatcher},
 		{"ask-own-role", managersOnly, false, func(e loopEnv) runner { return newRoleAsker(e.n, e.inc, e.rn) }},
 		{"access", managersOnly, false, func(e loopEnv) runner {
@@ -141,7 +142,7 @@ func newKeyRotator(n *Node, rn *raftNode) *keyRotator {
 			if f, ok := n.keyClock.Load().(func() time.Time); ok { // tests move it
 				return f()
 			}
-			return time.Now()
+			return n.cfg.now()
 		},
 		kick: n.keyKick,
 		log:  n.logger,

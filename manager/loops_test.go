@@ -482,6 +482,7 @@ func TestCAFinisher(t *testing.T) {
 	leader := false
 	var finished []*fsm.CARotateFinish
 	f := &caFinisher{
+		now:     time.Now,
 		state:   st,
 		leading: func() bool { mu.Lock(); defer mu.Unlock(); return leader },
 		apply: func(_ context.Context, cmd fsm.Command) error {

@@ -194,6 +194,7 @@ func installRaftMetrics() error {
 type nodeCollector struct {
 	current  func() *incarnation
 	locked   func() *lockState
+	skew     *clockSkew
 	certPath string
 }
 
@@ -212,6 +213,8 @@ var (
 		"The lowest level among the managers, as this manager knows them: what the leader may propose.", nil, nil)
 	descNeedsUpgrade = prometheus.NewDesc("holdfast_needs_upgrade",
 		"1 while this manager is stopped at a log entry its build cannot apply (state needs-upgrade), else 0.", nil, nil)
+	descClockSkew = prometheus.NewDesc("holdfast_clock_skew_seconds",
+		"How far this manager's wall clock is off the median of the managers' clocks, as it measured (positive: ahead); absent until another manager answered.", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -222,6 +225,7 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLevel
 	ch <- descClusterVersion
 	ch <- descNeedsUpgrade
+	ch <- descClockSkew
 }
 
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -257,6 +261,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLevel, float64(rn.fsm.Level()))
 		gauge(descClusterVersion, float64(rn.clusterVersion()))
 		gauge(descNeedsUpgrade, boolFloat(rn.fsm.NeedsUpgrade() != nil))
+		if off, _, ok := c.skew.estimate(); ok {
+			gauge(descClockSkew, off.Seconds())
+		}
 	}
 }
 

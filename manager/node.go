@@ -76,6 +76,8 @@ type Node struct {
 	// recovery forces a new cluster from a manager that lost quorum
 	// (recover.go).
 	recovery *recovery
+	// skew is this manager's clock offset from the others' (clockskew.go).
+	skew *clockSkew
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -118,13 +120,15 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, dir: dataDir{dir: cfg.DataDir, level: cfg.level()}, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
+	n.skew = newClockSkew(MaxClockSkew, n.logger)
 	n.sealed = newSealedLog(n.dir, n.keyFiles, n.current, n.logger)
 	n.writes = newWritePath(cfg, n.current)
 	n.access = newAccess(n.current)
+	n.access.now = n.cfg.now
 	n.apis = newAPIs(n)
 	n.recovery = newRecovery(n)
 	n.metrics = &metricsListener{addr: cfg.MetricsAddr, logger: n.logger,
-		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, certPath: n.dir.path("certs", "node.pem")}, n.apis.health, n.logger)}
+		handler: metricsHandler(nodeCollector{current: n.current, locked: n.locked, skew: n.skew, certPath: n.dir.path("certs", "node.pem")}, n.apis.health, n.logger)}
 	return n, nil
 }
 
@@ -274,12 +278,12 @@ func checkSocketDir(dir string) error {
 // a new single-server cluster when bootstrap is set), and the loops.
 // n.mu must be held.
 func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err error) {
-	creds, err := startCredentials{files: n.keyFiles, log: n.logger}.load(ctx, info, mode)
+	creds, err := startCredentials{files: n.keyFiles, log: n.logger, now: n.cfg.now}.load(ctx, info, mode)
 	if err != nil {
 		return err
 	}
 	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), conns: transport.NewConnTracker(), credsCh: make(chan struct{}, 1), workerSeen: newSeenSet(), keys: newKeyBox(), caViews: make(chan *api.CAView, 1)}
-	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.access.authorize, Conns: inc.conns, Logger: n.logger.With("component", "transport")}
+	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.access.authorize, Conns: inc.conns, Logger: n.logger.With("component", "transport"), Now: n.cfg.now}
 	stored := *info
 	plan, err := n.applyAddrPlan(info)
 	if err != nil {

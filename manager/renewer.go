@@ -22,10 +22,11 @@ type clock interface {
 	After(d time.Duration) <-chan time.Time
 }
 
-type realClock struct{}
+// nodeClock is the node's wall clock (Config.Clock) with real timers.
+type nodeClock struct{ now func() time.Time }
 
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (c nodeClock) Now() time.Time                       { return c.now() }
+func (nodeClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // renewer renews this node's certificate: at the point ca.RenewAt picks
 // (a random point between 50% and 80% of its lifetime), on CA rotation
@@ -105,7 +106,7 @@ func (r *renewer) Renew(ctx context.Context) error {
 // RenewIfExpired gives a manager that leads a forced new cluster a fresh
 // certificate from the CA in its own state, if its own has expired.
 func (r *renewer) RenewIfExpired(ctx context.Context) error {
-	if !ca.Expired(r.creds.Load().Cert.Leaf.NotAfter, time.Now()) {
+	if !ca.Expired(r.creds.Load().Cert.Leaf.NotAfter, r.clock.Now()) {
 		return nil
 	}
 	if err := r.Renew(ctx); err != nil {
@@ -119,7 +120,7 @@ func (r *renewer) RenewIfExpired(ctx context.Context) error {
 func newRenewer(n *Node, inc *incarnation) *renewer {
 	clk, ok := n.clk.Load().(clock)
 	if !ok {
-		clk = realClock{}
+		clk = nodeClock{now: n.cfg.now}
 	}
 	return &renewer{
 		self:     inc.info.NodeID,

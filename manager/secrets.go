@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
@@ -56,7 +55,7 @@ func (a *secretsAPI) CreateSecret(ctx context.Context, req api.SecretCreateReque
 		return nil, secretError(err)
 	}
 	id := ca.NewID()
-	cmd := &fsm.SecretCreate{CreateCmd: secrets.CreateCmd{ID: id, Name: req.Name, Data: req.Data, Labels: req.Labels, Grants: req.Grants, CreatedAt: time.Now().UTC()}}
+	cmd := &fsm.SecretCreate{CreateCmd: secrets.CreateCmd{ID: id, Name: req.Name, Data: req.Data, Labels: req.Labels, Grants: req.Grants, CreatedAt: a.now().UTC()}}
 	if err := a.writes.apply(ctx, cmd); err != nil {
 		return nil, secretError(err)
 	}
@@ -98,15 +97,15 @@ func (a *secretsAPI) SetSecretLabels(ctx context.Context, ref string, labels map
 	if err := secrets.ValidateLabels(labels); err != nil {
 		return secretError(err)
 	}
-	return secretError(a.writes.apply(ctx, &fsm.SecretLabels{SetLabelsCmd: secrets.SetLabelsCmd{Ref: ref, Labels: labels, At: time.Now().UTC()}}))
+	return secretError(a.writes.apply(ctx, &fsm.SecretLabels{SetLabelsCmd: secrets.SetLabelsCmd{Ref: ref, Labels: labels, At: a.now().UTC()}}))
 }
 
 func (a *secretsAPI) GrantSecret(ctx context.Context, ref, nodeID string) error {
-	return secretError(a.writes.apply(ctx, &fsm.SecretGrant{GrantCmd: secrets.GrantCmd{Ref: ref, NodeID: a.resolveSelf(nodeID), At: time.Now().UTC()}}))
+	return secretError(a.writes.apply(ctx, &fsm.SecretGrant{GrantCmd: secrets.GrantCmd{Ref: ref, NodeID: a.resolveSelf(nodeID), At: a.now().UTC()}}))
 }
 
 func (a *secretsAPI) RevokeSecret(ctx context.Context, ref, nodeID string) error {
-	return secretError(a.writes.apply(ctx, &fsm.SecretRevoke{RevokeCmd: secrets.RevokeCmd{Ref: ref, NodeID: a.resolveSelf(nodeID), At: time.Now().UTC()}}))
+	return secretError(a.writes.apply(ctx, &fsm.SecretRevoke{RevokeCmd: secrets.RevokeCmd{Ref: ref, NodeID: a.resolveSelf(nodeID), At: a.now().UTC()}}))
 }
 
 // resolveSelf turns "self" into this node's ID.

@@ -20,6 +20,7 @@ import (
 type startCredentials struct {
 	files *keyfiles.Store
 	log   *slog.Logger
+	now   func() time.Time // the node's clock
 }
 
 // load loads this node's credentials for start. An expired
@@ -36,7 +37,7 @@ func (sc startCredentials) load(ctx context.Context, info *nodeInfo, mode raftMo
 		return creds, nil
 	}
 	chain, perr := ca.ParseCertPEM(certs.CertPEM)
-	if perr != nil || !ca.Expired(chain[0].NotAfter, time.Now()) {
+	if perr != nil || !ca.Expired(chain[0].NotAfter, sc.now()) {
 		return nil, fmt.Errorf("load node certificate: %w", err)
 	}
 	sc.log.Warn("this node's certificate expired while it was down; asking another manager to renew it", "expired", chain[0].NotAfter.UTC().Format(time.RFC3339))

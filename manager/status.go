@@ -59,6 +59,7 @@ func (a *clusterAPI) managerStatus(ctx context.Context, inc *incarnation, rn *ra
 		st.State = api.StateNeedsUpgrade
 	}
 	st.Leader.NodeID, st.Leader.Addr = rn.leaderInfo()
+	st.ClockSkew = a.skew.status()
 	reach := a.reachability(ctx, inc, rn, askLeader)
 	for _, s := range rn.servers() {
 		st.Managers = append(st.Managers, api.ManagerStatus{

@@ -38,6 +38,10 @@ var (
 	ErrPeerRefused = errors.New("peer refused")
 	// ErrProtocol means the peers did not agree on a holdfast protocol.
 	ErrProtocol = errors.New("no holdfast protocol negotiated")
+	// ErrCertTime means a peer's certificate is not valid at this node's
+	// clock: not yet, or no longer. With a fresh certificate that is a
+	// clock off on one side; the error says by how much.
+	ErrCertTime = errors.New("peer certificate outside its validity at this node's clock")
 )
 
 // Config configures a Mux and the dialers.
@@ -57,8 +61,12 @@ type Config struct {
 	// HandshakeTimeout bounds each handshake, and how long a handshaken
 	// connection waits to be accepted. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
-	// Logger receives rejections at debug level. nil discards.
+	// Logger receives rejections at debug level (a certificate outside
+	// its dates, at warn: see ErrCertTime). nil discards.
 	Logger *slog.Logger
+	// Now is the node's wall clock, against which peers' certificates
+	// are checked; nil means time.Now.
+	Now func() time.Time
 }
 
 // AuthorizeFunc decides whether the peer whose verified certificate is leaf
@@ -87,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }

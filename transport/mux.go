@@ -140,7 +140,11 @@ func (m *Mux) handle(raw net.Conn) {
 	defer cancel()
 	conn := tls.Server(raw, &tls.Config{GetConfigForClient: m.configForClient})
 	if err := conn.HandshakeContext(ctx); err != nil {
-		m.log.Debug("transport: connection refused", "remote", raw.RemoteAddr().String(), "err", err)
+		if errors.Is(err, ErrCertTime) {
+			m.log.Warn("transport: connection refused: a clock is off", "remote", raw.RemoteAddr().String(), "err", err)
+		} else {
+			m.log.Debug("transport: connection refused", "remote", raw.RemoteAddr().String(), "err", err)
+		}
 		_ = conn.Close()
 		return
 	}
@@ -180,7 +184,7 @@ func (m *Mux) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	}
 	for _, p := range hello.SupportedProtos {
 		if s, ok := m.sub(p); ok && s.accepting() {
-			return serverConfig(creds, p, m.cfg.Authorize), nil
+			return serverConfig(creds, p, m.cfg.Authorize, m.cfg.Now), nil
 		}
 	}
 	return nil, fmt.Errorf("%w: none of the %d protocols the client offered is served", ErrProtocol, len(hello.SupportedProtos))

@@ -27,12 +27,15 @@ func peerPolicy(proto string) (authenticated, managerOnly bool) {
 // verifyPeer checks an authenticated peer's certificate chain against creds:
 // chain to creds.Roots, same cluster, manager role if managerOnly, then
 // authorize.
-func verifyPeer(cs tls.ConnectionState, creds *Credentials, proto string, managerOnly bool, authorize AuthorizeFunc) (ca.Identity, error) {
+func verifyPeer(cs tls.ConnectionState, creds *Credentials, proto string, managerOnly bool, authorize AuthorizeFunc, now time.Time) (ca.Identity, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return ca.Identity{}, fmt.Errorf("%w: no certificate presented", ErrPeerRefused)
 	}
-	id, err := ca.Verify(cs.PeerCertificates[0], cs.PeerCertificates[1:], creds.Roots, time.Now())
+	id, err := ca.Verify(cs.PeerCertificates[0], cs.PeerCertificates[1:], creds.Roots, now)
 	if err != nil {
+		if terr := certTimeError(cs.PeerCertificates, now); terr != nil {
+			err = terr
+		}
 		return ca.Identity{}, fmt.Errorf("%w: %w", ErrPeerRefused, err)
 	}
 	if id.ClusterID != creds.ID.ClusterID {
@@ -51,7 +54,7 @@ func verifyPeer(cs tls.ConnectionState, creds *Credentials, proto string, manage
 
 // serverConfig returns the per-connection server config for proto, reading
 // creds once so that one handshake sees one consistent snapshot.
-func serverConfig(creds *Credentials, proto string, authorize AuthorizeFunc) *tls.Config {
+func serverConfig(creds *Credentials, proto string, authorize AuthorizeFunc, now func() time.Time) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		NextProtos:             []string{proto},
@@ -70,7 +73,7 @@ func serverConfig(creds *Credentials, proto string, authorize AuthorizeFunc) *tl
 			if cs.NegotiatedProtocol != proto {
 				return fmt.Errorf("%w: got %q, want %q", ErrProtocol, cs.NegotiatedProtocol, proto)
 			}
-			_, err := verifyPeer(cs, creds, proto, managerOnly, authorize)
+			_, err := verifyPeer(cs, creds, proto, managerOnly, authorize, now())
 			return err
 		}
 	}
@@ -82,7 +85,7 @@ func serverConfig(creds *Credentials, proto string, authorize AuthorizeFunc) *tl
 // checked: nodes are identified by certificate, and VerifyConnection does the
 // whole chain check, so InsecureSkipVerify only disables the standard,
 // host-name-based one.
-func clientConfig(creds *Credentials, proto string, authorize AuthorizeFunc) *tls.Config {
+func clientConfig(creds *Credentials, proto string, authorize AuthorizeFunc, now func() time.Time) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{proto},
@@ -94,7 +97,7 @@ func clientConfig(creds *Credentials, proto string, authorize AuthorizeFunc) *tl
 			if cs.NegotiatedProtocol != proto {
 				return fmt.Errorf("%w: got %q, want %q", ErrProtocol, cs.NegotiatedProtocol, proto)
 			}
-			_, err := verifyPeer(cs, creds, proto, true, authorize)
+			_, err := verifyPeer(cs, creds, proto, true, authorize, now())
 			return err
 		},
 	}
@@ -113,7 +116,7 @@ func dialProto(ctx context.Context, cfg Config, addr, proto string, timeout time
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: clientConfig(creds, proto, cfg.Authorize)}
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: clientConfig(creds, proto, cfg.Authorize, cfg.Now)}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s %s: %w", proto, addr, err)

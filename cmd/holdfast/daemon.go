@@ -69,6 +69,9 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.CertRecoveryWindow = *recoverWindow
 		cfg.Logger = logger
 		testTune(&cfg)
+		if err := testClock(&cfg, logger); err != nil {
+			return usagef("%v", err)
+		}
 		if v := os.Getenv(testLevelEnv); v != "" {
 			l, err := strconv.Atoi(v)
 			if err != nil {

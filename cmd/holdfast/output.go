@@ -84,6 +84,9 @@ func printStatus(w io.Writer, st *api.Status) error {
 		if st.Level != 0 {
 			fmt.Fprintf(tw, "Level:\t%d (cluster version %d)\n", st.Level, st.ClusterVersion)
 		}
+		if st.ClockSkew != nil {
+			fmt.Fprintf(tw, "Clock skew:\t%s\n", clockSkewText(st.ClockSkew))
+		}
 	}
 	if g := st.Gossip; g != nil {
 		fmt.Fprintf(tw, "Gossip:\t%s, %d members alive, primary key Lamport %d\n", g.Addr, g.Members, g.PrimaryLamport)
@@ -98,6 +101,10 @@ func printStatus(w io.Writer, st *api.Status) error {
 		fmt.Fprintf(w, "\nThis manager stopped at log entry %d (%s version %d), which its build (level %d) cannot apply.\n"+
 			"It applies nothing more and serves no reads; restart it on a build that knows that command.\n",
 			u.Index, u.Command, u.Version, st.Level)
+	}
+	if s := st.ClockSkew; s != nil && s.Refusing {
+		fmt.Fprint(w, "\nThis manager's clock is further off the other managers' than allowed: it refuses to issue certificates.\n"+
+			"Fix this machine's clock (NTP); see docs/OPERATIONS.md, \"Clocks\".\n")
 	}
 	if len(st.Managers) > 0 {
 		fmt.Fprint(w, "\nManagers:\n")
