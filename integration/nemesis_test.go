@@ -146,6 +146,7 @@ func faults() []fault {
 		{"power-cut-all", needsPowerCut, func(c *chaosCluster, rng *mrand.Rand) error {
 			return c.powerCut(rng, others(len(c.nodes))...)
 		}},
+		{"churn", always, churn}, // nemesis_churn_test.go
 	}
 }
 
