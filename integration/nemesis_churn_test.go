@@ -129,11 +129,11 @@ func (c *chaosCluster) churnLeader() (*chaosNode, error) {
 }
 
 // viaLeader calls fn on the leader until it succeeds or ends in an error
-// done accepts (nil: none), for up to a minute; a 503, a misdirected
+// done accepts (nil: none), for up to two minutes; a 503, a misdirected
 // request (leadership moved) or a timeout is retried.
 func (c *chaosCluster) viaLeader(what string, fn func(ctx context.Context, l *chaosNode) error, done func(error) bool) error {
 	var last error
-	err := waitUntil(60*time.Second, what, func() (bool, string) {
+	err := waitUntil(2*time.Minute, what, func() (bool, string) {
 		l, err := c.churnLeader()
 		if err != nil {
 			last = err
@@ -246,7 +246,10 @@ const (
 // waitRole waits until d says it has role and the leader counts it as a
 // voter (a manager) or not at all (a worker).
 func (c *chaosCluster) waitRole(d *chaosNode, role ca.Role) error {
-	return waitUntil(60*time.Second, fmt.Sprintf("%s to be a %s", d.name, role), func() (bool, string) {
+	// A demoted manager that did not hear of its demotion (cut off, or a
+	// loaded machine) learns it from another manager and then renews its
+	// certificate, asking each manager in turn: give it two minutes.
+	return waitUntil(2*time.Minute, fmt.Sprintf("%s to be a %s", d.name, role), func() (bool, string) {
 		st, err := d.status()
 		if err != nil {
 			return false, err.Error()
