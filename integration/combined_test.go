@@ -109,7 +109,8 @@ func (c *chaosCluster) spareLog(m map[string]string) {
 // their needs are disjoint. "leader": it acts on the leader (two such
 // would pick the same node); "leader-disk": it fills or cuts the leader's
 // disk; "net": it sets the namespaces' routes (a heal clears them all);
-// "membership": it removes and joins managers; "all": it stops every node
+// "membership": it removes and joins managers (the byte flips also
+// "net": their join is not retried across a partition); "all": it stops every node
 // or changes what every node unlocks with, so it runs alone. A fault
 // missing here runs alone: add its row to pair it.
 var faultNeeds = map[string][]string{
@@ -123,8 +124,8 @@ var faultNeeds = map[string][]string{
 	"partition-ring":               {"net"},
 	"restart-all-locked":           {"all"},
 	"rotate-unlock-key-while-down": {"all"},
-	"flip-raft-byte":               {"membership"},
-	"flip-file-byte":               {"membership"},
+	"flip-raft-byte":               {"membership", "net"},
+	"flip-file-byte":               {"membership", "net"},
 	"disk-full":                    {"leader", "leader-disk"},
 	"power-cut-leader":             {"leader", "leader-disk"},
 	"power-cut-follower":           {},
