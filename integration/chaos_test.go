@@ -146,6 +146,10 @@ type chaosCluster struct {
 	// noPowerCut says why data dirs are not on power-cut filesystems, or
 	// "".
 	noPowerCut string
+	// nem and owner are the nemesis runner's shared state (claims, the
+	// spare) and the fault this view of the cluster runs for (combined_test.go).
+	nem   *nemesisState
+	owner string
 }
 
 func newChaosCluster(t testing.TB, n int, hosts *netHosts, tmpfs bool) *chaosCluster {
@@ -247,6 +251,7 @@ func (c *chaosCluster) logs() map[string]string {
 	for _, n := range c.nodes {
 		m[n.name] = n.log
 	}
+	c.spareLog(m)
 	return m
 }
 
@@ -324,7 +329,7 @@ func (c *chaosCluster) leader() (int, error) {
 	idx := -1
 	err := waitUntil(30*time.Second, "a leader", func() (bool, string) {
 		for _, n := range c.nodes {
-			if n.running() {
+			if c.mayAsk(n) {
 				if st, err := n.status(); err == nil && st.IsLeader {
 					idx = n.idx
 					return true, ""
@@ -333,6 +338,7 @@ func (c *chaosCluster) leader() (int, error) {
 		}
 		return false, "none"
 	})
+	c.claim(idx)
 	return idx, err
 }
 
@@ -342,7 +348,7 @@ func (c *chaosCluster) follower(rng *mrand.Rand) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return (l + 1 + rng.IntN(len(c.nodes)-1)) % len(c.nodes), nil
+	return c.pickFollower(l, rng)
 }
 
 // converge waits until every manager has applied the same index and lists
@@ -608,30 +614,35 @@ func TestChaosSoak(t *testing.T) {
 	}
 	rng := mrand.New(mrand.NewPCG(seed, 0))
 	deadline := time.Now().Add(d)
-	byKind := map[string]int{}
-	var ops, recorded, unknown, cycles int
+	paired := pairs(avail) // combined_test.go
+	var ops, recorded, unknown, cycles, pairCycles int
+	tally := soakTally{}
 	linearizable := "yes"
+	var current fault
 	summary := func() {
-		var kinds []string
-		for k, n := range byKind {
-			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
-		}
-		sort.Strings(kinds)
-		t.Logf("SOAK SUMMARY: seed %d, %s, %d cycles, %d ops (%d recorded, %d unknown), faults: %s; linearizable: %s",
-			seed, d, cycles, ops, recorded, unknown, strings.Join(kinds, " "), linearizable)
+		t.Logf("SOAK SUMMARY: seed %d, %s, %d cycles (%d of them pairs of faults), %d ops (%d recorded, %d unknown); linearizable: %s\n%s",
+			seed, d, cycles, pairCycles, ops, recorded, unknown, linearizable, strings.Join(tally.lines(), "\n"))
 	}
 	defer func() {
 		if t.Failed() {
 			linearizable = "FAILED (see above)"
+			if current.name != "" {
+				tally.fail(current)
+			}
 		}
 		summary()
 	}()
 	for no := 0; time.Now().Before(deadline); no++ {
-		f := avail[rng.IntN(len(avail))]
+		f := pickFault(avail, paired, rng)
+		current = f
 		work := time.Duration(3+rng.IntN(8)) * time.Second
 		rep := c.cycle(t, seed, no, f, work, canary)
+		current = fault{}
 		cycles++
-		byKind[f.name]++
+		if strings.Contains(f.name, "+") {
+			pairCycles++
+		}
+		tally.add(f, rep)
 		ops += rep.ops
 		recorded += rep.recorded
 		unknown += rep.unknown

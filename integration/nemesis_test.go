@@ -148,6 +148,7 @@ func faults() []fault {
 			return c.powerCut(rng, others(len(c.nodes))...)
 		}},
 		{"new-address", always, newAddress},
+		{"churn", always, churn}, // nemesis_churn_test.go
 	}
 }
 

@@ -103,6 +103,9 @@ type Config struct {
 	// gossipTune adjusts memberlist's configuration; tests shorten its
 	// timings.
 	gossipTune func(*memberlist.Config)
+	// catchUpWait bounds how long a join waits for the new manager to
+	// catch up after raft added it (0: 30 s); tests shorten it.
+	catchUpWait time.Duration
 }
 
 // DefaultConfig returns the defaults for a node whose data lives in dataDir.

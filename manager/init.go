@@ -273,7 +273,12 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 		return nil, err
 	}
 	if info.Role == roleManager {
-		if err := n.becomeVoter(ctx, n.current()); err != nil {
+		switch err := n.becomeVoter(ctx, n.current()); {
+		case errors.Is(err, errNotCaughtUp):
+			// A voter already: stopping and wiping now would leave the
+			// cluster a voter that never answers. Keep catching up.
+			n.logger.Warn("joined raft, still catching up with the cluster", "node_id", grant.NodeID)
+		case err != nil:
 			n.stop(false)
 			_ = n.wipeState()
 			return nil, err
@@ -365,7 +370,16 @@ func (n *Node) becomeVoter(ctx context.Context, inc *incarnation) error {
 		case <-time.After(bo.Next()):
 		}
 	}
-	// Caught up once this node's own record has reached its FSM.
+	// Caught up once this node's own record has reached its FSM. Raft has
+	// added this node as a voter by now: if it is slow to catch up, it is
+	// a member all the same (errNotCaughtUp), and it must keep running and
+	// catching up rather than leave a voter that never answers.
+	wait := n.cfg.catchUpWait
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	rn := inc.rn()
 	for {
 		ch := rn.fsm.Changed()
@@ -376,8 +390,14 @@ func (n *Node) becomeVoter(ctx context.Context, inc *incarnation) error {
 		}
 		select {
 		case <-ch:
+		case <-timer.C:
+			return errNotCaughtUp
 		case <-ctx.Done():
-			return api.Errorf(api.CodeUnavailable, "joined raft but did not catch up with the cluster in time")
+			return errNotCaughtUp
 		}
 	}
 }
+
+// errNotCaughtUp is becomeVoter's answer when raft added this node but it
+// had not caught up with the cluster when the wait ended.
+var errNotCaughtUp = api.Errorf(api.CodeUnavailable, "joined raft but did not catch up with the cluster in time")
