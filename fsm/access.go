@@ -46,13 +46,22 @@ func (s *State) PeerRole(id string, certRole ca.Role, now time.Time) (ca.Role, e
 
 // RaftPeer reports whether the holder of a manager certificate for node id
 // may speak raft to this manager now: the node is a manager in the state
-// and inConfig (it is a server in raft's latest configuration). A node the
-// state does not know yet is allowed when inConfig (the configuration
-// entry that added it is in this manager's log, which the node's record
-// precedes, so this manager has only not applied it yet) or when its
-// certificate was issued after the newest entry this manager has applied,
-// less margin (this manager is behind the cluster, and refusing the new
-// leader would keep it behind for ever). appliedAt is FSM.AppendedAt.
+// (not removed). A node the state does not know yet is allowed when
+// inConfig (it is a server in raft's latest configuration: the
+// configuration entry that added it is in this manager's log, which the
+// node's record precedes, so this manager has only not applied it yet) or
+// when its certificate was issued after the newest entry this manager has
+// applied, less margin (this manager is behind the cluster, and refusing
+// the new leader would keep it behind for ever). appliedAt is
+// FSM.AppendedAt.
+//
+// A manager the state knows is allowed whether or not raft's
+// configuration names it yet. The leader always changes the state first
+// (a node's record, its role, its removal) and raft's configuration
+// second, so a manager in the state and not in the configuration is one
+// being added or promoted, seen by a manager whose log stops between the
+// two entries: refusing it would refuse the very leader that must send
+// this manager the configuration entry, and it would never catch up.
 func (s *State) RaftPeer(id string, certRole ca.Role, issued time.Time, inConfig bool, appliedAt time.Time, margin time.Duration, now time.Time) error {
 	role, err := s.PeerRole(id, certRole, now)
 	switch {
@@ -65,8 +74,6 @@ func (s *State) RaftPeer(id string, certRole ca.Role, issued time.Time, inConfig
 		return err
 	case role != ca.RoleManager:
 		return errorf(ErrNotManager, "node %s is not a manager of the cluster now", id)
-	case !inConfig && s.Cluster != nil:
-		return errorf(ErrNotManager, "node %s is not in the raft configuration", id)
 	}
 	return nil
 }

@@ -64,7 +64,11 @@ func TestRaftPeer(t *testing.T) {
 		err      error
 	}{
 		{"current manager in the configuration", "m1", applied.Add(-24 * time.Hour), true, nil},
-		{"manager not in the configuration", "m1", applied, false, ErrNotManager},
+		// A manager being added or promoted, seen by a manager whose log
+		// stops between its record and the configuration entry: it may be
+		// the leader that must send that entry (the chaos soak's churn
+		// found a joining manager that refused it and never caught up).
+		{"manager not in the configuration yet", "m1", applied.Add(-24 * time.Hour), false, nil},
 		{"demoted manager", "m2", applied, true, ErrNotManager},
 		{"worker", "w1", applied, true, ErrNotManager},
 		{"removed", "gone", now, true, ErrNodeRemoved},
