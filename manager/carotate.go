@@ -254,7 +254,10 @@ func (a *caAPI) CARotation(ctx context.Context) (*api.CARotation, error) {
 // CAConverted records, for the rotation in progress, that the caller's
 // connection presents a certificate from the new root.
 func (a *nodeAPI) CAConverted(ctx context.Context, from api.Peer, leaf *x509.Certificate) error {
-	_, rn, err := a.writes.managerRaft()
+	// Linearized: a manager behind the leader may not have applied the
+	// rotation yet, and "no rotation" from it would tell the node there
+	// is nothing to report, which it would then never report again.
+	rn, err := a.writes.linearize(ctx)
 	if err != nil {
 		return err
 	}
