@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/datadir"
 )
 
 // The API adapters: each serves one part of an api interface over the
@@ -34,6 +35,8 @@ type clusterAPI struct {
 	// workers' long poll, heartbeatTimeout raft's; level is this build's.
 	applyTimeout, watchTimeout, heartbeatTimeout time.Duration
 	level                                        int
+	// removed returns this node's removal record, nil if not removed.
+	removed func() *datadir.Removed
 }
 
 // caAPI serves the control API's CA routes.
@@ -60,6 +63,8 @@ type backupAPI struct {
 type healthAPI struct {
 	current func() *incarnation
 	locked  func() *lockState
+	// removed returns this node's removal record, nil if not removed.
+	removed func() *datadir.Removed
 }
 
 // joinAPI serves the join protocol: joining with a token, and recovering
@@ -126,10 +131,11 @@ func newAPIs(n *Node) *apis {
 		cluster: &clusterAPI{
 			writes: n.writes, current: n.current, locked: n.locked, purgeKeys: func(ctx context.Context, rn *raftNode, id string) error { return newKeyRotator(n, rn).Purge(ctx, id) },
 			applyTimeout: cfg.ApplyTimeout, watchTimeout: cfg.WatchTimeout, heartbeatTimeout: cfg.HeartbeatTimeout, level: cfg.level(),
+			removed: n.removal.get,
 		},
 		keys:   &keysAPI{current: n.current},
 		backup: &backupAPI{writes: n.writes, logger: n.logger},
-		health: &healthAPI{current: n.current, locked: n.locked},
+		health: &healthAPI{current: n.current, locked: n.locked, removed: n.removal.get},
 		join:   &joinAPI{writes: n.writes, recoveryWindow: cfg.CertRecoveryWindow, logger: n.logger},
 	}
 	a.ca = &caAPI{writes: n.writes, nodes: a.cluster.Nodes, logger: n.logger}

@@ -94,6 +94,9 @@ type Config struct {
 	// gossipTune adjusts memberlist's configuration; tests shorten its
 	// timings.
 	gossipTune func(*memberlist.Config)
+	// applyGate, when set, is called before raft applies each batch of
+	// entries; tests hold a manager's applying with it (catchup.go).
+	applyGate func()
 }
 
 // DefaultConfig returns the defaults for a node whose data lives in dataDir.

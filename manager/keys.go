@@ -162,16 +162,29 @@ func (a *keysAPI) Keys(ctx context.Context) ([]api.KeyInfo, error) {
 	if inc == nil {
 		return nil, api.ErrUninitialized
 	}
+	if rn := inc.rn(); rn != nil {
+		applied := rn.fsm.Index()
+		if catching, target := rn.catchUp.progress(applied); catching {
+			return nil, errCatchingUp(applied, target)
+		}
+	}
 	out := []api.KeyInfo{}
 	v, _, _ := inc.keys.get()
-	if v == nil {
-		return out, nil
+	if v != nil {
+		for _, k := range v.rings.Info() {
+			out = append(out, api.KeyInfo{Subsystem: string(k.Subsystem), KeyID: k.ID, Lamport: k.Lamport, CreatedAt: k.CreatedAt, Primary: k.Primary})
+		}
 	}
-	for _, k := range v.rings.Info() {
-		out = append(out, api.KeyInfo{Subsystem: string(k.Subsystem), KeyID: k.ID, Lamport: k.Lamport, CreatedAt: k.CreatedAt, Primary: k.Primary})
+	if len(out) == 0 {
+		return nil, errNoKeysYet
 	}
 	return out, nil
 }
+
+// errNoKeysYet answers keys ls on a node that holds no data-plane key
+// yet: a worker that has not heard from a manager, or a cluster whose
+// leader has not made its first keys.
+var errNoKeysYet = api.Errorf(api.CodeUnavailable, "this node holds no data-plane keys yet (a worker gets them from a manager, a new cluster's leader makes them within seconds); try again in a moment")
 
 // WatchKeyring serves a local data plane the ipsec keyring, with material,
 // on the control socket. The gossip keyring is the node's own memberlist's
