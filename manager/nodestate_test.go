@@ -17,8 +17,8 @@ func TestDecideStateAndHealth(t *testing.T) {
 	mgr := stateFacts{running: true, manager: true, leaderKnown: true}
 	with := func(f stateFacts, change func(*stateFacts)) stateFacts { change(&f); return f }
 	for _, tc := range []struct {
-		name         string
-		f            stateFacts
+		name          string
+		f             stateFacts
 		state, health string
 	}{
 		{"uninitialized", stateFacts{}, api.StateUninitialized, api.HealthUninitialized},
