@@ -54,7 +54,10 @@ type catchUpTracker struct {
 	// readIndex asks the leader (or this node, leading) for its commit
 	// index; it fails while there is no leader.
 	readIndex func(ctx context.Context) (uint64, error)
-	logger    interface{ Info(msg string, args ...any) }
+	// leaderChanged is closed at raft's next change of leader: a failed
+	// read index is retried then, not only after a backoff.
+	leaderChanged func() <-chan struct{}
+	logger        interface{ Info(msg string, args ...any) }
 }
 
 func (c *catchUpTracker) Run(ctx context.Context) error {
@@ -63,6 +66,10 @@ func (c *catchUpTracker) Run(ctx context.Context) error {
 	}
 	bo := backoff.New(50*time.Millisecond, time.Second)
 	for c.progress.target.Load() == 0 {
+		var changed <-chan struct{}
+		if c.leaderChanged != nil {
+			changed = c.leaderChanged()
+		}
 		idx, err := c.readIndex(ctx)
 		if err == nil {
 			// A read index is at least 1 in a cluster that has one: the
@@ -73,6 +80,7 @@ func (c *catchUpTracker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-changed:
 		case <-time.After(bo.Next()):
 		}
 	}
@@ -116,7 +124,8 @@ func newCatchUpTracker(n *Node, rn *raftNode) *catchUpTracker {
 				})
 			return index, err
 		},
-		logger: n.logger,
+		leaderChanged: rn.leaderChanged,
+		logger:        n.logger,
 	}
 }
 
