@@ -162,14 +162,17 @@ func (a *keysAPI) Keys(ctx context.Context) ([]api.KeyInfo, error) {
 	if inc == nil {
 		return nil, api.ErrUninitialized
 	}
+	v, _, _ := inc.keys.get()
 	if rn := inc.rn(); rn != nil {
 		applied := rn.fsm.Index()
 		if catching, target := rn.catchUp.progress(applied); catching {
 			return nil, errCatchingUp(applied, target)
 		}
+		// The state itself, not the key feed's copy, which follows it a
+		// moment later.
+		rn.fsm.Read(func(s *fsm.State, _ uint64) { v = &keyView{rings: s.Keys.Clone()} })
 	}
 	out := []api.KeyInfo{}
-	v, _, _ := inc.keys.get()
 	if v != nil {
 		for _, k := range v.rings.Info() {
 			out = append(out, api.KeyInfo{Subsystem: string(k.Subsystem), KeyID: k.ID, Lamport: k.Lamport, CreatedAt: k.CreatedAt, Primary: k.Primary})

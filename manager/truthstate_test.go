@@ -113,3 +113,35 @@ func TestRestartedManagerCatchesUp(t *testing.T) {
 		t.Errorf("keys ls after catching up = %v, %v; want the keys", keys, err)
 	}
 }
+
+// TestRestartedManagerWithoutLeaderIsCatchingUp: a manager restarted
+// while no leader can be elected has applied nothing and cannot know
+// what it lacks: it says catching-up (target 0), health no-leader, and
+// keys ls is an error rather than an empty list; once a peer is back it
+// catches up and is ready.
+func TestRestartedManagerWithoutLeaderIsCatchingUp(t *testing.T) {
+	c := newCluster(t, 2, 0)
+	m0, m1 := c.managers[0], c.managers[1]
+	eventually(t, 15*time.Second, "both ready, with keys", func() bool {
+		keys, err := m1.client.Keys(context.Background())
+		return m0.status().State == "ready" && m1.status().State == "ready" && err == nil && len(keys) > 0
+	})
+	m1.stop()
+	m0.stop()
+	m1.start()
+	st := m1.status()
+	if st.State != "catching-up" || st.CatchingUp == nil || st.CatchingUp.TargetIndex != 0 {
+		t.Errorf("restarted alone: state %q, catching up %+v (raft %+v); want catching-up with no target", st.State, st.CatchingUp, st.Raft)
+	}
+	if h, err := m1.client.Health(ctxT(t)); err != nil || h.Status != "no-leader" {
+		t.Errorf("health restarted alone = %+v, %v; want no-leader", h, err)
+	}
+	if keys, err := m1.client.Keys(ctxT(t)); err == nil {
+		t.Errorf("keys ls restarted alone = %v; want an error", keys)
+	}
+	m0.start()
+	eventually(t, 20*time.Second, "m1 caught up", func() bool { return m1.status().State == "ready" })
+	if keys, err := m1.client.Keys(ctxT(t)); err != nil || len(keys) == 0 {
+		t.Errorf("keys ls after catching up = %v, %v; want the keys", keys, err)
+	}
+}
