@@ -154,6 +154,7 @@ func (a *clusterAPI) workerStatus(ctx context.Context, inc *incarnation) *api.St
 	st.Addr = inc.info.AdvertiseAddr
 	st.IsLeader = false
 	st.Raft = api.RaftStatus{}
+	st.CatchingUp = nil // the manager's, not this worker's
 	// The manager's cluster version stands; the level is this build's,
 	// and a worker applies no log, so it never needs an upgrade to.
 	level := a.level
