@@ -85,7 +85,7 @@ func TestRestartedManagerCatchesUp(t *testing.T) {
 	lagger.start()
 
 	var st *api.Status
-	eventually(t, 15*time.Second, "the restarted manager to know its target", func() bool {
+	eventually(t, 30*time.Second, "the restarted manager to know its target", func() bool {
 		st = lagger.status()
 		return st.State == api.StateCatchingUp && st.CatchingUp != nil && st.CatchingUp.TargetIndex > 0
 	})
