@@ -204,6 +204,13 @@ func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool
 	if inc == nil {
 		return api.ErrUninitialized
 	}
+	if rn := inc.rn(); rn != nil && !watch {
+		// A one-off read of a catching-up manager's view could be old.
+		applied := rn.fsm.Index()
+		if catching, target := rn.catchUp.progress(applied); catching {
+			return errCatchingUp(applied, target)
+		}
+	}
 	var last *overlaykeys.Ring
 	for {
 		v, ch, closed := inc.keys.get()
@@ -213,6 +220,10 @@ func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool
 		var ring *overlaykeys.Ring
 		if v != nil {
 			ring = v.rings.Ring(overlaykeys.IPsec)
+		}
+		if rn := inc.rn(); ring == nil && !watch && rn != nil {
+			// As keys ls: the state, which the key feed follows a moment later.
+			rn.fsm.Read(func(s *fsm.State, _ uint64) { ring = s.Keys.Clone().Ring(overlaykeys.IPsec) })
 		}
 		switch {
 		case ring == nil && !watch:
