@@ -70,6 +70,10 @@ func TestRestartedManagerCatchesUp(t *testing.T) {
 	for _, m := range c.followers(l) {
 		lagger = m
 	}
+	eventually(t, 15*time.Second, "the cluster's first keys on "+lagger.name, func() bool {
+		keys, err := lagger.client.Keys(context.Background())
+		return err == nil && len(keys) > 0
+	})
 	lagger.stop()
 	for i := range 5 {
 		if _, err := l.client.CreateSecret(ctxT(t), api.SecretCreateRequest{Name: "s" + string(rune('a'+i)), Data: []byte("x")}); err != nil {
