@@ -19,6 +19,12 @@ const (
 	// HealthNeedsUpgrade: a manager stopped at a log entry its build
 	// cannot apply (StateNeedsUpgrade).
 	HealthNeedsUpgrade = "needs-upgrade"
+	// HealthRemoved: the cluster removed this node (StateRemoved).
+	HealthRemoved = "removed"
+	// HealthCatchingUp: a manager that has not yet applied what the
+	// leader had committed when it started or was unlocked
+	// (StateCatchingUp).
+	HealthCatchingUp = "catching-up"
 )
 
 // Health is GET /v1/health: whether this node can serve the cluster now.

@@ -15,6 +15,14 @@ const (
 	// cannot apply: it applies nothing more and serves no reads until it
 	// is restarted on a build that knows the entry.
 	StateNeedsUpgrade = "needs-upgrade"
+	// StateRemoved is a node the cluster removed ('node rm'): it wiped its
+	// cluster state and serves nothing until it joins again with a token.
+	// It stays removed across restarts.
+	StateRemoved = "removed"
+	// StateCatchingUp is a manager that has not yet applied what the
+	// leader had committed when it started or was unlocked; CatchingUp
+	// says how far it is.
+	StateCatchingUp = "catching-up"
 )
 
 // Status is GET /v1/status and `holdfast status --format json`.
@@ -46,6 +54,8 @@ type Status struct {
 	// median of the managers' clocks, as it measured; nil until it has
 	// heard from another manager.
 	ClockSkew *ClockSkew `json:"clock_skew,omitempty"`
+	// CatchingUp is how far a manager in state catching-up is.
+	CatchingUp *CatchingUp `json:"catching_up,omitempty"`
 }
 
 // ClockSkew is a manager's estimate of its clock's offset from the other
@@ -58,6 +68,15 @@ type ClockSkew struct {
 	Peers          int     `json:"peers"`
 	AllowedSeconds float64 `json:"allowed_seconds"`
 	Refusing       bool    `json:"refusing"`
+}
+
+// CatchingUp is a manager's progress towards the leader's commit index as
+// it was when the manager started or was unlocked: AppliedIndex is where
+// its state is, TargetIndex where it must get to (0 while it has not
+// learnt it from the leader yet).
+type CatchingUp struct {
+	AppliedIndex uint64 `json:"applied_index"`
+	TargetIndex  uint64 `json:"target_index"`
 }
 
 // NeedsUpgrade is the log entry a manager cannot apply: its index, and

@@ -335,7 +335,8 @@ func flipAndRejoin(c *chaosCluster, rng *mrand.Rand, flip func(*chaosNode) (stri
 	} else if st, err := f.status(); err == nil && st.State == api.StateLocked {
 		uerr := c.unlock(f)
 		st, serr := f.status()
-		refused = uerr != nil || serr != nil || st.State != api.StateReady
+		// Unlocked, it may still be catching up: that is not a refusal.
+		refused = uerr != nil || serr != nil || (st.State != api.StateReady && st.State != api.StateCatchingUp)
 	}
 	if f.running() && !refused {
 		// Not refused at start or unlock: it must at least never serve;

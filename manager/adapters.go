@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/datadir"
 )
 
 // The API adapters: each serves one part of an api interface over the
@@ -37,6 +38,8 @@ type clusterAPI struct {
 	level                                        int
 	now                                          func() time.Time // the node's clock
 	skew                                         *clockSkew
+	// removed returns this node's removal record, nil if not removed.
+	removed func() *datadir.Removed
 }
 
 // caAPI serves the control API's CA routes.
@@ -65,6 +68,8 @@ type backupAPI struct {
 type healthAPI struct {
 	current func() *incarnation
 	locked  func() *lockState
+	// removed returns this node's removal record, nil if not removed.
+	removed func() *datadir.Removed
 }
 
 // joinAPI serves the join protocol: joining with a token, and recovering
@@ -139,10 +144,11 @@ func newAPIs(n *Node) *apis {
 			writes: n.writes, current: n.current, locked: n.locked, purgeKeys: func(ctx context.Context, rn *raftNode, id string) error { return newKeyRotator(n, rn).Purge(ctx, id) },
 			applyTimeout: cfg.ApplyTimeout, watchTimeout: cfg.WatchTimeout, heartbeatTimeout: cfg.HeartbeatTimeout, level: cfg.level(),
 			now: n.cfg.now, skew: n.skew,
+			removed: n.removal.get,
 		},
 		keys:   &keysAPI{current: n.current},
 		backup: &backupAPI{writes: n.writes, logger: n.logger, now: n.cfg.now},
-		health: &healthAPI{current: n.current, locked: n.locked},
+		health: &healthAPI{current: n.current, locked: n.locked, removed: n.removal.get},
 		join:   &joinAPI{writes: n.writes, recoveryWindow: cfg.CertRecoveryWindow, logger: n.logger, now: n.cfg.now, skew: n.skew},
 	}
 	a.ca = &caAPI{writes: n.writes, nodes: a.cluster.Nodes, logger: n.logger, now: n.cfg.now}

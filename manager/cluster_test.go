@@ -228,9 +228,10 @@ func TestRemovedNodeIsRefused(t *testing.T) {
 		}
 		return true
 	})
-	// The removed manager learns it from its own log and wipes its state.
+	// The removed manager learns it from its own log and wipes its state,
+	// and says it was removed.
 	eventually(t, 10*time.Second, "the removed manager wipes its state", func() bool {
 		_, err := os.Stat(filepath.Join(victim.dir, "raft"))
-		return victim.status().State == api.StateUninitialized && os.IsNotExist(err)
+		return victim.status().State == api.StateRemoved && os.IsNotExist(err)
 	})
 }

@@ -106,6 +106,9 @@ type Config struct {
 	// catchUpWait bounds how long a join waits for the new manager to
 	// catch up after raft added it (0: 30 s); tests shorten it.
 	catchUpWait time.Duration
+	// applyGate, when set, is called before raft applies each batch of
+	// entries; tests hold a manager's applying with it (catchup.go).
+	applyGate func()
 }
 
 // DefaultConfig returns the defaults for a node whose data lives in dataDir.

@@ -39,7 +39,8 @@ func (f *follower) Run(ctx context.Context) error {
 		client := f.client(m.Addr)
 		view, err := client.Self(ctx, index)
 		if api.IsRemoved(err) {
-			f.log.Error("this node was removed from the cluster; it no longer follows it (run 'holdfast leave', then join again with a new token)")
+			f.log.Error("this node was removed from the cluster; it no longer follows it, and wipes its cluster state (join again with a new token to come back)")
+			f.ask(ca.RoleTarget{Removed: true})
 			return nil
 		}
 		if err != nil {
@@ -82,7 +83,8 @@ func (f *follower) Run(ctx context.Context) error {
 			f.keys.set(kv)
 		}
 		if view.Removed {
-			f.log.Error("this node was removed from the cluster; it no longer follows it (run 'holdfast leave', then join again with a new token)")
+			f.log.Error("this node was removed from the cluster; it no longer follows it, and wipes its cluster state (join again with a new token to come back)")
+			f.ask(ca.RoleTarget{Removed: true})
 			return nil
 		}
 		if view.Node != nil && view.Node.Role == roleManager {

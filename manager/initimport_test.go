@@ -62,9 +62,11 @@ func TestInitWithImportedRoot(t *testing.T) {
 	}
 	c := &testCluster{t: t, init: init, managers: []*testNode{m0}}
 	m1 := c.join("m1", init.ManagerToken)
-	if st := m1.status(); st.ClusterID != clusterID || st.State != api.StateReady {
+	if st := m1.status(); st.ClusterID != clusterID {
 		t.Fatalf("joined manager: %+v", st)
 	}
+	// Joined, it catches up with the leader, then is ready.
+	eventually(t, 15*time.Second, "the joined manager ready", func() bool { return m1.status().State == api.StateReady })
 	root, err := ca.ParseRoot(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)

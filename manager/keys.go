@@ -162,16 +162,32 @@ func (a *keysAPI) Keys(ctx context.Context) ([]api.KeyInfo, error) {
 	if inc == nil {
 		return nil, api.ErrUninitialized
 	}
-	out := []api.KeyInfo{}
 	v, _, _ := inc.keys.get()
-	if v == nil {
-		return out, nil
+	if rn := inc.rn(); rn != nil {
+		applied := rn.fsm.Index()
+		if catching, target := rn.catchUp.progress(applied); catching {
+			return nil, errCatchingUp(applied, target)
+		}
+		// The state itself, not the key feed's copy, which follows it a
+		// moment later.
+		rn.fsm.Read(func(s *fsm.State, _ uint64) { v = &keyView{rings: s.Keys.Clone()} })
 	}
-	for _, k := range v.rings.Info() {
-		out = append(out, api.KeyInfo{Subsystem: string(k.Subsystem), KeyID: k.ID, Lamport: k.Lamport, CreatedAt: k.CreatedAt, Primary: k.Primary})
+	out := []api.KeyInfo{}
+	if v != nil {
+		for _, k := range v.rings.Info() {
+			out = append(out, api.KeyInfo{Subsystem: string(k.Subsystem), KeyID: k.ID, Lamport: k.Lamport, CreatedAt: k.CreatedAt, Primary: k.Primary})
+		}
+	}
+	if len(out) == 0 {
+		return nil, errNoKeysYet
 	}
 	return out, nil
 }
+
+// errNoKeysYet answers keys ls on a node that holds no data-plane key
+// yet: a worker that has not heard from a manager, or a cluster whose
+// leader has not made its first keys.
+var errNoKeysYet = api.Errorf(api.CodeUnavailable, "this node holds no data-plane keys yet (a worker gets them from a manager, a new cluster's leader makes them within seconds); try again in a moment")
 
 // WatchKeyring serves a local data plane the ipsec keyring, with material,
 // on the control socket. The gossip keyring is the node's own memberlist's
@@ -188,6 +204,13 @@ func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool
 	if inc == nil {
 		return api.ErrUninitialized
 	}
+	if rn := inc.rn(); rn != nil && !watch {
+		// A one-off read of a catching-up manager's view could be old.
+		applied := rn.fsm.Index()
+		if catching, target := rn.catchUp.progress(applied); catching {
+			return errCatchingUp(applied, target)
+		}
+	}
 	var last *overlaykeys.Ring
 	for {
 		v, ch, closed := inc.keys.get()
@@ -197,6 +220,10 @@ func (a *keysAPI) WatchKeyring(ctx context.Context, subsystem string, watch bool
 		var ring *overlaykeys.Ring
 		if v != nil {
 			ring = v.rings.Ring(overlaykeys.IPsec)
+		}
+		if rn := inc.rn(); ring == nil && !watch && rn != nil {
+			// As keys ls: the state, which the key feed follows a moment later.
+			rn.fsm.Read(func(s *fsm.State, _ uint64) { ring = s.Keys.Clone().Ring(overlaykeys.IPsec) })
 		}
 		switch {
 		case ring == nil && !watch:

@@ -185,9 +185,7 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 			t.Fatalf("unlock with a share: %v", err)
 		}
 	}
-	if st := m0.status(); st.State != api.StateReady {
-		t.Fatalf("m0 after two shares: state %s; want ready", st.State)
-	}
+	eventually(t, 15*time.Second, "m0 ready after two shares", func() bool { return m0.status().State == api.StateReady })
 
 	nodes := []*testNode{m0, m1, w0}
 	for _, tn := range nodes {

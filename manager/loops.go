@@ -99,6 +99,7 @@ func loopTable() []loopSpec {
 		{"raft-observer", managersOnly, false, func(e loopEnv) runner {
 			return &raftObserver{rn: e.rn, self: e.inc.info.NodeID, applyTimeout: e.n.cfg.ApplyTimeout, log: e.n.logger}
 		}},
+		{"catch-up", managersOnly, false, func(e loopEnv) runner { return newCatchUpTracker(e.n, e.rn) }},
 		{"own-address", managersOnly, false, func(e loopEnv) runner {
 			return runFunc(func(ctx context.Context) { e.n.fillOwnAddr(ctx, e.inc, e.rn) })
 		}},

@@ -276,6 +276,9 @@ func boolFloat(b bool) float64 {
 
 // Health answers GET /v1/health from this node's own view, at once.
 func (a *healthAPI) Health(context.Context) *api.Health {
+	if r := removedOf(a.removed); r != nil {
+		return &api.Health{Status: decideHealth(stateFacts{removed: true}), NodeID: r.NodeID, Role: r.Role}
+	}
 	if l := a.locked(); l != nil {
 		return &api.Health{Status: api.HealthLocked, NodeID: l.info.NodeID, Role: l.info.Role}
 	}
@@ -283,17 +286,15 @@ func (a *healthAPI) Health(context.Context) *api.Health {
 	if inc == nil {
 		return &api.Health{Status: api.HealthUninitialized}
 	}
-	h := &api.Health{Status: api.HealthReady, NodeID: inc.info.NodeID, Role: roleWorker}
+	h := &api.Health{NodeID: inc.info.NodeID, Role: roleWorker}
+	f := stateFacts{running: true}
 	if rn := inc.rn(); rn != nil {
 		h.Role = roleManager
 		h.Leader, _ = rn.leaderInfo()
-		switch {
-		case rn.fsm.NeedsUpgrade() != nil:
-			h.Status = api.HealthNeedsUpgrade
-		case h.Leader == "":
-			h.Status = api.HealthNoLeader
-		}
+		f.manager, f.needsUpgrade, f.leaderKnown = true, rn.fsm.NeedsUpgrade() != nil, h.Leader != ""
+		f.catchingUp, _ = rn.catchUp.progress(rn.fsm.Index())
 	}
+	h.Status = decideHealth(f)
 	return h
 }
 

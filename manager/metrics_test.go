@@ -222,7 +222,12 @@ func TestHealthAndUnlockMetrics(t *testing.T) {
 	if got := mustValue(t, after, "holdfast_locked"); got != 0 {
 		t.Errorf("holdfast_locked after unlock: got %v; want 0", got)
 	}
-	eventually(t, 10*time.Second, "m0 to lead again", func() bool { return m0.status().IsLeader })
+	// Unlocked, it leads and catches up with its own log (catching-up
+	// until then), then is ready.
+	eventually(t, 10*time.Second, "m0 to lead again, caught up", func() bool {
+		st := m0.status()
+		return st.IsLeader && st.State == api.StateReady
+	})
 	checkHealth(t, m0, http.StatusOK, api.HealthReady)
 
 	// Two managers, one gone: no quorum, no leader.

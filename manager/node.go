@@ -78,6 +78,8 @@ type Node struct {
 	recovery *recovery
 	// skew is this manager's clock offset from the others' (clockskew.go).
 	skew *clockSkew
+	// removal records that the cluster removed this node (removal.go).
+	removal *removalRecord
 }
 
 // incarnation is everything a node runs while it is part of a cluster. A
@@ -122,6 +124,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, logger: cfg.Logger, dir: dataDir{dir: cfg.DataDir, level: cfg.level()}, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
 	n.skew = newClockSkew(MaxClockSkew, n.logger)
 	n.sealed = newSealedLog(n.dir, n.keyFiles, n.current, n.logger)
+	n.removal = &removalRecord{dir: cfg.DataDir}
 	n.writes = newWritePath(cfg, n.current)
 	n.access = newAccess(n.current)
 	n.access.now = n.cfg.now
@@ -168,6 +171,9 @@ func (n *Node) Run(ctx context.Context) error {
 	// Resume before serving the control API, so nobody sees a node with
 	// state as uninitialized; requests wait in the socket's backlog.
 	info, err := n.dir.loadNodeInfo()
+	if err == nil {
+		info, err = n.removal.settle(info, n.wipeState)
+	}
 	var wrapped bool
 	if err == nil && info != nil {
 		if err = n.checkAddrs(info); err == nil { // before waiting locked
@@ -196,7 +202,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if info == nil {
 		n.logger.Info("node has no cluster state: waiting for 'holdfast init' or 'holdfast join'", "socket", n.cfg.socketPath())
 	}
-	n.control = &http.Server{Handler: lockedOnly(n.locked, api.NewControlMux(n.apis.control(n))), ReadHeaderTimeout: 10 * time.Second}
+	n.control = &http.Server{Handler: lockedOnly(n.locked, removedOnly(n.removal.get, api.NewControlMux(n.apis.control(n)))), ReadHeaderTimeout: 10 * time.Second}
 	controlDone := make(chan struct{})
 	go func() {
 		defer close(controlDone)
@@ -322,6 +328,9 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 		inc.setRN(rn)
 	}
 	checkSecretsDir(n.cfg.SecretsDir, n.logger)
+	if err := n.removal.clear(); err != nil {
+		n.logger.Warn("cannot forget an earlier removal of this node", "err", err)
+	}
 	n.setCurrent(inc)
 	n.startLoops(context.WithoutCancel(ctx), inc)
 	if rn := inc.rn(); rn != nil && mode == raftResume && !rn.inConfiguration() {

@@ -56,6 +56,9 @@ type raftNode struct {
 	// levels is what the managers answered this node's probes
 	// (levels.go).
 	levels levelView
+	// catchUp is this manager's progress towards the leader's commit
+	// index as it was when raft started (catchup.go).
+	catchUp catchUp
 }
 
 // startRaft opens the raft log and starts raft on inc's port.
@@ -171,7 +174,10 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 	}
 	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.NewAtLevel(n.logger.With("component", "fsm"), n.cfg.level()), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
 	rn.stable = &closableStable{StableStore: store}
-	r, err := raft.NewRaft(conf, rn.fsm, logs, rn.stable, snaps, trans)
+	if mode == raftBootstrap {
+		rn.catchUp.done.Store(true) // a new cluster: nothing to catch up with
+	}
+	r, err := raft.NewRaft(conf, n.cfg.raftFSM(rn.fsm), logs, rn.stable, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()

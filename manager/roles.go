@@ -14,6 +14,9 @@ func (n *Node) Leave(ctx context.Context, req api.LeaveRequest) error {
 	defer n.mu.Unlock()
 	inc := n.current()
 	if inc == nil {
+		if removed, err := n.removal.leaveRemoved(); removed {
+			return err
+		}
 		return api.Errorf(api.CodeInvalidArgument, "this node is not part of a cluster")
 	}
 	rn := inc.rn()

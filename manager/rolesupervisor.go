@@ -69,7 +69,10 @@ type roleSupervisor struct {
 	files    *keyfiles.Store
 	// renew asks another manager (not self) for a certificate.
 	renew func(ctx context.Context, inc *incarnation, req api.RenewRequest) (*api.RenewResponse, error)
-	log   *slog.Logger
+	// markRemoved records the node's removal (removalRecord.record) before
+	// it is wiped, so that it says "removed" until it joins again.
+	markRemoved func(info *nodeInfo) error
+	log         *slog.Logger
 }
 
 func (s *roleSupervisor) Run(ctx context.Context) error {
@@ -112,6 +115,11 @@ func (s *roleSupervisor) reconcile(ctx context.Context) error {
 		// its certificate now, so its cluster state is of no use, and it
 		// is sensitive. Wipe it; the node can join again with a token.
 		s.log.Error("this node was removed from the cluster: its cluster state is wiped; join again with a token to come back", "node_id", inc.info.NodeID)
+		if s.markRemoved != nil {
+			if err := s.markRemoved(inc.info); err != nil {
+				s.log.Warn("cannot record this node's removal; it will say uninitialized", "err", err)
+			}
+		}
 		s.life.stop(false)
 		return s.life.wipeState()
 	case ca.RoleRejoin:
@@ -199,6 +207,9 @@ func newRoleSupervisor(n *Node) *roleSupervisor {
 		life:     n,
 		saveInfo: n.dir.saveNodeInfo,
 		files:    n.keyFiles,
+		markRemoved: func(info *nodeInfo) error {
+			return n.removal.record(info, time.Now())
+		},
 		renew: func(ctx context.Context, inc *incarnation, req api.RenewRequest) (*api.RenewResponse, error) {
 			var resp *api.RenewResponse
 			var lastErr error = errors.New("no other manager known")

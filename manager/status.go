@@ -13,6 +13,9 @@ import (
 // Status answers `holdfast status`. It never needs quorum: it is this
 // node's own view.
 func (a *clusterAPI) Status(ctx context.Context) (*api.Status, error) {
+	if r := removedOf(a.removed); r != nil {
+		return removedStatus(r), nil
+	}
 	if l := a.locked(); l != nil {
 		return &api.Status{NodeID: l.info.NodeID, ClusterID: l.info.ClusterID, Role: l.info.Role, State: api.StateLocked,
 			Addr: l.info.AdvertiseAddr, Autolock: true, Managers: []api.ManagerStatus{}}, nil
@@ -55,8 +58,10 @@ func (a *clusterAPI) managerStatus(ctx context.Context, inc *incarnation, rn *ra
 	own := rn.ownLevel()
 	st.Level, st.Commands, st.NeedsUpgrade = own.Level, own.Commands, own.Stopped
 	st.ClusterVersion = rn.clusterVersion()
-	if st.NeedsUpgrade != nil {
-		st.State = api.StateNeedsUpgrade
+	catching, target := rn.catchUp.progress(st.Raft.AppliedIndex)
+	st.State = decideState(stateFacts{running: true, manager: true, needsUpgrade: st.NeedsUpgrade != nil, catchingUp: catching})
+	if st.State == api.StateCatchingUp {
+		st.CatchingUp = &api.CatchingUp{AppliedIndex: st.Raft.AppliedIndex, TargetIndex: target}
 	}
 	st.Leader.NodeID, st.Leader.Addr = rn.leaderInfo()
 	st.ClockSkew = a.skew.status()
@@ -150,6 +155,7 @@ func (a *clusterAPI) workerStatus(ctx context.Context, inc *incarnation) *api.St
 	st.Addr = inc.info.AdvertiseAddr
 	st.IsLeader = false
 	st.Raft = api.RaftStatus{}
+	st.CatchingUp = nil // the manager's, not this worker's
 	// The manager's cluster version stands; the level is this build's,
 	// and a worker applies no log, so it never needs an upgrade to.
 	level := a.level

@@ -186,7 +186,7 @@ func (d *devCluster) initFirst(ctx context.Context, node *devNode) (*api.InitRes
 			return nil, fmt.Errorf("init node 1: %v", err)
 		}
 		return created, nil
-	case api.StateReady:
+	case api.StateReady, api.StateCatchingUp:
 		resumed := &api.InitResponse{ClusterID: st.ClusterID, NodeID: st.NodeID, Addr: st.Addr}
 		for _, t := range []struct {
 			role ca.Role

@@ -69,6 +69,9 @@ func printStatus(w io.Writer, st *api.Status) error {
 			"Create a cluster with 'holdfast init', or join one with 'holdfast join --token TOKEN HOST:PORT'.\n")
 		return err
 	}
+	if st.State == api.StateRemoved {
+		return printRemoved(w, st)
+	}
 	tw := newTable(w)
 	fmt.Fprintf(tw, "Node ID:\t%s\n", orDash(st.NodeID))
 	fmt.Fprintf(tw, "Cluster ID:\t%s\n", orDash(st.ClusterID))
@@ -97,6 +100,7 @@ func printStatus(w io.Writer, st *api.Status) error {
 	if st.State == api.StateLocked {
 		fmt.Fprint(w, "\nThis node is locked; run 'holdfast unlock' to unlock it.\n")
 	}
+	fmt.Fprint(w, catchingUpHint(st))
 	if u := st.NeedsUpgrade; u != nil {
 		fmt.Fprintf(w, "\nThis manager stopped at log entry %d (%s version %d), which its build (level %d) cannot apply.\n"+
 			"It applies nothing more and serves no reads; restart it on a build that knows that command.\n",
@@ -120,7 +124,7 @@ func printStatus(w io.Writer, st *api.Status) error {
 
 func leaderText(st *api.Status) string {
 	switch {
-	case st.Leader.NodeID == "" && st.State == api.StateReady:
+	case st.Leader.NodeID == "" && (st.State == api.StateReady || st.State == api.StateCatchingUp):
 		return "none: no leader is elected (the managers may have lost quorum)"
 	case st.Leader.NodeID == "":
 		return "-"

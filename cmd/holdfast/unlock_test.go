@@ -181,7 +181,8 @@ func TestAutolockEndToEnd(t *testing.T) {
 	if r.stdout != "Node unlocked.\n" {
 		t.Errorf("unlock --key-file: stdout %q; want \"Node unlocked.\"", r.stdout)
 	}
-	k.wantState("ready")
+	// Unlocked, it catches up (catching-up), then is ready.
+	waitUntil(t, "the unlocked node to be ready", func() bool { return k.status()["state"] == "ready" })
 	waitUntil(t, "the unlocked node to lead", func() bool { return k.status()["is_leader"] == true })
 
 	r = k.ok("", "unlock-key", "-q")
@@ -243,7 +244,7 @@ func TestAutolockEndToEnd(t *testing.T) {
 	if r.stdout != "Node unlocked.\n" {
 		t.Errorf("unlock with share 3: stdout %q; want \"Node unlocked.\"", r.stdout)
 	}
-	k.wantState("ready")
+	waitUntil(t, "the unlocked node to be ready", func() bool { return k.status()["state"] == "ready" })
 	r = k.run("", "unlock")
 	if r.code != exitError || !strings.Contains(r.stderr, "no unlock key on stdin") {
 		t.Errorf("unlock with nothing on stdin: exit %d, stderr %q", r.code, r.stderr)
