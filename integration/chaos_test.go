@@ -86,14 +86,16 @@ func (n *chaosNode) start() error {
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- start %s ----\n", time.Now().Format(time.RFC3339Nano))
 	args := []string{"daemon", "--data-dir", n.dir, "--socket", n.sock, "--listen-addr", n.listen, "--advertise-addr", n.listen, "--gossip-addr", gossipAddrFor(n.listen), "--log-level", "debug"}
+	bin, env := chaosBinary()
 	if n.ns != "" {
 		// nsenter enters only the network namespace: ip netns exec would
 		// also copy the mounts into a new mount namespace, where a copy of
 		// another node's power-cut mount outlives its unmount.
-		n.cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.ns, "--", binary}, args...)...)
+		n.cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.ns, "--", bin}, args...)...)
 	} else {
-		n.cmd = exec.Command(binary, args...)
+		n.cmd = exec.Command(bin, args...)
 	}
+	n.cmd.Env = append(os.Environ(), env...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
 		n.cmd = nil

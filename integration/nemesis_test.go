@@ -146,6 +146,12 @@ func faults() []fault {
 		{"power-cut-all", needsPowerCut, func(c *chaosCluster, rng *mrand.Rand) error {
 			return c.powerCut(rng, others(len(c.nodes))...)
 		}},
+		{"oneway-follower-deaf", needsNetns, onewayFollowerDeaf},
+		{"oneway-leader-deaf", needsNetns, onewayLeaderDeaf},
+		{"oneway-random", needsNetns, onewayRandom},
+		{"snapshot-catch-up", needsSnapshotTuning, snapshotCatchUp},
+		{"slow-disk-leader", needsPowerCut, slowDiskLeader},
+		{"rotate-keys", always, rotateKeys},
 	}
 }
 
