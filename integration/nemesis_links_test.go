@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/holdfast/holdfast/api"
 )
@@ -54,6 +59,7 @@ func chaosBinary() (string, []string) {
 	return chaosBin, chaosEnv
 }
 
+// needsSnapshotTuning says why the nodes do not snapshot often, or "".
 func needsSnapshotTuning(c *chaosCluster, noNet string) string {
 	chaosBinary()
 	return chaosUntuned
@@ -66,9 +72,10 @@ func needsSnapshotTuning(c *chaosCluster, noNet string) string {
 // (TCP; UDP too for gossip), so every connection from dials to to fails
 // (established ones stall), while to's connections to from, whose packets
 // from→to carry to's ephemeral port, work. There is no iptables or nft
-// here; a policy rule matching the destination port does what a
-// stateful firewall's "drop NEW from A to B" would at the RPC level. The
-// returned function removes the rules.
+// here; a policy rule matching the destination port drops what a
+// stateful firewall would if told to drop every packet of the
+// connections from opened to to. The returned function removes the
+// rules.
 func (h *netHosts) oneWay(from, to int, ports []hostPort) (func() error, error) {
 	var added [][]string
 	undo := func() error {
@@ -616,4 +623,127 @@ func rotateKeys(c *chaosCluster, rng *mrand.Rand) error {
 		}
 		return len(now) > 0, "no data-plane keys"
 	})
+}
+
+// inNetns runs fn on an OS thread inside network namespace ns: sockets
+// fn opens belong to ns for their whole life.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is left locked and so dies with the goroutine:
+		// it never goes back to the pool in the wrong namespace.
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// echo serves ln: every connection gets back what it sends.
+func echo(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			_, _ = io.Copy(conn, conn)
+		}()
+	}
+}
+
+// roundTrip writes a line on conn and reads it back within a second.
+func roundTrip(conn net.Conn) error {
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("ping\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 5)
+	_, err := io.ReadFull(conn, buf)
+	return err
+}
+
+// TestOneWayLink checks what the one-way faults rely on: with node 0 cut
+// from node 1, node 0's new connections to node 1's port fail and its
+// established one stalls, node 1's connections to node 0 work, and
+// removing the rules restores node 0's dials.
+func TestOneWayLink(t *testing.T) {
+	if why := netnsUnavailable(); why != "" {
+		t.Skip(why)
+	}
+	h := newNetHosts(t, 2)
+	var lns []net.Listener
+	for i := range 2 {
+		err := inNetns(h.ns[i], func() error {
+			ln, err := net.Listen("tcp", nodeIP(i)+":4242")
+			if err == nil {
+				lns = append(lns, ln)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lns[i].Close() })
+		go echo(lns[i])
+	}
+	dial := func(from, to int) (net.Conn, error) {
+		var conn net.Conn
+		err := inNetns(h.ns[from], func() error {
+			var err error
+			conn, err = net.DialTimeout("tcp", nodeIP(to)+":4242", 2*time.Second)
+			return err
+		})
+		return conn, err
+	}
+	est, err := dial(0, 1)
+	if err != nil {
+		t.Fatalf("dial n0→n1 before the cut: %v", err)
+	}
+	defer est.Close()
+	if err := roundTrip(est); err != nil {
+		t.Fatalf("n0→n1 before the cut: %v", err)
+	}
+	undo, err := h.oneWay(0, 1, []hostPort{{"tcp", 4242}})
+	if err != nil {
+		t.Fatal(errors.Join(err, undo()))
+	}
+	if conn, err := dial(0, 1); err == nil {
+		conn.Close()
+		t.Fatal("n0 dialed n1 through the cut; want its dial refused")
+	}
+	if err := roundTrip(est); err == nil {
+		t.Fatal("n0's established connection to n1 still carries data; want it stalled")
+	}
+	back, err := dial(1, 0)
+	if err != nil {
+		t.Fatalf("n1 dials n0 across the cut: %v; want it to work", err)
+	}
+	defer back.Close()
+	if err := roundTrip(back); err != nil {
+		t.Fatalf("n1→n0 across the cut: %v; want it to work", err)
+	}
+	if err := undo(); err != nil {
+		t.Fatal(err)
+	}
+	healed, err := dial(0, 1)
+	if err != nil {
+		t.Fatalf("dial n0→n1 after the heal: %v", err)
+	}
+	defer healed.Close()
+	if err := roundTrip(healed); err != nil {
+		t.Fatalf("n0→n1 after the heal: %v", err)
+	}
 }
