@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/holdfast/holdfast/api"
@@ -745,5 +748,76 @@ func TestOneWayLink(t *testing.T) {
 	defer healed.Close()
 	if err := roundTrip(healed); err != nil {
 		t.Fatalf("n0→n1 after the heal: %v", err)
+	}
+}
+
+// TestFlipNewestEntryHitsEveryCopy: when raft.db holds the newest entry's
+// bytes twice (a freed page keeps bolt's old copy), flip-raft-byte must
+// still damage the copy bolt reads. The soak hit it with the chaos
+// nodes' small compacted logs, and the fault gave up, leaving its node
+// down.
+func TestFlipNewestEntryHitsEveryCopy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := bytes.Repeat([]byte("sealed-entry-"), 20)
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("logs"))
+		if err != nil {
+			return err
+		}
+		for i := byte(1); i <= 3; i++ {
+			v := newest
+			if i < 3 {
+				v = bytes.Repeat([]byte{'a' + i}, 100)
+			}
+			if err := b.Put([]byte{0, 0, 0, 0, 0, 0, 0, i}, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A stale copy of the entry before the live one, as in a freed page:
+	// write it into the file's first free space (the meta pages' tail).
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(raw, newest) != 1 {
+		t.Fatalf("the fresh file holds the entry %d times; want once", bytes.Count(raw, newest))
+	}
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt(newest, 1024); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	if _, err := flipNewestEntry(path, mrand.New(mrand.NewPCG(1, 2))); err != nil {
+		t.Fatalf("flip with two copies: %v", err)
+	}
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bbolt.Tx) error {
+		_, v := tx.Bucket([]byte("logs")).Cursor().Last()
+		if bytes.Equal(v, newest) {
+			t.Error("the entry bolt reads is intact; want one byte flipped")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
