@@ -159,7 +159,7 @@ func newChaosCluster(t testing.TB, n int, hosts *netHosts, tmpfs bool) *chaosClu
 	c.managerToken = init.ManagerToken
 	c.nodes[0].id = init.NodeID
 	for _, d := range c.nodes[1:] {
-		if err := c.join(d, init.Addr); err != nil {
+		if err := c.joinAtSetup(d, init.Addr); err != nil {
 			t.Fatal(err)
 		}
 	}

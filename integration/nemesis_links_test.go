@@ -821,3 +821,22 @@ func TestFlipNewestEntryHitsEveryCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// joinAtSetup joins d while the chaos cluster is built, trying again
+// while the cluster has no leader: on a starved machine (load 30 on two
+// cores) an election can fall between two joins, and the join is refused
+// before it does anything.
+func (c *chaosCluster) joinAtSetup(d *chaosNode, addr string) error {
+	var last error
+	err := waitUntil(60*time.Second, d.name+" joining", func() (bool, string) {
+		last = c.join(d, addr)
+		if last == nil {
+			return true, ""
+		}
+		return !strings.Contains(last.Error(), "no leader"), last.Error()
+	})
+	if last != nil {
+		return last
+	}
+	return err
+}
