@@ -86,7 +86,7 @@ func (n *chaosNode) start() error {
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- start %s ----\n", time.Now().Format(time.RFC3339Nano))
 	args := []string{"daemon", "--data-dir", n.dir, "--socket", n.sock, "--listen-addr", n.listen, "--advertise-addr", n.listen, "--gossip-addr", gossipAddrFor(n.listen), "--log-level", "debug"}
-	bin := binary
+	bin, env := chaosBinary()
 	if n.bin != "" {
 		bin = n.bin // a nemesis's test build (the clock skew's)
 	}
@@ -98,9 +98,7 @@ func (n *chaosNode) start() error {
 	} else {
 		n.cmd = exec.Command(bin, args...)
 	}
-	if n.env != nil {
-		n.cmd.Env = append(os.Environ(), n.env...)
-	}
+	n.cmd.Env = append(append(os.Environ(), env...), n.env...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
 		n.cmd = nil
@@ -168,7 +166,7 @@ func newChaosCluster(t testing.TB, n int, hosts *netHosts, tmpfs bool) *chaosClu
 	c.managerToken = init.ManagerToken
 	c.nodes[0].id = init.NodeID
 	for _, d := range c.nodes[1:] {
-		if err := c.join(d, init.Addr); err != nil {
+		if err := c.joinAtSetup(d, init.Addr); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -149,6 +149,12 @@ func faults() []fault {
 		}},
 		{"new-address", always, newAddress},
 		{"churn", always, churn}, // nemesis_churn_test.go
+		{"oneway-follower-deaf", needsNetns, onewayFollowerDeaf},
+		{"oneway-leader-deaf", needsNetns, onewayLeaderDeaf},
+		{"oneway-random", needsNetns, onewayRandom},
+		{"snapshot-catch-up", needsSnapshotTuning, snapshotCatchUp},
+		{"slow-disk-leader", needsPowerCut, slowDiskLeader},
+		{"rotate-keys", always, rotateKeys},
 	}
 }
 
@@ -409,20 +415,34 @@ func flipNewestEntry(path string, rng *mrand.Rand) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	at := bytes.Index(raw, val)
-	if at < 0 || bytes.Count(raw, val) != 1 {
+	// The entry's bytes can be there more than once: bolt copies a page
+	// on write, and a freed page keeps the old copy until it is reused
+	// (often with the chaos nodes' small, often compacted logs). Flip
+	// the same byte of every copy, so that the live one is hit.
+	var ats []int
+	for from := 0; ; {
+		i := bytes.Index(raw[from:], val)
+		if i < 0 {
+			break
+		}
+		ats = append(ats, from+i)
+		from += i + len(val)
+	}
+	if len(ats) == 0 {
 		return "", fmt.Errorf("cannot locate the newest entry's bytes in %s", path)
 	}
-	off := at + len(val)/4 + rng.IntN(len(val)/2)
+	rel := len(val)/4 + rng.IntN(len(val)/2)
 	fh, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return "", err
 	}
 	defer fh.Close()
-	if _, err := fh.WriteAt([]byte{raw[off] ^ 0x20}, int64(off)); err != nil {
-		return "", err
+	for _, at := range ats {
+		if _, err := fh.WriteAt([]byte{raw[at+rel] ^ 0x20}, int64(at+rel)); err != nil {
+			return "", err
+		}
 	}
-	return fmt.Sprintf("byte %d of %s (entry %x)", off, path, index), fh.Sync()
+	return fmt.Sprintf("byte %d of the newest entry (%x, %d copies) in %s", rel, index, len(ats), path), fh.Sync()
 }
 
 // diskFull fills a node's data dir (a small tmpfs) to the last byte,
