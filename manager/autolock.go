@@ -124,7 +124,10 @@ func (n *Node) unlockWith(ctx context.Context, l *lockState, key autolock.Key) e
 		return api.Errorf(api.CodeInternal, "%v", err)
 	}
 	l.backoff.Succeed()
-	if err := n.start(context.Background(), l.info, raftResume); err != nil {
+	// start may move the addresses (a restart at a new one); the locked
+	// state's info is read by status until the node is unlocked.
+	info := *l.info
+	if err := n.start(context.Background(), &info, raftResume); err != nil {
 		n.keyFiles.SetKEK(seal.Key{})
 		return fmt.Errorf("unlocked, but the node failed to start: %w", err)
 	}
