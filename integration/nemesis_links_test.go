@@ -242,7 +242,12 @@ func onewayFollowerDeaf(c *chaosCluster, rng *mrand.Rand) error {
 	if err != nil {
 		return err
 	}
-	f := (was.idx + 1 + rng.IntN(len(c.nodes)-1)) % len(c.nodes)
+	// A follower the other fault of a pair has not taken (it may kill
+	// or pause its own), claimed for this one.
+	f, err := c.pickFollower(was.idx, rng)
+	if err != nil {
+		return err
+	}
 	w := &leaderWatch{c: c, was: was, node: f}
 	if err := c.oneWayLinks([][2]int{{was.idx, f}}, holdFor(rng)+time.Second, w.check); err != nil {
 		return err
@@ -258,7 +263,12 @@ func onewayLeaderDeaf(c *chaosCluster, rng *mrand.Rand) error {
 	if err != nil {
 		return err
 	}
-	f := (was.idx + 1 + rng.IntN(len(c.nodes)-1)) % len(c.nodes)
+	// A follower the other fault of a pair has not taken (it may kill
+	// or pause its own), claimed for this one.
+	f, err := c.pickFollower(was.idx, rng)
+	if err != nil {
+		return err
+	}
 	w := &leaderWatch{c: c, was: was, node: f}
 	if err := c.oneWayLinks([][2]int{{f, was.idx}}, holdFor(rng)+time.Second, w.check); err != nil {
 		return err

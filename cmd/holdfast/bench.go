@@ -28,7 +28,7 @@ func setupBench(c *cli, fs *flag.FlagSet) action {
 	dir := fs.String("dir", "", "keep the cluster's data and logs in `DIR`, which must be empty or not exist (default: a temporary directory, removed at the end)")
 	trials := fs.Int("trials", 10, "`N` kills of the leader for the failover figure, and N restarts for unlock to first write")
 	quick := fs.Bool("quick", false, "a shorter run: 200 sequential writes, 3 s of concurrent writes, 2,000 secrets for the memory figure")
-	workers := fs.Int("workers", 0, "measure instead the figures of `N` simulated workers joined to the cluster (issue 21; see docs/PERFORMANCE.md)")
+	workers := fs.Int("workers", 0, "measure instead the figures of `N` simulated workers joined to the cluster (docs/PERFORMANCE.md, section Workers at scale)")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
