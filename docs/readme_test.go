@@ -45,7 +45,7 @@ func TestReadmeQuickStart(t *testing.T) {
 		t.Fatalf("quick start has %d shell blocks; want the set-up and the try-out", len(blocks))
 	}
 	setup := strings.Join(blocks[0], "\n")
-	for _, want := range []string{"go run ./cmd/holdfast dev ", "go test -race ./... "} {
+	for _, want := range []string{"go run ./cmd/holdfast dev ", "go test -race -timeout 30m ./... "} {
 		if !strings.Contains(setup, "\n"+want) && !strings.HasPrefix(setup, want) {
 			t.Errorf("the set-up block lost %q:\n%s", strings.TrimSpace(want), setup)
 		}
