@@ -152,11 +152,16 @@ func (d *devCluster) start(ctx context.Context, n int) error {
 			return fmt.Errorf("join node %d: %v; see %s", node.num, err, node.log)
 		}
 	}
-	d.progress.step("waiting for all %d managers to agree on a leader", n)
-	if err := d.wait(ctx, "a leader and all managers on every node", func(ctx context.Context) (bool, error) {
+	d.progress.step("waiting for all %d managers to agree on a leader and hold the data-plane keys", n)
+	if err := d.wait(ctx, "a leader, all managers and the data-plane keys on every node", func(ctx context.Context) (bool, error) {
 		for _, node := range d.nodes {
 			st, err := node.client.Status(ctx)
 			if err != nil || st.State != api.StateReady || st.Leader.NodeID == "" || voters(st) < n {
+				return false, nil
+			}
+			// The leader makes the keyrings just after the cluster
+			// forms; 'keys ls' on a node without them is an error.
+			if keys, err := node.client.Keys(ctx); err != nil || len(keys) == 0 {
 				return false, nil
 			}
 			node.id, node.addr = st.NodeID, st.Addr
