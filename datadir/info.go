@@ -63,16 +63,9 @@ var ErrLevel = errors.New("data dir written by a newer build")
 // is ErrLevel; an unknown format or an incomplete record is an error.
 func LoadInfo(dataDir string, level int) (*Info, error) {
 	path := filepath.Join(dataDir, InfoFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read node info: %w", err)
-	}
 	var info Info
-	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+	if found, err := readJSONFile(path, "node info", &info); !found || err != nil {
+		return nil, err
 	}
 	if info.ReadLevel > level {
 		return nil, fmt.Errorf("%w: %s was written by a build of level %d and needs a build of level %d or later; this build is level %d: run a newer build, or restore a backup taken before the upgrade",
@@ -112,4 +105,20 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// readJSONFile reads the JSON file at path into v; found is false (and
+// err nil) when there is no such file. what names the file in errors.
+func readJSONFile(path, what string, v any) (found bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return true, nil
 }

@@ -32,16 +32,9 @@ const removedFormat = 1
 // LoadRemoved reads dataDir's removed.json; (nil, nil) when there is none.
 func LoadRemoved(dataDir string) (*Removed, error) {
 	path := filepath.Join(dataDir, RemovedFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read removal record: %w", err)
-	}
 	var r Removed
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+	if found, err := readJSONFile(path, "removal record", &r); !found || err != nil {
+		return nil, err
 	}
 	if r.Format != removedFormat {
 		return nil, fmt.Errorf("%s: format %d is not supported by this build", path, r.Format)

@@ -223,7 +223,7 @@ func (*memSink) Close() error  { return nil }
 func FuzzDecode(f *testing.F) {
 	rot, _ := overlaykeys.NewRotation(overlaykeys.IPsec, nil, t0, nil)
 	for _, c := range []Command{initCmd(), &NodeAdd{Node: Node{ID: "a", Role: ca.RoleWorker}}, &TokenRotate{Role: ca.RoleManager, Token: "t"},
-		&KeysRotate{rot}, &NodeUpdate{ID: "a", GossipAddr: "10.0.0.1:4243"},
+		&KeysRotate{rot}, &NodeUpdate{ID: "a", GossipAddr: "10.0.0.1:4243"}, &NodeAddr{ID: "a", Addr: "10.0.0.2:4242"},
 		&SecretCreate{secrets.CreateCmd{ID: "s1", Name: "n", Data: []byte{0, 1, 2}, Labels: map[string]string{"a": "b"}, CreatedAt: t0}}} {
 		b, _ := Encode(c)
 		f.Add(b)

@@ -242,27 +242,21 @@ func (w *leaderWatch) check() error {
 // pre-vote and the others' stickiness must keep the leader, during the
 // fault and after the heal.
 func onewayFollowerDeaf(c *chaosCluster, rng *mrand.Rand) error {
-	was, err := c.leaderTerm()
-	if err != nil {
-		return err
-	}
-	// A follower the other fault of a pair has not taken (it may kill
-	// or pause its own), claimed for this one.
-	f, err := c.pickFollower(was.idx, rng)
-	if err != nil {
-		return err
-	}
-	w := &leaderWatch{c: c, was: was, node: f}
-	if err := c.oneWayLinks([][2]int{{was.idx, f}}, holdFor(rng)+time.Second, w.check); err != nil {
-		return err
-	}
-	return c.afterOneWay(f, w.check)
+	return onewayWithLeader(c, rng, true)
 }
 
 // onewayLeaderDeaf: a follower cannot reach the leader (the leader does
 // not hear it; it hears the leader): its forwarded writes fail, and
 // nothing else may change.
 func onewayLeaderDeaf(c *chaosCluster, rng *mrand.Rand) error {
+	return onewayWithLeader(c, rng, false)
+}
+
+// onewayWithLeader cuts one direction of the link between the leader and
+// a follower (leader → follower when followerDeaf, else follower →
+// leader), and checks that the follower never runs ahead of the leader's
+// term, during the fault and until it follows again.
+func onewayWithLeader(c *chaosCluster, rng *mrand.Rand, followerDeaf bool) error {
 	was, err := c.leaderTerm()
 	if err != nil {
 		return err
@@ -273,8 +267,12 @@ func onewayLeaderDeaf(c *chaosCluster, rng *mrand.Rand) error {
 	if err != nil {
 		return err
 	}
+	edge := [2]int{f, was.idx}
+	if followerDeaf {
+		edge = [2]int{was.idx, f}
+	}
 	w := &leaderWatch{c: c, was: was, node: f}
-	if err := c.oneWayLinks([][2]int{{f, was.idx}}, holdFor(rng)+time.Second, w.check); err != nil {
+	if err := c.oneWayLinks([][2]int{edge}, holdFor(rng)+time.Second, w.check); err != nil {
 		return err
 	}
 	return c.afterOneWay(f, w.check)
