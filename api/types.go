@@ -98,6 +98,13 @@ type LevelInfo struct {
 	// asker estimates its clock's offset from it (docs/OPERATIONS.md,
 	// "Clocks"). Zero from a build from before it was sent.
 	Time time.Time `json:"time,omitzero"`
+	// LogSyncSeconds is the median time the answering manager took to
+	// make a batch of raft entries durable over the last 10 s, from
+	// LogSyncSamples batches; both are omitted with fewer than 8. The
+	// leader compares them with its own to hand over when its disk is
+	// the slow one (docs/OPERATIONS.md, "A manager with a slow disk").
+	LogSyncSeconds float64 `json:"log_sync_seconds,omitempty"`
+	LogSyncSamples int     `json:"log_sync_samples,omitempty"`
 }
 
 // GossipStatus is this node's gossip: where it listens, how many members

@@ -30,7 +30,8 @@
 // follower cut off until the leader compacted past it, then healed under
 // load: it must install a snapshot and catch up); slow-disk-leader (every
 // fsync of the leader's power-cut filesystem tens of milliseconds slower:
-// writes must go on; the cost and any handover are logged); and
+// writes must go on and, alone, the leader must hand over to a manager
+// with a fast disk within 45 s; the cost before and after is logged); and
 // rotate-keys (data-plane keys set to rotate every 10 s for the rest of
 // the run, and the unlock key, hence every manager's raft DEK, rotated
 // while a follower is paused). new-address (nemesis_addr_test.go) kills a

@@ -109,6 +109,9 @@ type Config struct {
 	// applyGate, when set, is called before raft applies each batch of
 	// entries; tests hold a manager's applying with it (catchup.go).
 	applyGate func()
+	// logSyncHook, when set, runs after each batch of raft entries this
+	// manager makes durable; tests make its disk slow with it.
+	logSyncHook func()
 }
 
 // DefaultConfig returns the defaults for a node whose data lives in dataDir.

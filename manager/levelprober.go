@@ -42,6 +42,8 @@ type levelProber struct {
 	handOver     func() error
 	// ask asks the manager at addr its level.
 	ask func(ctx context.Context, addr string) (*api.LevelInfo, error)
+	// disks keeps what each answer said of the manager's log syncs.
+	disks *peerDisks
 	// apply commits a command through this leader's raft.
 	apply func(ctx context.Context, cmd fsm.Command) error
 	every time.Duration
@@ -84,6 +86,9 @@ func (p *levelProber) probe(ctx context.Context) {
 		wg.Go(func() {
 			if li, err := p.ask(ctx, string(srv.Address)); err == nil {
 				p.levels.set(string(srv.ID), li)
+				if p.disks != nil {
+					p.disks.record(string(srv.ID), li, time.Now())
+				}
 			}
 		})
 	}
@@ -146,6 +151,7 @@ func newLevelProber(n *Node, inc *incarnation, rn *raftNode) *levelProber {
 			return askLevel(ctx, peerClient(inc, addr))
 		},
 		apply: func(ctx context.Context, cmd fsm.Command) error { return n.writes.applyCmd(ctx, rn, cmd) },
+		disks: &rn.peerDisks,
 		every: levelProbeInterval,
 		log:   n.logger,
 	}

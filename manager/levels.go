@@ -131,6 +131,9 @@ func (a *nodeAPI) Level(ctx context.Context, from api.Peer) (*api.LevelInfo, err
 	}
 	li := rn.ownLevel()
 	li.Time = a.now().UTC()
+	if d, n, ok := rn.syncs.reading(time.Now()); ok {
+		li.LogSyncSeconds, li.LogSyncSamples = d.Seconds(), n
+	}
 	return li, nil
 }
 

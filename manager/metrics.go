@@ -65,6 +65,10 @@ var (
 		Name: "holdfast_writes_unchecked_before_log_total",
 		Help: "Writes the leader sent to the raft log without checking them first, because its state had not yet applied its commit index (the FSM checks them when applied).",
 	})
+	slowDiskHandovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "holdfast_slow_disk_handovers_total",
+		Help: "Times this node, as leader, handed leadership to another manager because its own log syncs held every write back (docs/OPERATIONS.md, \"A manager with a slow disk\").",
+	})
 	applyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "holdfast_apply_duration_seconds",
 		Help:    "Time for the leader to apply one write through raft, from proposal until the FSM applied it (result ok or error).",
@@ -80,7 +84,7 @@ func newProcessRegistry() *prometheus.Registry {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		unlockAttempts, keyRotations, caRotations, accessClosed, peerRefusals, checkRefusals, checkSkips, applyDuration,
+		unlockAttempts, keyRotations, caRotations, accessClosed, peerRefusals, checkRefusals, checkSkips, slowDiskHandovers, applyDuration,
 	)
 	for _, res := range []string{"ok", "error"} {
 		applyDuration.WithLabelValues(res)
@@ -213,6 +217,8 @@ var (
 		"The lowest level among the managers, as this manager knows them: what the leader may propose.", nil, nil)
 	descNeedsUpgrade = prometheus.NewDesc("holdfast_needs_upgrade",
 		"1 while this manager is stopped at a log entry its build cannot apply (state needs-upgrade), else 0.", nil, nil)
+	descLogSync = prometheus.NewDesc("holdfast_log_sync_seconds",
+		"The median time this manager took to make a batch of raft entries durable (encode, seal, write, fdatasync) over the last 10 s; absent with fewer than 8 batches.", nil, nil)
 	descClockSkew = prometheus.NewDesc("holdfast_clock_skew_seconds",
 		"How far this manager's wall clock is off the median of the managers' clocks, as it measured (positive: ahead); absent until another manager answered.", nil, nil)
 )
@@ -226,6 +232,7 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descClusterVersion
 	ch <- descNeedsUpgrade
 	ch <- descClockSkew
+	ch <- descLogSync
 }
 
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -263,6 +270,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descNeedsUpgrade, boolFloat(rn.fsm.NeedsUpgrade() != nil))
 		if off, _, ok := c.skew.estimate(); ok {
 			gauge(descClockSkew, off.Seconds())
+		}
+		if d, _, ok := rn.syncs.reading(time.Now()); ok {
+			gauge(descLogSync, d.Seconds())
 		}
 	}
 }

@@ -240,7 +240,9 @@ func (p *batchProposer) sendEach(batch []*batchReq) {
 // raftApplyError is what a write answers when raft did not apply it.
 func raftApplyError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it entered the log: the write goes to the
+		// next leader.
 		return errMisdirected
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return api.Errorf(api.CodeUnavailable, "write timed out before it was proposed: %v", err)

@@ -56,6 +56,10 @@ type raftNode struct {
 	// levels is what the managers answered this node's probes
 	// (levels.go).
 	levels levelView
+	// syncs times this manager's log syncs; peerDisks is what the other
+	// managers reported of theirs (slowdisk.go).
+	syncs     syncTimes
+	peerDisks peerDisks
 	// catchUp is this manager's progress towards the leader's commit
 	// index as it was when raft started (catchup.go).
 	catchUp catchUp
@@ -123,8 +127,10 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		store, snaps = sealed, ssnaps
 	}
 	// Plaintext entries are cached above the sealing layer, so replication
-	// of recent entries does not open them again.
-	logs, err := raft.NewLogCache(1024, store)
+	// of recent entries does not open them again. Below the cache, every
+	// batch made durable is timed (slowdisk.go).
+	timed := &timedLogStore{LogStore: store, slow: n.cfg.logSyncHook}
+	logs, err := raft.NewLogCache(1024, timed)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -173,6 +179,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		}
 	}
 	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.NewAtLevel(n.logger.With("component", "fsm"), n.cfg.level()), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
+	timed.times = &rn.syncs
 	rn.stable = &closableStable{StableStore: store}
 	if mode == raftBootstrap {
 		rn.catchUp.done.Store(true) // a new cluster: nothing to catch up with
