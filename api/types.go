@@ -98,8 +98,8 @@ type LevelInfo struct {
 	// asker estimates its clock's offset from it (docs/OPERATIONS.md,
 	// "Clocks"). Zero from a build from before it was sent.
 	Time time.Time `json:"time,omitzero"`
-	// LogSyncSeconds is the median time the answering manager took to
-	// make a batch of raft entries durable over the last 10 s, from
+	// LogSyncSeconds is the median time the answering manager's disk took
+	// to write and sync a batch of raft entries over the last 10 s, from
 	// LogSyncSamples batches; both are omitted with fewer than 8. The
 	// leader compares them with its own to hand over when its disk is
 	// the slow one (docs/OPERATIONS.md, "A manager with a slow disk").

@@ -220,7 +220,7 @@ func (a *access) watch(ctx context.Context, inc *incarnation, rn *raftNode, logg
 		if g, c := rn.fsm.AccessGeneration(), inc.creds.Load(); g != gen || c != creds {
 			gen, creds = g, c
 			a.ok.Clear() // every entry is of an older generation now
-			if closed := inc.conns.Revalidate(inc.creds, a.authorizeOpen, log); closed > 0 {
+			if closed := inc.conns.Revalidate(inc.creds, a.authorizeOpen, inc.tcfg.Now(), log); closed > 0 {
 				accessClosed.Add(float64(closed))
 			}
 		}

@@ -435,7 +435,7 @@ func TestRetiredCredentials(t *testing.T) {
 			}
 			key, _ := ca.NewKey()
 			csr, _ := ca.NewCSR(key)
-			jc := transport.NewJoinClient(tok.CADigest, 5*time.Second)
+			jc := transport.NewJoinClient(tok.CADigest, 5*time.Second, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, err = api.NewClient(jc, "https://"+tg.addr).Grant(ctx, api.JoinGrantRequest{Token: r.token, CSR: csr, Addr: "127.0.0.1:1"})
@@ -446,7 +446,7 @@ func TestRetiredCredentials(t *testing.T) {
 				return "a token is no certificate", nil
 			}
 			certPEM, csr := expiredTwin(t, r.root, r.creds)
-			jc := transport.NewJoinClient(newRoot.Digest(), 5*time.Second)
+			jc := transport.NewJoinClient(newRoot.Digest(), 5*time.Second, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, err := api.NewClient(jc, "https://"+tg.addr).Recover(ctx, api.RecoverRequest{CertPEM: certPEM, CSR: csr})

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
@@ -304,7 +303,7 @@ func peerTrusted(inc *incarnation, cs *tls.ConnectionState) bool {
 	if hit {
 		return ok
 	}
-	_, err := ca.Verify(leaf, cs.PeerCertificates[1:], creds.Roots, time.Now())
+	_, err := ca.Verify(leaf, cs.PeerCertificates[1:], creds.Roots, inc.tcfg.Now())
 	ok = err == nil
 	c.mu.Lock()
 	if c.roots == creds.Roots {

@@ -36,6 +36,8 @@ type caSyncer struct {
 	saveCerts func(*keyfiles.Certs) error
 	setCreds  func(*transport.Credentials)
 	certMu    *sync.Mutex // one writer of the certificate files at a time
+	// now is the node's wall clock; nil means time.Now.
+	now func() time.Time
 	// report tells the cluster this node holds a new-root certificate.
 	report func(ctx context.Context, rotationID string) error
 	log    *slog.Logger
@@ -132,6 +134,14 @@ func (c *caSyncer) sync(ctx context.Context, v *api.CAView) error {
 
 // presented is the certificate file this node should hold under view v:
 // its certificate, then the chain v says.
+// clock reads the node's wall clock.
+func (c *caSyncer) clock() time.Time {
+	if c.now == nil {
+		return time.Now()
+	}
+	return c.now()
+}
+
 func (c *caSyncer) presented(v *api.CAView) []byte {
 	leaf := c.creds.Load().Cert.Leaf
 	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), v.ChainPEM...)
@@ -161,7 +171,7 @@ func (c *caSyncer) refreshTrust(v *api.CAView) error {
 	if bytes.Equal(files.CertPEM, certPEM) && bytes.Equal(files.RootPEM, v.TrustPEM) {
 		return nil
 	}
-	creds, err := transport.LoadCredentials(certPEM, files.KeyPEM, v.TrustPEM)
+	creds, err := transport.LoadCredentialsAt(certPEM, files.KeyPEM, v.TrustPEM, c.clock())
 	if err != nil {
 		return fmt.Errorf("new roots: %w", err)
 	}
@@ -185,6 +195,7 @@ func newCASyncer(n *Node, inc *incarnation) *caSyncer {
 		saveCerts: func(c *keyfiles.Certs) error { return n.keyFiles.SaveCerts(inc.info.NodeID, c) },
 		setCreds:  inc.setCreds,
 		certMu:    &inc.certMu,
+		now:       n.cfg.now,
 		report: func(ctx context.Context, rotID string) error {
 			if inc.rn() != nil {
 				return recordConverted(ctx, n.writes.apply, rotID, inc.info.NodeID)

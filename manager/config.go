@@ -109,8 +109,9 @@ type Config struct {
 	// applyGate, when set, is called before raft applies each batch of
 	// entries; tests hold a manager's applying with it (catchup.go).
 	applyGate func()
-	// logSyncHook, when set, runs after each batch of raft entries this
-	// manager makes durable; tests make its disk slow with it.
+	// logSyncHook, when set, runs inside each write of a batch of raft
+	// entries to this manager's log, after its sync; tests make its disk
+	// slow with it.
 	logSyncHook func()
 }
 

@@ -235,7 +235,7 @@ func (n *Node) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse
 	if err != nil {
 		return nil, err
 	}
-	jc := transport.NewJoinClient(tok.CADigest, 10*time.Second)
+	jc := transport.NewJoinClient(tok.CADigest, 10*time.Second, n.cfg.now)
 	defer jc.CloseIdleConnections()
 	gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	grant, err := api.NewClient(jc, "https://"+req.Addr).Grant(gctx, api.JoinGrantRequest{Token: req.Token, CSR: csr, Addr: advertise, Level: n.cfg.level()})

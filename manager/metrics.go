@@ -67,7 +67,7 @@ var (
 	})
 	slowDiskHandovers = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "holdfast_slow_disk_handovers_total",
-		Help: "Times this node, as leader, handed leadership to another manager because its own log syncs held every write back (docs/OPERATIONS.md, \"A manager with a slow disk\").",
+		Help: "Times this node, as leader, tried to hand leadership to another manager because its own log syncs held every write back (docs/OPERATIONS.md, \"A manager with a slow disk\").",
 	})
 	applyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "holdfast_apply_duration_seconds",
@@ -218,7 +218,7 @@ var (
 	descNeedsUpgrade = prometheus.NewDesc("holdfast_needs_upgrade",
 		"1 while this manager is stopped at a log entry its build cannot apply (state needs-upgrade), else 0.", nil, nil)
 	descLogSync = prometheus.NewDesc("holdfast_log_sync_seconds",
-		"The median time this manager took to make a batch of raft entries durable (encode, seal, write, fdatasync) over the last 10 s; absent with fewer than 8 batches.", nil, nil)
+		"The median time this manager's disk took to write and sync a batch of raft entries to its log (WAL write and fdatasync) over the last 10 s; absent with fewer than 8 batches.", nil, nil)
 	descClockSkew = prometheus.NewDesc("holdfast_clock_skew_seconds",
 		"How far this manager's wall clock is off the median of the managers' clocks, as it measured (positive: ahead); absent until another manager answered.", nil, nil)
 )

@@ -127,10 +127,8 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		store, snaps = sealed, ssnaps
 	}
 	// Plaintext entries are cached above the sealing layer, so replication
-	// of recent entries does not open them again. Below the cache, every
-	// batch made durable is timed (slowdisk.go).
-	timed := &timedLogStore{LogStore: store, slow: n.cfg.logSyncHook}
-	logs, err := raft.NewLogCache(1024, timed)
+	// of recent entries does not open them again.
+	logs, err := raft.NewLogCache(1024, store)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -179,7 +177,10 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 		}
 	}
 	rn := &raftNode{nodeID: info.NodeID, clusterID: info.ClusterID, fsm: fsm.NewAtLevel(n.logger.With("component", "fsm"), n.cfg.level()), logs: store, store: sealed, snaps: ssnaps, trans: trans, unreachable: map[raft.ServerID]bool{}}
-	timed.times = &rn.syncs
+	if sealed != nil {
+		// The disk's part of every batch is timed (slowdisk.go).
+		sealed.ObserveSyncs(syncObserver(&rn.syncs, n.cfg.logSyncHook))
+	}
 	rn.stable = &closableStable{StableStore: store}
 	if mode == raftBootstrap {
 		rn.catchUp.done.Store(true) // a new cluster: nothing to catch up with

@@ -84,7 +84,7 @@ func (r *renewer) Run(ctx context.Context) error {
 
 // Renew gets this node a new certificate for a new key.
 func (r *renewer) Renew(ctx context.Context) error {
-	resp, keyPEM, creds, err := newKeyCertificate(ctx, r.role(), r.issue)
+	resp, keyPEM, creds, err := newKeyCertificate(ctx, r.role(), r.clock.Now, r.issue)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func newRenewer(n *Node, inc *incarnation) *renewer {
 // returns issue's answer and, when the answer is for role want, the key
 // and the credentials they make; creds is nil when the cluster answered
 // with another role. It writes nothing.
-func newKeyCertificate(ctx context.Context, want ca.Role, issue func(context.Context, api.RenewRequest) (*api.RenewResponse, error)) (resp *api.RenewResponse, keyPEM []byte, creds *transport.Credentials, err error) {
+func newKeyCertificate(ctx context.Context, want ca.Role, now func() time.Time, issue func(context.Context, api.RenewRequest) (*api.RenewResponse, error)) (resp *api.RenewResponse, keyPEM []byte, creds *transport.Credentials, err error) {
 	key, err := ca.NewKey()
 	if err != nil {
 		return nil, nil, nil, err
@@ -174,7 +174,7 @@ func newKeyCertificate(ctx context.Context, want ca.Role, issue func(context.Con
 	if keyPEM, err = ca.MarshalKey(key); err != nil {
 		return nil, nil, nil, err
 	}
-	if creds, err = transport.LoadCredentials(resp.CertPEM, keyPEM, resp.RootPEM); err != nil {
+	if creds, err = transport.LoadCredentialsAt(resp.CertPEM, keyPEM, resp.RootPEM, now()); err != nil {
 		return nil, nil, nil, fmt.Errorf("new certificate: %w", err)
 	}
 	return resp, keyPEM, creds, nil

@@ -131,7 +131,7 @@ func (s *roleSupervisor) reconcile(ctx context.Context) error {
 
 func (s *roleSupervisor) switchRole(ctx context.Context, inc *incarnation, want ca.Role) error {
 	s.log.Info("changing role", "from", inc.info.Role, "to", want)
-	resp, keyPEM, creds, err := newKeyCertificate(ctx, want, func(ctx context.Context, req api.RenewRequest) (*api.RenewResponse, error) {
+	resp, keyPEM, creds, err := newKeyCertificate(ctx, want, inc.tcfg.Now, func(ctx context.Context, req api.RenewRequest) (*api.RenewResponse, error) {
 		return s.renew(ctx, inc, req)
 	})
 	if err != nil {

@@ -254,7 +254,7 @@ func TestSlowLeaderHandsOver(t *testing.T) {
 	if got := testutil.ToFloat64(slowDiskHandovers); got < before+1 {
 		t.Fatalf("holdfast_slow_disk_handovers_total %v; want at least %v", got, before+1)
 	}
-	if !strings.Contains(m0.logs.String(), "handed leadership over for a slow disk") {
+	if !strings.Contains(m0.logs.String(), "handing leadership to a manager whose disk is faster") {
 		t.Fatal("m0 did not log the handover")
 	}
 }

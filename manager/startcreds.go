@@ -32,7 +32,7 @@ func (sc startCredentials) load(ctx context.Context, info *nodeInfo, mode raftMo
 	if err != nil {
 		return nil, err
 	}
-	creds, err := transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
+	creds, err := transport.LoadCredentialsAt(certs.CertPEM, certs.KeyPEM, certs.RootPEM, sc.now())
 	if err == nil {
 		return creds, nil
 	}
@@ -47,7 +47,7 @@ func (sc startCredentials) load(ctx context.Context, info *nodeInfo, mode raftMo
 		if err != nil {
 			return nil, err
 		}
-		return transport.LoadCredentials(certs.CertPEM, certs.KeyPEM, certs.RootPEM)
+		return transport.LoadCredentialsAt(certs.CertPEM, certs.KeyPEM, certs.RootPEM, sc.now())
 	}
 	if mode == raftRecover && info.Role == roleManager {
 		sc.log.Warn("no manager renewed the expired certificate; forcing a new cluster renews it from this manager's own CA", "err", rerr)
@@ -81,7 +81,7 @@ func (sc startCredentials) recoverExpired(ctx context.Context, info *nodeInfo, c
 			continue
 		}
 		for _, root := range roots {
-			jc := transport.NewJoinClient(ca.DigestOf(root.Raw), 5*time.Second)
+			jc := transport.NewJoinClient(ca.DigestOf(root.Raw), 5*time.Second, sc.now)
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			var resp *api.RenewResponse
 			resp, err = api.NewClient(jc, "https://"+m.Addr).Recover(rctx, api.RecoverRequest{CertPEM: certs.CertPEM, CSR: csr})
@@ -93,7 +93,7 @@ func (sc startCredentials) recoverExpired(ctx context.Context, info *nodeInfo, c
 				}
 				break
 			}
-			if _, err = transport.LoadCredentials(resp.CertPEM, certs.KeyPEM, resp.RootPEM); err != nil {
+			if _, err = transport.LoadCredentialsAt(resp.CertPEM, certs.KeyPEM, resp.RootPEM, sc.now()); err != nil {
 				return fmt.Errorf("renewed certificate from %s: %w", m.Addr, err)
 			}
 			sc.log.Info("expired certificate renewed", "through", m.Addr)

@@ -80,6 +80,9 @@ func (o Options) logger() *slog.Logger {
 // the flusher has stored it in bolt; reads look in pending first. Locks
 // are taken in this order: mu, flushMu, walMu, stMu, pmu.
 type Store struct {
+	// syncObs, when set, is told how long each batch took to append to
+	// the WAL and sync (ObserveSyncs).
+	syncObs   atomic.Pointer[func(time.Duration)]
 	path      string
 	walPath   string
 	clusterID string

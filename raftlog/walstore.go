@@ -140,6 +140,18 @@ func (s *Store) appendSealed(sealed []*raft.Log) error {
 	}
 }
 
+// ObserveSyncs makes the store call f with how long each batch took to
+// be written to the WAL and synced: the disk's part of StoreLogs, without
+// the sealing before it. f runs on the writer's goroutine before
+// StoreLogs returns, so it must be quick; nil stops the calls.
+func (s *Store) ObserveSyncs(f func(time.Duration)) {
+	if f == nil {
+		s.syncObs.Store(nil)
+		return
+	}
+	s.syncObs.Store(&f)
+}
+
 // tryAppend writes sealed to the WAL if it follows the records of the
 // WAL's generation (any batch starts an empty one) and fits; done is
 // false if it did not try.
@@ -157,6 +169,7 @@ func (s *Store) tryAppend(sealed []*raft.Log) (done bool, err error) {
 	if !s.w.empty() && s.w.last+1 != sealed[0].Index {
 		return false, nil
 	}
+	began := time.Now()
 	fits, err := s.w.append(sealed)
 	if !fits {
 		return false, nil
@@ -165,6 +178,9 @@ func (s *Store) tryAppend(sealed []*raft.Log) (done bool, err error) {
 		// Part of the batch may be in the file: never append after it.
 		s.w.dirty = true
 		return true, err
+	}
+	if f := s.syncObs.Load(); f != nil {
+		(*f)(time.Since(began))
 	}
 	s.pmu.Lock()
 	if len(s.pending) == 0 {

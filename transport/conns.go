@@ -83,9 +83,10 @@ func (t *ConnTracker) Len() int {
 // Revalidate checks every tracked connection again, as a new handshake
 // would be checked now: the peer's certificate must chain to a root in
 // creds now, and authorize (nil allows all) must allow the peer on the
-// connection's protocol. It closes every connection that fails and
-// returns how many it closed, logging each at warn level.
-func (t *ConnTracker) Revalidate(creds *CredStore, authorize AuthorizeFunc, log *slog.Logger) int {
+// connection's protocol. now is the node's wall clock (Config.Now). It
+// closes every connection that fails and returns how many it closed,
+// logging each at warn level.
+func (t *ConnTracker) Revalidate(creds *CredStore, authorize AuthorizeFunc, now time.Time, log *slog.Logger) int {
 	if t == nil {
 		return 0
 	}
@@ -93,7 +94,6 @@ func (t *ConnTracker) Revalidate(creds *CredStore, authorize AuthorizeFunc, log 
 		log = slog.New(slog.DiscardHandler)
 	}
 	cur := creds.Load()
-	now := time.Now()
 	type bad struct {
 		c   net.Conn
 		tr  tracked

@@ -189,6 +189,15 @@ func NewAPIClient(cfg Config) *http.Client {
 // connection and the pinned root. timeout, if positive, bounds the dial and
 // handshake.
 func DialJoin(ctx context.Context, addr, caDigest string, timeout time.Duration) (*tls.Conn, *x509.Certificate, error) {
+	return DialJoinAt(ctx, addr, caDigest, timeout, time.Now)
+}
+
+// DialJoinAt is DialJoin checking the server's certificate dates against
+// now, the node's wall clock (Config.Now).
+func DialJoinAt(ctx context.Context, addr, caDigest string, timeout time.Duration, now func() time.Time) (*tls.Conn, *x509.Certificate, error) {
+	if now == nil {
+		now = time.Now
+	}
 	if !ca.ValidDigest(caDigest) {
 		return nil, nil, fmt.Errorf("dial join %s: %w: CA digest is not 64 lowercase hex characters", addr, ca.ErrMalformedToken)
 	}
@@ -203,7 +212,7 @@ func DialJoin(ctx context.Context, addr, caDigest string, timeout time.Duration)
 		NextProtos:         []string{ProtoJoin},
 		InsecureSkipVerify: true, // VerifyConnection pins the CA by digest instead
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			r, err := verifyJoinServer(cs, caDigest, time.Now())
+			r, err := verifyJoinServer(cs, caDigest, now())
 			root = r
 			return err
 		},
@@ -217,14 +226,15 @@ func DialJoin(ctx context.Context, addr, caDigest string, timeout time.Duration)
 }
 
 // NewJoinClient returns an HTTP client whose connections are made with
-// DialJoin(caDigest, timeout), for join requests to https URLs. It does not
-// keep connections alive or follow redirects.
-func NewJoinClient(caDigest string, timeout time.Duration) *http.Client {
+// DialJoinAt(caDigest, timeout, now), for join requests to https URLs; now
+// is the node's wall clock (nil: time.Now). It does not keep connections
+// alive or follow redirects.
+func NewJoinClient(caDigest string, timeout time.Duration, now func() time.Time) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			DialContext: refusePlain,
 			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				c, _, err := DialJoin(ctx, addr, caDigest, timeout)
+				c, _, err := DialJoinAt(ctx, addr, caDigest, timeout, now)
 				return asNetConn(c, err)
 			},
 			DisableKeepAlives: true,

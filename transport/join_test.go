@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/ca"
 )
@@ -89,7 +90,7 @@ func TestJoinClient(t *testing.T) {
 	})
 	url := "https://" + srv.addr() + "/join"
 
-	_, err := NewJoinClient(other.root.Digest(), 0).Post(url, "text/plain", strings.NewReader("secret-token"))
+	_, err := NewJoinClient(other.root.Digest(), 0, nil).Post(url, "text/plain", strings.NewReader("secret-token"))
 	if !errors.Is(err, ErrCAMismatch) {
 		t.Fatalf("Post with wrong digest: %v; want ErrCAMismatch", err)
 	}
@@ -98,7 +99,17 @@ func TestJoinClient(t *testing.T) {
 		t.Fatalf("server received %d requests from a client with the wrong digest", n)
 	}
 
-	resp, err := NewJoinClient(c.root.Digest(), 0).Post(url, "text/plain", strings.NewReader("secret-token"))
+	// The joiner checks the server's certificate dates at its own clock:
+	// one years ahead finds it expired and sends nothing.
+	ahead := func() time.Time { return time.Now().AddDate(10, 0, 0) }
+	if _, err := NewJoinClient(c.root.Digest(), 0, ahead).Post(url, "text/plain", strings.NewReader("secret-token")); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("Post with a clock past the server's certificate: %v; want it refused as expired", err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("server received %d requests from a client that refused its certificate", n)
+	}
+
+	resp, err := NewJoinClient(c.root.Digest(), 0, nil).Post(url, "text/plain", strings.NewReader("secret-token"))
 	if err != nil {
 		t.Fatalf("Post: %v", err)
 	}

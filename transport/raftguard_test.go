@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -211,11 +212,11 @@ func TestRevalidateClosesConnections(t *testing.T) {
 		t.Fatalf("n1 tracks %d connections; want 1 (its raft dial)", n)
 	}
 	// Nothing changed: nothing closes.
-	if n := conns2.Revalidate(srv2.creds, authorize, nil); n != 0 {
+	if n := conns2.Revalidate(srv2.creds, authorize, time.Now(), nil); n != 0 {
 		t.Fatalf("Revalidate closed %d connections of allowed peers", n)
 	}
 	denied.Store(n1.ID.NodeID)
-	if n := conns2.Revalidate(srv2.creds, authorize, nil); n != 2 {
+	if n := conns2.Revalidate(srv2.creds, authorize, time.Now(), nil); n != 2 {
 		t.Fatalf("Revalidate closed %d connections; want 2", n)
 	}
 	if _, err := acceptedConn.Read(make([]byte, 1)); err == nil {
@@ -227,7 +228,7 @@ func TestRevalidateClosesConnections(t *testing.T) {
 	}
 	// And n1 closes its dial to n2 when n2 is the one refused.
 	denied.Store(n2.ID.NodeID)
-	if n := conns1.Revalidate(srv1.creds, authorize, nil); n != 1 {
+	if n := conns1.Revalidate(srv1.creds, authorize, time.Now(), nil); n != 1 {
 		t.Fatalf("n1's Revalidate closed %d connections; want 1", n)
 	}
 }
@@ -255,15 +256,34 @@ func TestRevalidateRetiredRoot(t *testing.T) {
 	if err := <-accepted; err != nil {
 		t.Fatal(err)
 	}
-	if n := conns.Revalidate(srv2.creds, nil, nil); n != 0 {
+	if n := conns.Revalidate(srv2.creds, nil, time.Now(), nil); n != 0 {
 		t.Fatalf("closed %d under the same roots", n)
+	}
+	// The certificates are checked at the node's clock, not the host's:
+	// a node whose clock is years ahead finds the peer's expired. The
+	// connection stays tracked until closed.
+	if n := conns.Revalidate(srv2.creds, nil, time.Now().AddDate(10, 0, 0), nil); n != 1 {
+		t.Fatalf("closed %d at a clock past the peer's certificate; want 1", n)
+	}
+	dialed2, err := NewStreamLayer(srv1.mux, nil, srv1.cfg).Dial(raft.ServerAddress(srv2.addr()), waitLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dialed2.Close()
+	go func() {
+		_, err := l2.Accept()
+		accepted <- err
+	}()
+	dialed2.Write([]byte{rpcTimeoutNow})
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
 	}
 	// The node now trusts only another root (the rotation finished).
 	other := newCluster(t)
 	next := *n2
 	next.Roots = other.node(t, ca.RoleManager).Roots
 	srv2.creds.Store(&next)
-	if n := conns.Revalidate(srv2.creds, nil, nil); n != 1 {
+	if n := conns.Revalidate(srv2.creds, nil, time.Now(), nil); n != 1 {
 		t.Fatalf("closed %d after the root changed; want 1", n)
 	}
 }

@@ -114,7 +114,7 @@ func joinWorker(ctx context.Context, num int, token, addr, fakeAddr string) (*si
 	if err != nil {
 		return nil, err
 	}
-	jc := transport.NewJoinClient(tok.CADigest, 10*time.Second)
+	jc := transport.NewJoinClient(tok.CADigest, 10*time.Second, nil)
 	defer jc.CloseIdleConnections()
 	gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	grant, err := api.NewClient(jc, "https://"+addr).Grant(gctx, api.JoinGrantRequest{Token: token, CSR: csr, Addr: fakeAddr, Level: fsm.CurrentLevel})
