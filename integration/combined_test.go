@@ -354,6 +354,9 @@ func pickFault(avail, paired []fault, rng *mrand.Rand) fault {
 // power cut while the leader is killed.
 var quickPairs = [][2]string{
 	{"churn", "partition-leader"},
+	// The spare joins as a worker in churn's second run, while the slow
+	// disk's probe rotates the worker token (the soak once failed there).
+	{"slow-disk-leader", "churn"},
 	{"pause-follower", "partition-majority-minority"},
 	{"kill-leader", "power-cut-follower"},
 }
