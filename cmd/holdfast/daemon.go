@@ -69,6 +69,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.CertRecoveryWindow = *recoverWindow
 		cfg.Logger = logger
 		testTune(&cfg)
+		testPprof(logger)
 		if err := testClock(&cfg, logger); err != nil {
 			return usagef("%v", err)
 		}
