@@ -13,7 +13,12 @@
 //
 // The rule is Percent: the heap may grow past the live heap by half the
 // live heap or by Config.Headroom, whichever is more, with GOGC between
-// Config.Min and Config.Max.
+// Config.Min and Config.Max. And Release: when the heap holds more free
+// memory than that room or the live heap, whichever is more — a spike
+// is over, such as a snapshot of a large state restored at unlock — the
+// tuner returns it to the system (debug.FreeOSMemory) at once rather
+// than leave it to the runtime's slow background scavenger, at most once
+// per Config.ReleaseEvery.
 package gctune
 
 import (
@@ -33,13 +38,15 @@ type Config struct {
 	Headroom uint64
 	// Every is how often the live heap is read.
 	Every time.Duration
+	// ReleaseEvery is the least time between two releases.
+	ReleaseEvery time.Duration
 }
 
 // DefaultConfig is GOGC 200 (what the daemon used alone) up to a live
 // heap of 32 MiB, then as much as 64 MiB or half the live heap, at least
 // 50.
 func DefaultConfig() Config {
-	return Config{Min: 50, Max: 200, Headroom: 64 << 20, Every: time.Second}
+	return Config{Min: 50, Max: 200, Headroom: 64 << 20, Every: 500 * time.Millisecond, ReleaseEvery: 30 * time.Second}
 }
 
 // Validate checks the bounds.
@@ -51,8 +58,8 @@ func (c Config) Validate() error {
 	if c.Headroom == 0 {
 		errs = append(errs, errors.New("gctune: Headroom must be positive"))
 	}
-	if c.Every <= 0 {
-		errs = append(errs, errors.New("gctune: Every must be positive"))
+	if c.Every <= 0 || c.ReleaseEvery <= 0 {
+		errs = append(errs, errors.New("gctune: Every and ReleaseEvery must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -70,7 +77,23 @@ func (c Config) Percent(live uint64) int {
 	return max(int(p), c.Min)
 }
 
-const liveMetric = "/gc/heap/live:bytes"
+// Release reports whether a heap with live bytes live and free bytes
+// free (not yet returned to the system) should give the free memory back.
+func (c Config) Release(live, free uint64) bool {
+	return free > max(c.Headroom, live)
+}
+
+const (
+	liveMetric = "/gc/heap/live:bytes"
+	freeMetric = "/memory/classes/heap/free:bytes"
+)
+
+func readUint(s metrics.Sample) uint64 {
+	if s.Value.Kind() == metrics.KindUint64 {
+		return s.Value.Uint64()
+	}
+	return 0
+}
 
 // Run sets GOGC from the live heap now, then every cfg.Every, until ctx
 // ends.
@@ -78,19 +101,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	sample := []metrics.Sample{{Name: liveMetric}}
+	sample := []metrics.Sample{{Name: liveMetric}, {Name: freeMetric}}
 	last := -1
+	var released time.Time
 	tick := time.NewTicker(cfg.Every)
 	defer tick.Stop()
 	for {
 		metrics.Read(sample)
-		live := uint64(0)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			live = sample[0].Value.Uint64()
-		}
+		live, free := readUint(sample[0]), readUint(sample[1])
 		if p := cfg.Percent(live); p != last {
 			debug.SetGCPercent(p)
 			last = p
+		}
+		if cfg.Release(live, free) && time.Since(released) >= cfg.ReleaseEvery {
+			debug.FreeOSMemory()
+			released = time.Now()
 		}
 		select {
 		case <-ctx.Done():
