@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -45,8 +47,13 @@ type StateFigures struct {
 	RSSLeader int       `json:"rss_leader"`
 	MaxRSSMiB float64   `json:"max_rss_mib"`
 	RSSEndMiB []float64 `json:"rss_end_mib"`
-	RSSGoal   string    `json:"rss_goal"`
-	RSSMet    bool      `json:"rss_met"`
+	// FileMiB and FileEndMiB are the file-backed part of each RSS
+	// (RssFile: bolt's memory map of the raft log, and the binary), which
+	// the kernel can drop under memory pressure.
+	FileMiB    []float64 `json:"rss_file_mib"`
+	FileEndMiB []float64 `json:"rss_file_end_mib"`
+	RSSGoal    string    `json:"rss_goal"`
+	RSSMet     bool      `json:"rss_met"`
 	// ListQuietMs and ListTableMs: `holdfast secret ls -q` and `holdfast
 	// secret ls` (the table), the binary run against a follower's socket,
 	// median of stateListRuns runs each, output discarded.
@@ -108,7 +115,7 @@ func (b *bench) runState(ctx context.Context) (*Report, error) {
 		{"failover", func() error { return b.measureFailover(ctx, &sf.Failover) }},
 		{"memory at the end", func() error {
 			var err error
-			sf.RSSEndMiB, _, err = b.rssAll(ctx)
+			sf.RSSEndMiB, sf.FileEndMiB, _, err = b.rssAll(ctx)
 			return err
 		}},
 	}
@@ -204,26 +211,58 @@ func (b *bench) waitApplied(ctx context.Context) error {
 	})
 }
 
-// rssAll reads every manager's RSS, in MiB, and returns the leader's
-// position among them.
-func (b *bench) rssAll(ctx context.Context) ([]float64, int, error) {
+// rssAll reads every manager's RSS and its file-backed part, in MiB,
+// and returns the leader's position among them.
+func (b *bench) rssAll(ctx context.Context) (rss, file []float64, li int, err error) {
 	leader, err := b.leader(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	var out []float64
-	li := 0
 	for i, n := range b.nodes {
-		rss, err := readRSS(n.proc.cmd.Process.Pid)
+		pid := n.proc.cmd.Process.Pid
+		r, err := readRSS(pid)
 		if err != nil {
-			return nil, 0, fmt.Errorf("manager %d: %w", n.num, err)
+			return nil, nil, 0, fmt.Errorf("manager %d: %w", n.num, err)
+		}
+		f, err := readRssFile(pid)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("manager %d: %w", n.num, err)
 		}
 		if n == leader {
 			li = i
 		}
-		out = append(out, round(float64(rss)/(1<<20), 1))
+		rss = append(rss, round(float64(r)/(1<<20), 1))
+		file = append(file, round(float64(f)/(1<<20), 1))
 	}
-	return out, li, nil
+	return rss, file, li, nil
+}
+
+// readRssFile returns the file-backed part of process pid's RSS, in
+// bytes, from the RssFile line of /proc/PID/status.
+func readRssFile(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read its memory use: %w", err)
+	}
+	return parseStatusKB(string(b), "RssFile:")
+}
+
+// parseStatusKB finds "KEY N kB" in the text of /proc/PID/status.
+func parseStatusKB(status, key string) (int64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		rest, ok := strings.CutPrefix(line, key)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 2 && f[1] == "kB" {
+			if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				return kb << 10, nil
+			}
+		}
+		break
+	}
+	return 0, fmt.Errorf("no %s line in /proc/PID/status", key)
 }
 
 // stateMemory reads each manager's RSS once all applied the fill.
@@ -232,11 +271,11 @@ func (b *bench) stateMemory(ctx context.Context, sf *StateFigures) error {
 	if err := b.waitApplied(ctx); err != nil {
 		return err
 	}
-	rss, li, err := b.rssAll(ctx)
+	rss, file, li, err := b.rssAll(ctx)
 	if err != nil {
 		return err
 	}
-	sf.RSSMiB, sf.RSSLeader = rss, li
+	sf.RSSMiB, sf.FileMiB, sf.RSSLeader = rss, file, li
 	for _, v := range rss {
 		sf.MaxRSSMiB = max(sf.MaxRSSMiB, v)
 	}
@@ -361,7 +400,9 @@ func writeStateTable(w io.Writer, r *Report) error {
 	rows := [][4]string{
 		{fmt.Sprintf("fill: %s secrets of 1 KiB, %d writers", thousands(int64(s.Secrets)), benchWriters), fmt.Sprintf("%.1f s (%s writes/s)", s.FillSec, thousands(int64(s.FillWritesPerSec+0.5))), "-", "-"},
 		{fmt.Sprintf("manager RSS after the fill (leader is #%d)", s.RSSLeader+1), mibs(s.RSSMiB), s.RSSGoal, yesNo(s.RSSMet)},
+		{"  of which file-backed (bolt's map, the binary)", mibs(s.FileMiB), "-", "-"},
 		{"manager RSS at the end (after restarts)", mibs(s.RSSEndMiB), "-", "-"},
+		{"  of which file-backed", mibs(s.FileEndMiB), "-", "-"},
 		{fmt.Sprintf("secret ls -q p50 (%d runs, through a follower)", len(s.ListRunsMs)), secs(s.ListQuietMs), s.ListGoal, yesNo(s.ListQuietMs <= ms(goalStateListTime))},
 		{"secret ls (table) p50", secs(s.ListTableMs), s.ListGoal, yesNo(s.ListTableMs <= ms(goalStateListTime))},
 		{fmt.Sprintf("unlock to first write on a follower p50 (%d trials)", s.Unlock.Trials), secs(s.Unlock.P50Ms), "≤ 0.5 s (at 100,000)", yesNo(s.Unlock.Met)},

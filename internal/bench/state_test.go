@@ -12,7 +12,7 @@ func TestWriteStateTable(t *testing.T) {
 		Cluster: ClusterInfo{Managers: 3, Autolock: true},
 		State: &StateFigures{
 			Secrets: 100000, FillSec: 80.5, FillWritesPerSec: 1242.2, RSSMiB: []float64{310.4, 250, 251}, RSSLeader: 0, MaxRSSMiB: 310.4,
-			RSSEndMiB: []float64{200, 201, 202}, RSSGoal: "≤ 300 MiB (at 100,000)",
+			RSSEndMiB: []float64{200, 201, 202}, FileMiB: []float64{40, 41, 42}, FileEndMiB: []float64{130, 131, 132}, RSSGoal: "≤ 300 MiB (at 100,000)",
 			ListQuietMs: 420, ListTableMs: 650, ListRunsMs: []float64{420, 430, 410}, ListGoal: "≤ 0.5 s (at 100,000)",
 			Unlock:      Trials{Trials: 3, P50Ms: 450, P99Ms: 700, Met: true},
 			Failover:    Trials{Trials: 3, P50Ms: 600, P99Ms: 2500},
@@ -28,6 +28,8 @@ func TestWriteStateTable(t *testing.T) {
 		"80.5 s (1,242 writes/s)",
 		"310, 250, 251 MiB",
 		"200, 201, 202 MiB",
+		"40, 41, 42 MiB",
+		"130, 131, 132 MiB",
 		"secret ls -q p50 (3 runs, through a follower)",
 		"0.420 s",
 		"0.650 s",
@@ -73,6 +75,18 @@ func TestRunRefusesBadSecrets(t *testing.T) {
 		rep, err := Run(t.Context(), Config{Binary: "holdfast", Dir: t.TempDir(), Trials: 1, Secrets: tc.secrets, Workers: tc.workers, Started: func(int) { started++ }})
 		if rep != nil || err == nil || !strings.Contains(err.Error(), tc.want) || started != 0 {
 			t.Errorf("Run with %d secrets, %d workers = %v, %v (%d daemons started); want an error with %q and none", tc.secrets, tc.workers, rep, err, started, tc.want)
+		}
+	}
+}
+
+func TestParseStatusKB(t *testing.T) {
+	status := "Name:\tholdfast\nVmRSS:\t  379336 kB\nRssAnon:\t  336944 kB\nRssFile:\t   42392 kB\n"
+	if got, err := parseStatusKB(status, "RssFile:"); err != nil || got != 42392<<10 {
+		t.Errorf("RssFile = %d, %v; want %d", got, err, 42392<<10)
+	}
+	for _, bad := range []string{"VmRSS:\t1 kB\n", "RssFile:\tx kB\n", "RssFile:\t1 MB\n"} {
+		if got, err := parseStatusKB(bad, "RssFile:"); err == nil {
+			t.Errorf("parseStatusKB(%q) = %d, nil; want an error", bad, got)
 		}
 	}
 }
