@@ -69,7 +69,12 @@ func secretRoutes(mux *http.ServeMux, b SecretsBackend) {
 		}
 	})
 	mux.HandleFunc("GET /v1/secrets", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, res(b.Secrets(r.Context())))
+		list, err := b.Secrets(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSONArray(w, list)
 	})
 	mux.HandleFunc("GET /v1/secrets/{ref}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, res(b.Secret(r.Context(), r.PathValue("ref"))))
@@ -100,7 +105,7 @@ func (c *Client) CreateSecret(ctx context.Context, req SecretCreateRequest) (*Se
 
 func (c *Client) Secrets(ctx context.Context) ([]SecretMeta, error) {
 	var out []SecretMeta
-	return out, c.Do(ctx, "GET", "/v1/secrets", nil, &out)
+	return out, c.getList(ctx, "/v1/secrets", &out)
 }
 
 func (c *Client) Secret(ctx context.Context, ref string) (*SecretMeta, error) {

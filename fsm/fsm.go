@@ -322,18 +322,23 @@ type snapshot struct {
 	secrets *secrets.Store
 }
 
-func (s *snapshot) encode() []byte {
+// head is what precedes the secrets: the magic, the header's length and
+// the header.
+func (s *snapshot) head() []byte {
 	b := make([]byte, 0, len(snapshotMagic2)+binary.MaxVarintLen64+len(s.header))
 	b = append(b, snapshotMagic2...)
 	b = binary.AppendUvarint(b, uint64(len(s.header)))
-	b = append(b, s.header...)
-	return s.secrets.AppendBinary(b)
+	return append(b, s.header...)
 }
 
+func (s *snapshot) encode() []byte {
+	return s.secrets.AppendBinary(s.head())
+}
+
+// Persist streams the snapshot to sink (secrets.Store.WriteBinary): a
+// snapshot of a large state is not built in memory first.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	data := s.encode()
-	defer clear(data)
-	if _, err := sink.Write(data); err != nil {
+	if err := s.secrets.WriteBinary(sink, s.head()); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)
 	}

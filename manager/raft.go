@@ -128,7 +128,7 @@ func (n *Node) startRaft(inc *incarnation, mode raftMode) (*raftNode, error) {
 	}
 	// Plaintext entries are cached above the sealing layer, so replication
 	// of recent entries does not open them again.
-	logs, err := raft.NewLogCache(1024, store)
+	logs, err := newLogCache(store, logCacheEntries, logCacheBytes)
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -29,6 +29,7 @@ func setupBench(c *cli, fs *flag.FlagSet) action {
 	trials := fs.Int("trials", 10, "`N` kills of the leader for the failover figure, and N restarts for unlock to first write")
 	quick := fs.Bool("quick", false, "a shorter run: 200 sequential writes, 3 s of concurrent writes, 2,000 secrets for the memory figure")
 	workers := fs.Int("workers", 0, "measure instead the figures of `N` simulated workers joined to the cluster (docs/PERFORMANCE.md, section Workers at scale)")
+	secrets := fs.Int("secrets", 0, "measure instead the figures of a state of `N` secrets of 1 KiB: memory, secret ls, unlock, failover, snapshot (docs/PERFORMANCE.md, section A large state)")
 	return func(ctx context.Context, args []string) error {
 		if err := wantArgs(args); err != nil {
 			return err
@@ -38,6 +39,12 @@ func setupBench(c *cli, fs *flag.FlagSet) action {
 		}
 		if *workers < 0 || *workers > bench.MaxWorkers {
 			return usagef("--workers must be between 0 and %d, not %d", bench.MaxWorkers, *workers)
+		}
+		if *secrets < 0 || *secrets > bench.MaxSecrets {
+			return usagef("--secrets must be between 0 and %d, not %d", bench.MaxSecrets, *secrets)
+		}
+		if *secrets > 0 && *workers > 0 {
+			return usagef("--secrets and --workers are separate runs: give one of them")
 		}
 		binary := benchBinary
 		if binary == "" {
@@ -81,7 +88,7 @@ func setupBench(c *cli, fs *flag.FlagSet) action {
 			Binary: binary, Dir: root, Quick: *quick, Trials: *trials,
 			Progress: benchProgress{prog}, ProgressEvery: every,
 			Warn:    func(msg string) { fmt.Fprintln(c.stderr, "holdfast: warning: "+msg) },
-			Started: benchStarted, Workers: *workers,
+			Started: benchStarted, Workers: *workers, Secrets: *secrets,
 		})
 		interrupted := ctx.Err() != nil
 		switch {

@@ -226,6 +226,8 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "extra"}, `unexpected argument "extra"`},
 		{[]string{"bench", "--format", "yaml"}, "invalid value"},
 		{[]string{"bench", "--dir", full}, "is not empty"},
+		{[]string{"bench", "--secrets", "-1"}, "--secrets must be between 0 and 1000000"},
+		{[]string{"bench", "--secrets", "10", "--workers", "10"}, "separate runs"},
 	} {
 		r := runCLI(t, tc.args...)
 		if r.code != exitUsage {

@@ -15,6 +15,7 @@ import (
 
 	hfversion "github.com/holdfast/holdfast/internal/version"
 
+	"github.com/holdfast/holdfast/internal/gctune"
 	"github.com/holdfast/holdfast/manager"
 )
 
@@ -53,7 +54,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		} else if err := noCoreDumps(); err != nil {
 			return fmt.Errorf("keep keys out of core dumps: %w (use --allow-core-dumps to run anyway)", err)
 		}
-		tuneGC()
+		tuneGC(ctx)
 		cfg := manager.DefaultConfig(c.dataDir())
 		cfg.ListenAddr = *listen
 		cfg.AdvertiseAddr = *advertise
@@ -69,6 +70,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		cfg.CertRecoveryWindow = *recoverWindow
 		cfg.Logger = logger
 		testTune(&cfg)
+		testPprof(logger)
 		if err := testClock(&cfg, logger); err != nil {
 			return usagef("%v", err)
 		}
@@ -133,9 +135,12 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 // roughly halves for a few tens of MiB more memory (docs/PERFORMANCE.md).
 const daemonGCPercent = 200
 
-// tuneGC sets daemonGCPercent unless GOGC is set.
-func tuneGC() {
+// tuneGC sets daemonGCPercent unless GOGC is set, and then lowers it as
+// the live heap grows (package gctune: a large state must not cost
+// several times its size) until ctx ends.
+func tuneGC(ctx context.Context) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemonGCPercent)
+		go func() { _ = gctune.Run(ctx, gctune.DefaultConfig()) }()
 	}
 }

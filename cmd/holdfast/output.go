@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -180,25 +181,37 @@ func listCommand[T any](c *cli, fs *flag.FlagSet, quietHelp string, list func(*a
 }
 
 func printListing[T any](c *cli, quiet bool, format *formatValue, items []T, id func(T) string, table func(io.Writer, []T) error) error {
+	// One write per 64 KiB, not one or more per item: a listing of
+	// 100,000 secrets was 100,000 system calls (-q) and over a million
+	// (the table) (docs/PERFORMANCE.md, "A large state").
+	out := bufio.NewWriterSize(c.stdout, 64<<10)
+	err := writeListing(out, quiet, format, items, id, table)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+func writeListing[T any](w io.Writer, quiet bool, format *formatValue, items []T, id func(T) string, table func(io.Writer, []T) error) error {
 	switch {
 	case quiet:
 		for _, it := range items {
-			if _, err := fmt.Fprintln(c.stdout, id(it)); err != nil {
+			if _, err := fmt.Fprintln(w, id(it)); err != nil {
 				return err
 			}
 		}
 		return nil
 	case format.template():
 		for _, it := range items {
-			if err := format.write(c.stdout, it); err != nil {
+			if err := format.write(w, it); err != nil {
 				return err
 			}
 		}
 		return nil
 	case format.doc():
-		return format.write(c.stdout, items)
+		return format.write(w, items)
 	}
-	return table(c.stdout, items)
+	return table(w, items)
 }
 
 func printNodes(w io.Writer, nodes []api.Node) error {

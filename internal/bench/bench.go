@@ -37,6 +37,9 @@ type Config struct {
 	// Workers, when positive, makes the run measure the figures of N
 	// simulated workers (issue 21) instead of the others; 0 to MaxWorkers.
 	Workers int
+	// Secrets, when positive, makes the run measure instead the figures
+	// of a state of N secrets of 1 KiB (issue 21); 0 to MaxSecrets.
+	Secrets int
 }
 
 // MaxWorkers bounds Config.Workers.
@@ -70,6 +73,12 @@ func (c Config) Validate() error {
 	if c.Workers < 0 || c.Workers > MaxWorkers {
 		errs = append(errs, fmt.Errorf("workers must be between 0 and %d, not %d", MaxWorkers, c.Workers))
 	}
+	if c.Secrets < 0 || c.Secrets > MaxSecrets {
+		errs = append(errs, fmt.Errorf("secrets must be between 0 and %d, not %d", MaxSecrets, c.Secrets))
+	}
+	if c.Secrets > 0 && c.Workers > 0 {
+		errs = append(errs, errors.New("workers and secrets are separate runs: give one of them"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -98,6 +107,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b := &bench{cfg: cfg, root: cfg.Dir, plan: newPlan(cfg.Quick, cfg.Trials)}
 	if cfg.Workers > 0 {
 		return b.runWorkers(ctx)
+	}
+	if cfg.Secrets > 0 {
+		return b.runState(ctx)
 	}
 	return b.run(ctx)
 }

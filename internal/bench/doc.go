@@ -36,4 +36,13 @@
 // daemon's follower, secret delivery, renewer and CA syncer do; gossip is
 // left out. The figures and what each measures are in
 // docs/PERFORMANCE.md, "Workers at scale".
+//
+// # A large state
+//
+// With Config.Secrets = N the run measures instead what a state of N
+// secrets of 1 KiB costs (state.go): it fills the cluster through the
+// API, reads each manager's RSS, times `secret ls` by running the binary
+// against a follower's socket, then `snapshot save` and `snapshot
+// restore`, unlock to first write and failover. The figures are in
+// docs/PERFORMANCE.md, "A large state".
 package bench

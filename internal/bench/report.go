@@ -22,6 +22,9 @@ type Report struct {
 	// Workers holds the figures of a run with simulated workers, which
 	// measures only those.
 	Workers *WorkerFigures `json:"workers,omitempty"`
+	// State holds the figures of a run with a large state, which
+	// measures only those.
+	State *StateFigures `json:"state,omitempty"`
 }
 
 type Machine struct {
@@ -95,6 +98,12 @@ type Memory struct {
 func WriteTable(w io.Writer, r *Report) error {
 	if r.Workers != nil {
 		if err := writeWorkerTable(w, r); err != nil {
+			return err
+		}
+		return writeMachine(w, r)
+	}
+	if r.State != nil {
+		if err := writeStateTable(w, r); err != nil {
 			return err
 		}
 		return writeMachine(w, r)
