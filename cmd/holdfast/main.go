@@ -102,7 +102,7 @@ func commands() []command {
 	return []command{
 		{"daemon", "[--listen-addr HOST:PORT] [--advertise-addr HOST:PORT] [--metrics-addr HOST:PORT] [--unlock-key-command CMD] [--log-level LEVEL] [--log-format text|json] ...", "Run a holdfast node", "Daemon", setupDaemon},
 		{"dev", "[--managers N] [--autolock] [--dir DIR] [--metrics-addr HOST:PORT]", "Run a cluster of N managers in this process, for trying things out", "Daemon", setupDev},
-		{"bench", "[--format json] [--dir DIR] [--trials N] [--quick]", "Start a 3-manager cluster of daemons on 127.0.0.1 and measure its performance against the goals", "Daemon", setupBench},
+		{"bench", "[--format json] [--dir DIR] [--trials N] [--quick] [--workers N | --secrets N]", "Start a 3-manager cluster of daemons on 127.0.0.1 and measure its performance against the goals", "Daemon", setupBench},
 		{"init", "[--autolock] [--cert-expiry DUR] [--key-rotation DUR] [--ca-cert FILE --ca-key FILE] [--force-new-cluster] [-q]", "Create a cluster with this node as its first manager", "Cluster", setupInit},
 		{"join", "--token TOKEN HOST:PORT", "Join the cluster of the manager at HOST:PORT", "Cluster", setupJoin},
 		{"leave", "[--force]", "Leave the cluster", "Cluster", setupLeave},
