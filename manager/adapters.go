@@ -83,6 +83,8 @@ type joinAPI struct {
 	// (clockskew.go), which may forbid issuing certificates.
 	now  func() time.Time
 	skew *clockSkew
+	// views caches the shared part of workers' views (selfview.go).
+	views selfViews
 }
 
 // nodeAPI serves the node API: what other nodes ask of this one.
@@ -102,6 +104,8 @@ type nodeAPI struct {
 	// now is the node's clock; skew its offset from the other managers'.
 	now  func() time.Time
 	skew *clockSkew
+	// views caches the shared part of workers' views (selfview.go).
+	views selfViews
 }
 
 var (
