@@ -4,7 +4,7 @@
 // in every process, so every manager and every worker agree without
 // talking.
 //
-// Two tools:
+// Three tools:
 //
 //   - Order ranks targets for a key by rendezvous (highest random weight)
 //     hashing: each key gets its own order, the first targets are spread
@@ -16,6 +16,9 @@
 //     once can pick, for any key, the few members after the key's own
 //     place in O(log n + k), and a member joining or leaving changes at
 //     most one of them.
+//   - Picker is Order with memory for a retry loop: the first choice
+//     while it answers, the next on each failure, and back to the first
+//     choice a jittered while later.
 //
 // The hash is a fixed function of the bytes (FNV-1a with a 64-bit
 // finalizer), not a secret: a node that chooses its own ID could place
