@@ -83,8 +83,6 @@ type joinAPI struct {
 	// (clockskew.go), which may forbid issuing certificates.
 	now  func() time.Time
 	skew *clockSkew
-	// views caches the shared part of workers' views (selfview.go).
-	views selfViews
 }
 
 // nodeAPI serves the node API: what other nodes ask of this one.

@@ -24,7 +24,7 @@ type follower struct {
 	keys     *keyBox
 	ask      func(t ca.RoleTarget) // askRole
 	log      *slog.Logger
-	// self is this node's ID: which manager it polls first (pollSpread).
+	// self is this node's ID: which manager it polls first (spread.Picker).
 	self string
 }
 
