@@ -280,7 +280,9 @@ type SelfView struct {
 	// Secrets are the secrets granted to the node, without their data.
 	Secrets []SecretRef `json:"secrets"`
 	// Keyrings are the data-plane keyrings, with material, and
-	// GossipPeers where every other node gossips.
+	// GossipPeers where some other nodes gossip: a bounded sample, the
+	// managers first, enough to join the gossip mesh (older managers
+	// send every other node).
 	Keyrings    []Keyring  `json:"keyrings,omitempty"`
 	GossipPeers []PeerAddr `json:"gossip_peers,omitempty"`
 	// CA is the cluster's CA as the node must follow it (ca.go).

@@ -102,6 +102,8 @@ type nodeAPI struct {
 	// now is the node's clock; skew its offset from the other managers'.
 	now  func() time.Time
 	skew *clockSkew
+	// views caches the shared part of workers' views (selfview.go).
+	views selfViews
 }
 
 var (

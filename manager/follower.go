@@ -8,6 +8,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/internal/backoff"
+	"github.com/holdfast/holdfast/internal/spread"
 )
 
 // follower is a worker's link to the cluster: it long-polls a manager for
@@ -23,19 +24,21 @@ type follower struct {
 	keys     *keyBox
 	ask      func(t ca.RoleTarget) // askRole
 	log      *slog.Logger
+	// self is this node's ID: which manager it polls first (spread.Picker).
+	self string
 }
 
 func (f *follower) Run(ctx context.Context) error {
 	var index uint64
 	bo := backoff.New(100*time.Millisecond, 5*time.Second)
-	next := 0
+	pick := spread.NewPicker(f.self, pollReturn)
 	for ctx.Err() == nil {
 		managers := f.managers()
 		if len(managers) == 0 {
 			f.log.Error("worker knows no manager; rejoin the cluster")
 			return nil
 		}
-		m := managers[next%len(managers)]
+		m := managers[pick.Pick(peerIDs(managers))]
 		client := f.client(m.Addr)
 		view, err := client.Self(ctx, index)
 		if api.IsRemoved(err) {
@@ -48,7 +51,7 @@ func (f *follower) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			f.log.Debug("cannot reach manager", "addr", m.Addr, "err", err)
-			next++
+			pick.Failed()
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -65,7 +68,7 @@ func (f *follower) Run(ctx context.Context) error {
 			// Try again soon, through the next manager, without waiting
 			// for the state to change.
 			index = 0
-			next++
+			pick.Failed()
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -146,5 +149,6 @@ func newFollower(n *Node, inc *incarnation) *follower {
 		keys:     inc.keys,
 		ask:      func(t ca.RoleTarget) { askRole(inc, n.roleChange, t) },
 		log:      n.logger,
+		self:     inc.info.NodeID,
 	}
 }

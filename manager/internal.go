@@ -168,21 +168,20 @@ wait:
 		// asks another manager.
 		return nil, errNeedsUpgrade(st)
 	}
-	view := &api.SelfView{Managers: inc.managers()}
+	var view *api.SelfView
 	rn.fsm.Read(func(s *fsm.State, index uint64) {
-		view.Index = index
-		if s.Cluster != nil {
-			view.ClusterID = s.Cluster.ID
+		if index < afterIndex && !rn.isLeader() {
+			return // behind what the node has seen: see below
 		}
-		if p, ok := s.Nodes[from.NodeID]; ok {
-			view.Node = &api.Node{ID: p.ID, Role: p.Role, Addr: p.Addr, CertExpiresAt: p.CertExpiresAt, CreatedAt: p.CreatedAt, GossipAddr: p.GossipAddr}
-		}
-		kv := keyViewOf(s, from.NodeID)
-		view.Keyrings, view.GossipPeers = keyringsToAPI(kv.rings), kv.peers
-		view.Removed = s.IsRemoved(from.NodeID, a.now())
-		view.Secrets = grantedRefs(s, from.NodeID)
-		view.CA = selfCAView(s, from.NodeID)
+		view = selfViewOf(s, a.views.shared(rn.fsm, s, index), from.NodeID, s.IsRemoved(from.NodeID, a.now()))
 	})
+	if view == nil {
+		// A follower that has not applied what the node saw elsewhere
+		// would send it back in time: the node asks another manager. (A
+		// leader behind it answers: its state is the cluster's.)
+		return nil, api.Errorf(api.CodeUnavailable, "this manager has not yet applied index %d, which the node has seen; ask another manager", afterIndex)
+	}
+	view.Managers = inc.managers()
 	return view, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/holdfast/holdfast/ca"
 	"github.com/holdfast/holdfast/fsm"
 	"github.com/holdfast/holdfast/internal/backoff"
+	"github.com/holdfast/holdfast/internal/spread"
 	"github.com/holdfast/holdfast/secrets"
 	"github.com/holdfast/holdfast/transport"
 )
@@ -191,7 +192,9 @@ func (w *simWorker) client(addr string) *api.Client {
 // follow is manager/follower.go's loop.
 func (w *simWorker) follow(ctx context.Context, caViews chan *api.CAView) {
 	bo := backoff.New(100*time.Millisecond, 5*time.Second)
-	next := 0
+	w.mu.Lock()
+	pick := spread.NewPicker(w.nodeID, time.Minute)
+	w.mu.Unlock()
 	for ctx.Err() == nil {
 		w.mu.Lock()
 		managers, index := w.managers, w.index
@@ -200,7 +203,11 @@ func (w *simWorker) follow(ctx context.Context, caViews chan *api.CAView) {
 			w.fail(errors.New("worker knows no manager"))
 			return
 		}
-		m := managers[next%len(managers)]
+		ids := make([]string, len(managers))
+		for i, m := range managers {
+			ids[i] = m.NodeID
+		}
+		m := managers[pick.Pick(ids)]
 		client := w.client(m.Addr)
 		trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
 			if i.Err == nil {
@@ -222,7 +229,7 @@ func (w *simWorker) follow(ctx context.Context, caViews chan *api.CAView) {
 				return
 			}
 			w.fail(err)
-			next++
+			pick.Failed()
 			select {
 			case <-ctx.Done():
 				return
@@ -260,7 +267,7 @@ func (w *simWorker) follow(ctx context.Context, caViews chan *api.CAView) {
 		}
 		w.mu.Unlock()
 		if !delivered {
-			next++
+			pick.Failed()
 			select {
 			case <-ctx.Done():
 				return
