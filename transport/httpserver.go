@@ -25,6 +25,7 @@ func NewHTTPServer(h http.Handler) *http.Server {
 		shutdown bool
 	)
 	serve := func(outer *http.Server, c *tls.Conn, h http.Handler) {
+		lim, limited := limiters.LoadAndDelete(c)
 		// h sets r.TLS from c before calling outer's handler.
 		inner := &http.Server{
 			Handler:           h,
@@ -48,8 +49,8 @@ func NewHTTPServer(h http.Handler) *http.Server {
 			mu.Unlock()
 		}()
 		l := newConnListener(c)
-		if v, ok := limiters.LoadAndDelete(c); ok {
-			p := v.(*peerLimiter)
+		if limited {
+			p := lim.(*peerLimiter)
 			var done func()
 			inner.Handler, done = p.serveConn(c, inner, h)
 			defer done()
