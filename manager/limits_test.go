@@ -179,3 +179,46 @@ func TestRefuseTooMany(t *testing.T) {
 		t.Fatalf("answer %d %s, Retry-After %q", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
 	}
 }
+
+// TestNodeLimitsAnswerTooManyRequests: the node's port applies its
+// Config.Limits with the API's answer: an address holding its join
+// connections is answered 429 too_many_requests (counted), another
+// address is served.
+func TestNodeLimitsAnswerTooManyRequests(t *testing.T) {
+	m := newTestNode(t, "m0", func(c *Config) { c.Limits = transport.Limits{MaxConnsPerPeer: 1} })
+	init, err := m.client.Init(ctxT(t), api.InitRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One join connection from 127.0.0.1, kept open after an answer.
+	d := tls.Dialer{Config: &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{transport.ProtoJoin}, InsecureSkipVerify: true}}
+	held, err := d.DialContext(ctxT(t), "tcp", init.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	_ = held.SetDeadline(time.Now().Add(20 * time.Second))
+	req, _ := http.NewRequest(http.MethodGet, "https://holdfast/join", nil)
+	if err := req.Write(held); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(held), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Close {
+		t.Fatal("the first connection was not kept open")
+	}
+	before := testutil.ToFloat64(limitRefusals.WithLabelValues(transport.LimitConnsPerPeer))
+	a := rawJoin(t, "127.0.0.1", init.Addr, init.WorkerToken)
+	if a.status != http.StatusTooManyRequests || a.code != api.CodeTooManyRequests || a.retryAfter == "" {
+		t.Fatalf("a second connection from one address: %d %q, Retry-After %q; want 429 too_many_requests", a.status, a.code, a.retryAfter)
+	}
+	if got := testutil.ToFloat64(limitRefusals.WithLabelValues(transport.LimitConnsPerPeer)) - before; got != 1 {
+		t.Fatalf("holdfast_limit_refusals_total{limit=connections_per_peer} grew by %v; want 1", got)
+	}
+	if a := rawJoin(t, "127.0.0.2", init.Addr, init.WorkerToken); a.status != http.StatusOK {
+		t.Fatalf("another address: %d %s", a.status, a.code)
+	}
+}
