@@ -34,7 +34,7 @@ const (
 const joinGuardMaxAddrs = 100_000
 
 var limitRefusals = newCounterVec("holdfast_limit_refusals_total",
-	"Peers refused, or connections ended, by a limit on abusive peers, by limit: handshakes, handshakes_per_ip (handshakes in progress; the connection closed before TLS), handshake_timeout (a handshake not finished in time), connections, connections_per_peer, requests, requests_per_peer (answered 429), write_timeout (a peer that did not read its answer), join_failures (an address over its failed join attempts, answered 429).",
+	"Peers refused, or connections ended, by a limit on abusive peers, by limit: handshakes, handshakes_per_ip (handshakes in progress; the connection closed before TLS), handshake_timeout (a handshake not finished in time), connections, connections_per_peer, requests, requests_per_peer (answered 429), write_timeout (a peer that did not read its answer), body_timeout (a peer that withheld a request's body), join_failures (an address over its failed join attempts, answered 429).",
 	"limit", append(append([]string{}, transport.LimitNames...), limitJoinFailures)...)
 
 // limitMetrics are the series registered in the process registry.

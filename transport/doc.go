@@ -53,8 +53,8 @@
 // before any TLS); a deadline on each handshake; the open connections and
 // requests in progress of non-manager peers, in all and per peer (a node
 // on ProtoAPI, an IP on ProtoJoin), answered 429 by Config.Refuse; and a
-// deadline on writing each response, so a peer that does not read loses
-// its connection. Config.OnLimit hears of every refusal.
+// deadline on writing each response and on reading each request body, so
+// a peer that does not read, or withholds a body, loses its connection. Config.OnLimit hears of every refusal.
 //
 // Gossip (StartGossip) is the node's memberlist on its own address, UDP
 // and TCP: encrypted with the cluster's gossip keyring (AES-GCM), labelled

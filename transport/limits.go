@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -47,6 +48,11 @@ type Limits struct {
 	// moment the handler starts it: a peer that does not read loses its
 	// connection then (LimitWriteTimeout).
 	WriteTimeout time.Duration
+	// BodyTimeout bounds the reading of a request's body, from the
+	// moment its handler starts: a peer that sends headers and then
+	// trickles (or withholds) the body loses its connection then
+	// (LimitBodyTimeout).
+	BodyTimeout time.Duration
 }
 
 // The default limits.
@@ -58,6 +64,7 @@ const (
 	DefaultMaxRequests        = 20000
 	DefaultMaxRequestsPerPeer = 64
 	DefaultWriteTimeout       = 10 * time.Second
+	DefaultBodyTimeout        = 10 * time.Second
 )
 
 // The limits, as Config.OnLimit names them (and the metric's label).
@@ -70,10 +77,11 @@ const (
 	LimitRequests         = "requests"
 	LimitRequestsPerPeer  = "requests_per_peer"
 	LimitWriteTimeout     = "write_timeout"
+	LimitBodyTimeout      = "body_timeout"
 )
 
 // LimitNames lists every limit name Config.OnLimit may be called with.
-var LimitNames = []string{LimitHandshakes, LimitHandshakesPerIP, LimitHandshakeTimeout, LimitConns, LimitConnsPerPeer, LimitRequests, LimitRequestsPerPeer, LimitWriteTimeout}
+var LimitNames = []string{LimitHandshakes, LimitHandshakesPerIP, LimitHandshakeTimeout, LimitConns, LimitConnsPerPeer, LimitRequests, LimitRequestsPerPeer, LimitWriteTimeout, LimitBodyTimeout}
 
 // RefuseFunc answers a request refused by a limit (LimitConns …,
 // message for people) with status 429 and a Retry-After header.
@@ -94,6 +102,9 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxRequestsPerPeer, DefaultMaxRequestsPerPeer)
 	if l.WriteTimeout == 0 {
 		l.WriteTimeout = DefaultWriteTimeout
+	}
+	if l.BodyTimeout == 0 {
+		l.BodyTimeout = DefaultBodyTimeout
 	}
 	return l
 }
@@ -275,17 +286,45 @@ func (p *peerLimiter) message(limit string) string {
 }
 
 // deadlines gives each response WriteTimeout to be written from the
-// moment it starts, and clears a deadline left by the previous one.
+// moment it starts, and clears a deadline left by the previous one; and
+// gives a request's body BodyTimeout to arrive.
 func (p *peerLimiter) deadlines(h http.Handler) http.Handler {
-	d := p.limits.WriteTimeout
-	if d <= 0 {
-		return h
-	}
+	d, bd := p.limits.WriteTimeout, p.limits.BodyTimeout
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
+		if bd > 0 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			_ = rc.SetReadDeadline(time.Now().Add(bd))
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, onTimeout: func() { p.onLimit(LimitBodyTimeout) }}
+		}
+		if d <= 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
 		_ = rc.SetWriteDeadline(time.Time{})
 		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: d}, r)
 	})
+}
+
+// deadlineBody clears the read deadline once the body is read (or fails),
+// so that it does not cut the connection while the handler works.
+type deadlineBody struct {
+	io.ReadCloser
+	rc        *http.ResponseController
+	onTimeout func()
+	done      bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		if isTimeout(err) {
+			b.onTimeout()
+		} else {
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
 }
 
 // deadlineWriter sets the write deadline when the response starts.

@@ -398,3 +398,59 @@ func TestSlowReaderLosesConnection(t *testing.T) {
 		t.Fatalf("a request after the slow reader's: %d", st)
 	}
 }
+
+// TestWithheldBodyLosesConnection: a peer that sends a request's headers
+// and withholds its body loses the connection at BodyTimeout; a body that
+// arrives clears the deadline, so the handler may work past it.
+func TestWithheldBodyLosesConnection(t *testing.T) {
+	c := newCluster(t)
+	mgr, worker := c.node(t, ca.RoleManager), c.node(t, ca.RoleWorker)
+	var hits limitLog
+	const bodyTimeout = 100 * time.Millisecond
+	srv := startServer(t, mgr, func(cfg *Config) {
+		cfg.Limits = Limits{BodyTimeout: bodyTimeout}
+		cfg.OnLimit = hits.hit
+	})
+	readErr := make(chan error, 1)
+	httpServer(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		if r.URL.Path == "/withheld" {
+			readErr <- err
+			return
+		}
+		// Work for longer than the body's deadline, as a join's raft
+		// write may.
+		<-time.After(3 * bodyTimeout)
+		if err != nil || r.Context().Err() != nil {
+			http.Error(w, "cut", http.StatusInternalServerError)
+		}
+	}))
+	a := openAPI(t, worker, srv.addr())
+	if _, err := io.WriteString(a.c, "POST /withheld HTTP/1.1\r\nHost: holdfast\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-readErr:
+		if !isTimeout(err) {
+			t.Fatalf("reading the withheld body: %v; want a timeout", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the handler still waits for a body that does not come")
+	}
+	if !closedByServer(a.c) {
+		t.Fatal("the connection of a withheld body stays open")
+	}
+	if n := hits.count(LimitBodyTimeout); n != 1 {
+		t.Fatalf("OnLimit(%s) %d times; want 1", LimitBodyTimeout, n)
+	}
+	b := openAPI(t, worker, srv.addr())
+	if _, err := io.WriteString(b.c, "POST /work HTTP/1.1\r\nHost: holdfast\r\nContent-Length: 3\r\n\r\nabc"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.status(t); st != http.StatusOK {
+		t.Fatalf("a request whose handler works past the body's deadline: %d", st)
+	}
+	if st, _ := b.get(t, "/work"); st != http.StatusOK {
+		t.Fatalf("the next request on that connection: %d", st)
+	}
+}
