@@ -70,6 +70,11 @@ const (
 	// managers' than allowed, so it refuses to issue certificates it
 	// would date wrongly; ask another manager, or fix its clock.
 	CodeClockSkew Code = "clock_skew"
+	// CodeTooManyRequests: the caller (a node, or an address) holds
+	// more connections or requests on this manager than it allows, the
+	// manager holds as many as it takes from all, or the address made
+	// too many failed join attempts; retry after the Retry-After header.
+	CodeTooManyRequests Code = "too_many_requests"
 )
 
 // codeInfo is one row of the codes table.
@@ -104,6 +109,7 @@ var codes = map[Code]codeInfo{
 	CodeNeedsUpgrade:     {http.StatusServiceUnavailable, true},
 	CodeRateLimited:      {http.StatusServiceUnavailable, true},
 	CodeClockSkew:        {http.StatusServiceUnavailable, false},
+	CodeTooManyRequests:  {http.StatusTooManyRequests, true},
 }
 
 // Codes returns every error code, for documentation and tests.

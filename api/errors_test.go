@@ -40,6 +40,7 @@ func TestCodeTable(t *testing.T) {
 		"too_large": 413, "not_leader": 421, "locked": 423, "internal": 500, "bad_gateway": 502,
 		"unavailable": 503, "no_leader": 503, "not_manager": 503, "uninitialized": 503,
 		"needs_upgrade": 503, "rate_limited": 503, "clock_skew": 503,
+		"too_many_requests": 429,
 	}
 	got := Codes()
 	if len(got) != len(want) {

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/holdfast/holdfast/fsm"
+	"github.com/holdfast/holdfast/transport"
 )
 
 // level is the level this node runs at.
@@ -86,6 +87,15 @@ type Config struct {
 	// DEKCheckInterval is how often a manager checks whether its DEK has
 	// sealed enough records to be rotated.
 	DEKCheckInterval time.Duration
+
+	// Limits bound what peers may hold of this node: handshakes,
+	// connections, requests, the time to write an answer (limits.go;
+	// zero fields take transport's defaults). JoinFailureBurst failed
+	// joins from one address are allowed in a row, then one every
+	// JoinFailureEvery (zero: the defaults).
+	Limits           transport.Limits
+	JoinFailureBurst int
+	JoinFailureEvery time.Duration
 
 	// Level runs this build as one of an older level: it advertises that
 	// level and stops at any entry such a build could not apply. 0 means

@@ -86,6 +86,7 @@ func newProcessRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		unlockAttempts, keyRotations, caRotations, accessClosed, peerRefusals, checkRefusals, checkSkips, slowDiskHandovers, applyDuration,
 	)
+	r.MustRegister(limitMetrics()...)
 	for _, res := range []string{"ok", "error"} {
 		applyDuration.WithLabelValues(res)
 	}

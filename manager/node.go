@@ -290,6 +290,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 	}
 	inc := &incarnation{info: info, creds: transport.NewCredStore(creds), conns: transport.NewConnTracker(), credsCh: make(chan struct{}, 1), workerSeen: newSeenSet(), keys: newKeyBox(), caViews: make(chan *api.CAView, 1)}
 	inc.tcfg = transport.Config{Creds: inc.creds, Authorize: n.access.authorize, Conns: inc.conns, Logger: n.logger.With("component", "transport"), Now: n.cfg.now}
+	withLimits(&inc.tcfg, n.cfg)
 	stored := *info
 	plan, err := n.applyAddrPlan(info)
 	if err != nil {
@@ -318,7 +319,7 @@ func (n *Node) start(ctx context.Context, info *nodeInfo, mode raftMode) (err er
 	}
 	inc.nodeHTTP = transport.NewAPIClient(inc.tcfg)
 	inc.serve(inc.mux.Listener(transport.ProtoAPI), api.NewNodeHandler(n.apis.node, n.access.peerOf), n.logger)
-	inc.serve(inc.mux.Listener(transport.ProtoJoin), api.NewJoinHandler(n.apis.join), n.logger)
+	inc.serve(inc.mux.Listener(transport.ProtoJoin), newJoinGuard(n.cfg).wrap(api.NewJoinHandler(n.apis.join)), n.logger)
 
 	if info.Role == roleManager {
 		rn, err := n.startRaft(inc, mode)

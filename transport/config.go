@@ -67,6 +67,22 @@ type Config struct {
 	// Now is the node's wall clock, against which peers' certificates
 	// are checked; nil means time.Now.
 	Now func() time.Time
+	// Limits bound what peers may hold of the Mux (limits.go); zero
+	// fields take the defaults.
+	Limits Limits
+	// OnLimit, if set, is called each time a limit refuses a peer or a
+	// deadline ends its connection, with the limit's name (LimitNames).
+	OnLimit func(limit string)
+	// Refuse answers a request refused by a limit; nil answers a plain
+	// 429 with Retry-After.
+	Refuse RefuseFunc
+}
+
+// onLimit calls OnLimit if set.
+func (c Config) onLimit(limit string) {
+	if c.OnLimit != nil {
+		c.OnLimit(limit)
+	}
 }
 
 // AuthorizeFunc decides whether the peer whose verified certificate is leaf

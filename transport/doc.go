@@ -48,6 +48,14 @@
 // first read rather than from Dial. The server never hands such a connection
 // to a listener.
 //
+// Config.Limits bound what peers can hold of a node (limits.go):
+// handshakes in progress, in all and per source IP (the excess closed
+// before any TLS); a deadline on each handshake; the open connections and
+// requests in progress of non-manager peers, in all and per peer (a node
+// on ProtoAPI, an IP on ProtoJoin), answered 429 by Config.Refuse; and a
+// deadline on writing each response and on reading each request body, so
+// a peer that does not read, or withholds a body, loses its connection. Config.OnLimit hears of every refusal.
+//
 // Gossip (StartGossip) is the node's memberlist on its own address, UDP
 // and TCP: encrypted with the cluster's gossip keyring (AES-GCM), labelled
 // with the cluster ID (authenticated data, so another cluster's gossip is

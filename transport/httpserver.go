@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,7 @@ func NewHTTPServer(h http.Handler) *http.Server {
 		shutdown bool
 	)
 	serve := func(outer *http.Server, c *tls.Conn, h http.Handler) {
+		lim, limited := limiters.LoadAndDelete(c)
 		// h sets r.TLS from c before calling outer's handler.
 		inner := &http.Server{
 			Handler:           h,
@@ -47,6 +49,13 @@ func NewHTTPServer(h http.Handler) *http.Server {
 			mu.Unlock()
 		}()
 		l := newConnListener(c)
+		if limited {
+			p := lim.(*peerLimiter)
+			var done func()
+			inner.Handler, done = p.serveConn(c, inner, h)
+			defer done()
+			l.conn.(*hiddenConn).onTimeout = func() { p.onLimit(LimitWriteTimeout) }
+		}
 		_ = inner.Serve(l)
 		// outer closes c when this returns: wait until inner is done with it.
 		<-l.connDone
@@ -112,6 +121,18 @@ func (l *connListener) Addr() net.Addr { return l.addr }
 type hiddenConn struct {
 	*tls.Conn
 	l *connListener
+	// onTimeout, if set, is called once when a write misses its
+	// deadline (Limits.WriteTimeout).
+	onTimeout func()
+	timedOut  atomic.Bool
+}
+
+func (c *hiddenConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil && c.onTimeout != nil && isTimeout(err) && c.timedOut.CompareAndSwap(false, true) {
+		c.onTimeout()
+	}
+	return n, err
 }
 
 func (c *hiddenConn) Close() error {

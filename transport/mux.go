@@ -26,6 +26,11 @@ type Mux struct {
 	subsMu sync.Mutex
 	subs   map[string]*subListener
 
+	// handshakes counts handshakes in progress, in all and per IP.
+	handshakes *counter
+	// peers bounds the connections and requests the HTTP servers serve.
+	peers *peerLimiter
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -42,6 +47,9 @@ func Listen(addr string, cfg Config) (*Mux, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mux{cfg: cfg, log: cfg.Logger, ln: ln, ctx: ctx, cancel: cancel, subs: map[string]*subListener{}}
+	lim := cfg.Limits.withDefaults()
+	m.handshakes = newCounter(lim.MaxHandshakes, lim.MaxHandshakesPerIP, LimitHandshakes, LimitHandshakesPerIP)
+	m.peers = newPeerLimiter(cfg)
 	for _, p := range []string{ProtoRaft, ProtoAPI, ProtoJoin} {
 		m.subs[p] = &subListener{mux: m, proto: p, ch: make(chan *tls.Conn), closed: make(chan struct{})}
 	}
@@ -126,20 +134,34 @@ func (m *Mux) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		ip := hostOf(c.RemoteAddr())
+		if limit := m.handshakes.acquire(ip); limit != "" {
+			// Refused before any TLS: a peer that opens connections and
+			// stalls holds at most this many descriptors.
+			m.cfg.onLimit(limit)
+			m.log.Debug("transport: connection refused: too many handshakes in progress", "remote", c.RemoteAddr().String(), "limit", limit)
+			_ = c.Close()
+			continue
+		}
 		m.wg.Add(1)
-		go m.handle(c)
+		go m.handle(c, ip)
 	}
 }
 
 // handle handshakes one connection and delivers it to its listener.
-func (m *Mux) handle(raw net.Conn) {
+func (m *Mux) handle(raw net.Conn, ip string) {
 	defer m.wg.Done()
 	timeout := m.cfg.HandshakeTimeout
 	_ = raw.SetDeadline(time.Now().Add(timeout))
 	ctx, cancel := context.WithTimeout(m.ctx, timeout)
 	defer cancel()
 	conn := tls.Server(raw, &tls.Config{GetConfigForClient: m.configForClient})
-	if err := conn.HandshakeContext(ctx); err != nil {
+	err := conn.HandshakeContext(ctx)
+	m.handshakes.release(ip)
+	if err != nil {
+		if m.ctx.Err() == nil && (isTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded)) {
+			m.cfg.onLimit(LimitHandshakeTimeout)
+		}
 		if errors.Is(err, ErrCertTime) {
 			m.log.Warn("transport: connection refused: a clock is off", "remote", raw.RemoteAddr().String(), "err", err)
 		} else {
@@ -154,6 +176,9 @@ func (m *Mux) handle(raw net.Conn) {
 		// Raft connections are tracked by the stream layer, which
 		// wraps them; join connections have no peer certificate.
 		m.cfg.Conns.trackTLS(conn, proto)
+	}
+	if proto == ProtoAPI || proto == ProtoJoin {
+		limiters.Store(conn, m.peers)
 	}
 	s, ok := m.sub(proto)
 	if !ok { // cannot happen: configForClient only offers known protocols
@@ -171,6 +196,7 @@ func (m *Mux) handle(raw net.Conn) {
 		m.log.Debug("transport: connection not accepted in time", "remote", raw.RemoteAddr().String(), "proto", proto)
 	}
 	untrack(conn)
+	limiters.Delete(conn)
 	_ = conn.Close()
 }
 

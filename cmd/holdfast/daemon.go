@@ -93,6 +93,7 @@ func setupDaemon(c *cli, fs *flag.FlagSet) action {
 		logger.Info("holdfast daemon starting", "version", hfversion.String(), "data_dir", cfg.DataDir,
 			"socket", cfg.SocketPath, "listen_addr", cfg.ListenAddr, "secrets_dir", cfg.SecretsDir,
 			"unlock_key_command", cfg.UnlockKeyCommand != "", "gossip_addr", cfg.GossipAddr, "metrics_addr", cfg.MetricsAddr)
+		logOpenFileLimit(logger, cfg.Limits)
 		if err := node.Run(ctx); err != nil {
 			return err
 		}
