@@ -83,6 +83,7 @@ func loopTable() []loopSpec {
 		// Managers: leader loops (each checks leadership whenever it wakes).
 		{"key-rotation", managersOnly, true, func(e loopEnv) runner { return newKeyRotator(e.n, e.rn) }},
 		{"ca-finish", managersOnly, true, func(e loopEnv) runner { return newCAFinisher(e.n, e.rn) }},
+		{"finish-removals", managersOnly, true, func(e loopEnv) runner { return newRaftMemberFinisher(e.n, e.rn) }},
 		{"slow-disk-handover", managersOnly, true, func(e loopEnv) runner { return newSlowDiskWatch(e.n, e.rn) }},
 		// Managers: every one.
 		{"key-feed", managersOnly, false, buildKeyFeed},

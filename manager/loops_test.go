@@ -40,7 +40,7 @@ func TestLoopTable(t *testing.T) {
 			t.Errorf("loop %q has no constructor", spec.name)
 		}
 	}
-	for _, name := range []string{"role-supervisor", "expired-retry", "key-rotation", "ca-finish", "ca-sync", "renewal", "unlock-key", "dek-rotation", "secret-delivery", "gossip", "levels", "own-role", "ask-own-role", "follow-cluster", "own-new-address", "clock-skew", "slow-disk-handover"} {
+	for _, name := range []string{"role-supervisor", "expired-retry", "key-rotation", "ca-finish", "ca-sync", "renewal", "unlock-key", "dek-rotation", "secret-delivery", "gossip", "levels", "own-role", "ask-own-role", "follow-cluster", "own-new-address", "clock-skew", "slow-disk-handover", "finish-removals"} {
 		if !seen[name] {
 			t.Errorf("loop table has no %q", name)
 		}

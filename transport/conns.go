@@ -80,6 +80,21 @@ func (t *ConnTracker) Len() int {
 	return len(t.conns)
 }
 
+// revalidateAt is when Revalidate checks a connection's certificate:
+// now, unless now is before the certificate's NotBefore. The handshake
+// accepted that certificate, so a clock that reads earlier than its
+// start has jumped back; judged at such a clock every connection to a
+// recently issued certificate would close, and a leader would lose its
+// quorum over its own clock (the chaos soak saw it). New handshakes are
+// still checked at the node's clock. Expiry and a retired root still
+// close a connection.
+func revalidateAt(leaf *x509.Certificate, now time.Time) time.Time {
+	if leaf != nil && now.Before(leaf.NotBefore) {
+		return leaf.NotBefore
+	}
+	return now
+}
+
 // Revalidate checks every tracked connection again, as a new handshake
 // would be checked now: the peer's certificate must chain to a root in
 // creds now, and authorize (nil allows all) must allow the peer on the
@@ -105,7 +120,7 @@ func (t *ConnTracker) Revalidate(creds *CredStore, authorize AuthorizeFunc, now 
 		var err error
 		if cur == nil || cur.Roots == nil {
 			err = ErrNoCredentials
-		} else if _, verr := ca.Verify(tr.leaf, tr.chain, cur.Roots, now); verr != nil {
+		} else if _, verr := ca.Verify(tr.leaf, tr.chain, cur.Roots, revalidateAt(tr.leaf, now)); verr != nil {
 			err = fmt.Errorf("its certificate no longer verifies: %w", verr)
 		} else if authorize != nil {
 			err = authorize(tr.proto, tr.id, tr.leaf)
