@@ -228,11 +228,20 @@ func (c *chaosCluster) newNode(i int, tmpfs bool) *chaosNode {
 }
 
 // join joins d as a manager and waits until its keys are wrapped under the
-// cluster's unlock key, so that a restart finds it locked.
+// cluster's unlock key, so that a restart finds it locked. A refused join
+// is tried again for a minute, as an operator would: the manager at addr
+// may be the one whose clock the other fault of a pair moved, and it
+// refuses to issue certificates (clock_skew) until its clock is right.
 func (c *chaosCluster) join(d *chaosNode, addr string) error {
-	out, errOut, code := d.cli("", "join", "--token", c.managerToken, addr)
-	if code != 0 {
-		return fmt.Errorf("join %s: exit %d: %s%s", d.name, code, out, errOut)
+	err := waitUntil(time.Minute, d.name+" joined through "+addr, func() (bool, string) {
+		if st, err := d.status(); err == nil && st.State != api.StateUninitialized {
+			return true, ""
+		}
+		out, errOut, code := d.cli("", "join", "--token", c.managerToken, addr)
+		return code == 0, fmt.Sprintf("join %s: exit %d: %s%s", d.name, code, out, errOut)
+	})
+	if err != nil {
+		return err
 	}
 	st, err := d.status()
 	if err != nil {

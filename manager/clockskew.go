@@ -129,10 +129,16 @@ func aheadOrBehind(offset time.Duration) string {
 type clockSkew struct {
 	allowed time.Duration
 	log     *slog.Logger
+	// clock is the node's wall clock; nil: no jump check (jumped).
+	clock func() time.Time
 
 	mu       sync.Mutex
 	samples  map[string]skewSample
 	refusing bool // as last logged
+	// measuredWall and measuredMono are the node's wall clock (without
+	// its monotonic reading) and the monotonic clock when the last good
+	// sample was taken.
+	measuredWall, measuredMono time.Time
 }
 
 func newClockSkew(allowed time.Duration, log *slog.Logger) *clockSkew {
@@ -147,6 +153,7 @@ func (c *clockSkew) record(peer string, sent, received, peerTime time.Time) {
 	defer c.mu.Unlock()
 	if ok {
 		c.samples[peer] = skewSample{offset: off, taken: time.Now()}
+		c.measuredWall, c.measuredMono = received.Round(0), time.Now()
 	}
 }
 
@@ -176,8 +183,36 @@ func (c *clockSkew) estimate() (offset time.Duration, peers int, ok bool) {
 	return offset, len(offs), ok
 }
 
+// jumped says how far the wall clock moved against the monotonic clock
+// since the last measurement: a clock stepped since (by NTP, an
+// operator, a VM resumed) makes that measurement say nothing until the
+// next probe, a couple of seconds later. ok is false with no
+// measurement or within the allowed skew.
+func (c *clockSkew) jumped() (time.Duration, bool) {
+	if c.clock == nil {
+		return 0, false
+	}
+	c.mu.Lock()
+	wall, mono := c.measuredWall, c.measuredMono
+	c.mu.Unlock()
+	if mono.IsZero() {
+		return 0, false
+	}
+	d := c.clock().Round(0).Sub(wall) - time.Since(mono)
+	return d, abs(d) > c.allowed
+}
+
 // checkIssue is nil when this manager may issue a certificate now.
+// Besides the estimate, a clock that jumped since it was last measured
+// refuses too: the soak found a manager whose clock had just moved 3
+// minutes ahead issue a certificate dated in the future in the second
+// before its next probe.
 func (c *clockSkew) checkIssue() error {
+	if d, ok := c.jumped(); ok {
+		return api.Errorf(api.CodeClockSkew,
+			"this manager's clock moved %s %s since it was last compared with the other managers' (more than the allowed %s): it refuses to issue a certificate until it has measured again (within seconds); ask another manager, and check this machine's clock (NTP)",
+			abs(d).Round(time.Second), map[bool]string{true: "ahead", false: "back"}[d > 0], c.allowed)
+	}
 	off, _, ok := c.estimate()
 	return skewRefusal(off, ok, c.allowed)
 }

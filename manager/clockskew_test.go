@@ -3,6 +3,8 @@ package manager
 import (
 	"errors"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,5 +120,47 @@ func TestClockSkewFromSamples(t *testing.T) {
 	// Two managers that disagree: neither can tell which is wrong.
 	if err := c.checkIssue(); err != nil {
 		t.Fatalf("one peer disagreeing: checkIssue %v; want nil", err)
+	}
+}
+
+// TestClockJumpRefusesUntilMeasured: a clock that moves beyond the
+// allowed skew after the last measurement refuses to issue at once, not
+// only after the next probe; a measurement at the new clock judges it
+// again.
+func TestClockJumpRefusesUntilMeasured(t *testing.T) {
+	var off atomic.Int64
+	c := newClockSkew(MaxClockSkew, slog.New(slog.DiscardHandler))
+	c.clock = func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
+	measure := func() {
+		sent := c.clock()
+		peer := time.Now() // the peers' clocks are right
+		c.record("m2", sent, c.clock(), peer)
+		c.record("m3", sent, c.clock(), peer)
+	}
+	measure()
+	if err := c.checkIssue(); err != nil {
+		t.Fatalf("measured, clock right: %v", err)
+	}
+	off.Store(int64(3 * time.Minute))
+	err := c.checkIssue()
+	if api.CodeOf(err) != api.CodeClockSkew || !strings.Contains(err.Error(), "moved 3m0s ahead") {
+		t.Fatalf("clock jumped 3m ahead, not yet measured: %v; want clock_skew, moved 3m0s ahead", err)
+	}
+	measure()
+	if err := c.checkIssue(); api.CodeOf(err) != api.CodeClockSkew || strings.Contains(err.Error(), "moved") {
+		t.Fatalf("measured 3m ahead: %v; want the estimate's clock_skew", err)
+	}
+	off.Store(0)
+	if err := c.checkIssue(); api.CodeOf(err) != api.CodeClockSkew || !strings.Contains(err.Error(), "moved 3m0s back") {
+		t.Fatalf("clock set right again, not yet measured: %v; want clock_skew, moved back", err)
+	}
+	measure()
+	if err := c.checkIssue(); err != nil {
+		t.Fatalf("measured right again: %v", err)
+	}
+	// A small step within the allowed skew is no jump.
+	off.Store(int64(5 * time.Second))
+	if err := c.checkIssue(); err != nil {
+		t.Fatalf("a 5 s step: %v", err)
 	}
 }

@@ -123,6 +123,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, dir: dataDir{dir: cfg.DataDir, level: cfg.level()}, keyFiles: keyfiles.New(cfg.DataDir), roleChange: make(chan struct{}, 1), keyKick: make(chan struct{}, 1)}
 	n.skew = newClockSkew(MaxClockSkew, n.logger)
+	n.skew.clock = n.cfg.now
 	n.sealed = newSealedLog(n.dir, n.keyFiles, n.current, n.logger)
 	n.removal = &removalRecord{dir: cfg.DataDir}
 	n.writes = newWritePath(cfg, n.current)
