@@ -164,3 +164,22 @@ func TestClockJumpRefusesUntilMeasured(t *testing.T) {
 		t.Fatalf("a 5 s step: %v", err)
 	}
 }
+
+// TestKeyRotatorWaitsForARightClock: a leader whose clock is refused
+// (off the managers', or stepped since measured) does not rotate keys.
+func TestKeyRotatorWaitsForARightClock(t *testing.T) {
+	var clockErr error
+	k := &keyRotator{leading: func() bool { return true }, clockOK: func() error { return clockErr }}
+	if !k.mayRotate() {
+		t.Fatal("a leader with a right clock does not rotate")
+	}
+	clockErr = api.Errorf(api.CodeClockSkew, "off")
+	if k.mayRotate() {
+		t.Fatal("a leader whose clock is refused rotates")
+	}
+	k.leading = func() bool { return false }
+	clockErr = nil
+	if k.mayRotate() {
+		t.Fatal("a follower rotates")
+	}
+}

@@ -23,6 +23,13 @@ type keyRotator struct {
 	// propose applies an encoded command through raft on this leader.
 	propose func(ctx context.Context, cmd []byte) error
 	now     func() time.Time
+	// clockOK is nil when this manager's clock may date a rotation: not
+	// off the other managers' beyond the allowed skew, and not stepped
+	// since it was last measured (clockSkew.checkIssue). A leader whose
+	// clock is off would rotate early and set the next rotation from its
+	// wrong clock, holding every later rotation off by as much (the soak
+	// saw a leader 3 minutes ahead do so). Nil: no check.
+	clockOK func() error
 	kick    <-chan struct{} // wakes the loop to look at the schedule now
 	log     *slog.Logger
 }
@@ -31,7 +38,7 @@ type keyRotator struct {
 func (k *keyRotator) Run(ctx context.Context) error {
 	for {
 		wait := time.Second
-		if k.leading() {
+		if k.mayRotate() {
 			wait = min(wait, k.rotateDue(ctx))
 		}
 		t := time.NewTimer(wait)
@@ -44,6 +51,12 @@ func (k *keyRotator) Run(ctx context.Context) error {
 			t.Stop()
 		}
 	}
+}
+
+// mayRotate says whether this manager rotates now: it leads, and its
+// clock may date a rotation.
+func (k *keyRotator) mayRotate() bool {
+	return k.leading() && (k.clockOK == nil || k.clockOK() == nil)
 }
 
 // rotateDue rotates every ring that is due and returns how long until the

@@ -147,8 +147,9 @@ func newKeyRotator(n *Node, rn *raftNode) *keyRotator {
 			}
 			return n.cfg.now()
 		},
-		kick: n.keyKick,
-		log:  n.logger,
+		clockOK: n.skew.checkIssue,
+		kick:    n.keyKick,
+		log:     n.logger,
 	}
 }
 
