@@ -223,7 +223,9 @@ func (c *clockSkew) status() *api.ClockSkew {
 	if !ok {
 		return nil
 	}
-	return &api.ClockSkew{OffsetSeconds: off.Seconds(), Peers: peers, AllowedSeconds: c.allowed.Seconds(), Refusing: skewRefusal(off, ok, c.allowed) != nil}
+	// Refusing is what checkIssue decides: a clock stepped since it was
+	// last measured refuses too, before the estimate shows it.
+	return &api.ClockSkew{OffsetSeconds: off.Seconds(), Peers: peers, AllowedSeconds: c.allowed.Seconds(), Refusing: c.checkIssue() != nil}
 }
 
 // logChange logs when the estimate crosses the allowed skew, either way.

@@ -146,6 +146,9 @@ func TestClockJumpRefusesUntilMeasured(t *testing.T) {
 	if api.CodeOf(err) != api.CodeClockSkew || !strings.Contains(err.Error(), "moved 3m0s ahead") {
 		t.Fatalf("clock jumped 3m ahead, not yet measured: %v; want clock_skew, moved 3m0s ahead", err)
 	}
+	if st := c.status(); st == nil || !st.Refusing {
+		t.Fatalf("status %+v after the jump; want refusing, as checkIssue", st)
+	}
 	measure()
 	if err := c.checkIssue(); api.CodeOf(err) != api.CodeClockSkew || strings.Contains(err.Error(), "moved") {
 		t.Fatalf("measured 3m ahead: %v; want the estimate's clock_skew", err)
