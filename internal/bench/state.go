@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -134,59 +132,20 @@ func (b *bench) runState(ctx context.Context) (*Report, error) {
 // so the fill ends with at least N secrets.
 func (b *bench) fillState(ctx context.Context, sf *StateFigures) error {
 	n := int64(sf.Secrets)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		claimed, done atomic.Int64
-		errOnce       sync.Once
-		firstErr      error
-		wg            sync.WaitGroup
-	)
-	start := time.Now()
-	for i := range benchWriters {
-		node := b.nodes[i%len(b.nodes)]
-		cl := api.NewUnixClient(node.socket)
-		defer cl.Close()
-		wg.Go(func() {
-			for claimed.Add(1) <= n {
-				wctx, wcancel := context.WithTimeout(ctx, benchStepTimeout)
-				err := b.createRetrying(wctx, cl, "state")
-				wcancel()
-				if err != nil {
-					if ctx.Err() == nil {
-						errOnce.Do(func() { firstErr = fmt.Errorf("writer %d through manager %d: %w", i, node.num, err) })
-					}
-					cancel()
-					return
-				}
-				done.Add(1)
-			}
-		})
+	write := func(ctx context.Context, cl *api.Client) error {
+		wctx, cancel := context.WithTimeout(ctx, benchStepTimeout)
+		defer cancel()
+		return b.createRetrying(wctx, cl, "state")
 	}
-	finished := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(finished)
-	}()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-finished:
-			if firstErr == nil && ctx.Err() != nil {
-				firstErr = ctx.Err()
-			}
-			if firstErr != nil {
-				return firstErr
-			}
-			took := time.Since(start)
-			sf.FillSec = round(took.Seconds(), 2)
-			sf.FillWritesPerSec = round(float64(done.Load())/took.Seconds(), 1)
-			return nil
-		case <-tick.C:
-			b.step(true, "creating %s secrets of 1 KiB… %s/%s, %.0f s", thousands(n), thousands(done.Load()), thousands(n), time.Since(start).Seconds())
-		}
+	done, took, err := b.createConcurrently(ctx, int(n), time.Time{}, write, func(done int64, el time.Duration) {
+		b.step(true, "creating %s secrets of 1 KiB… %s/%s, %.0f s", thousands(n), thousands(done), thousands(n), el.Seconds())
+	})
+	if err != nil {
+		return err
 	}
+	sf.FillSec = round(took.Seconds(), 2)
+	sf.FillWritesPerSec = round(float64(done)/took.Seconds(), 1)
+	return nil
 }
 
 // waitApplied waits until every manager applied the leader's last index.

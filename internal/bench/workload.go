@@ -59,12 +59,13 @@ func retryableWrite(err error) bool {
 	return api.CodeOf(err).Temporary() || errors.Is(err, api.ErrLocked)
 }
 
-// createConcurrently makes secrets with benchWriters writers spread over
-// the managers' sockets until max writes are made or, when until is set,
-// that time passes (a write started before it still counts). report is
-// called with the count now and then. It returns the writes acknowledged
-// and the time they took.
-func (b *bench) createConcurrently(ctx context.Context, kind string, limit int, until time.Time, report func(done int64, elapsed time.Duration)) (int64, time.Duration, error) {
+// createConcurrently makes writes with benchWriters writers spread over
+// the managers' sockets until limit writes are made or, when until is
+// set, that time passes (a write started before it still counts); write
+// makes one through a manager's client. report is called with the count
+// now and then. It returns the writes acknowledged and the time they
+// took.
+func (b *bench) createConcurrently(ctx context.Context, limit int, until time.Time, write func(ctx context.Context, cl *api.Client) error, report func(done int64, elapsed time.Duration)) (int64, time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	clients := make([]*api.Client, benchWriters)
@@ -82,7 +83,7 @@ func (b *bench) createConcurrently(ctx context.Context, kind string, limit int, 
 	for i, cl := range clients {
 		wg.Go(func() {
 			for claimed.Add(1) <= int64(limit) && (until.IsZero() || time.Now().Before(until)) {
-				if err := b.create(ctx, cl, kind); err != nil {
+				if err := write(ctx, cl); err != nil {
 					if ctx.Err() == nil {
 						errOnce.Do(func() {
 							firstErr = fmt.Errorf("writer %d through manager %d: %w", i, b.nodes[i%len(b.nodes)].num, err)
@@ -114,6 +115,11 @@ func (b *bench) createConcurrently(ctx context.Context, kind string, limit int, 
 			report(done.Load(), time.Since(start))
 		}
 	}
+}
+
+// creator returns a write for createConcurrently: one secret of kind.
+func (b *bench) creator(kind string) func(context.Context, *api.Client) error {
+	return func(ctx context.Context, cl *api.Client) error { return b.create(ctx, cl, kind) }
 }
 
 // --- the figures ---
@@ -148,7 +154,7 @@ func (b *bench) measureSequential(ctx context.Context, out *Sequential) error {
 func (b *bench) measureConcurrent(ctx context.Context, out *Concurrent) error {
 	dur, limit := b.plan.tputDuration, b.plan.tputMaxWrites
 	b.step(true, "measuring %d concurrent writers… 0.0 s of %.0f s", benchWriters, dur.Seconds())
-	done, elapsed, err := b.createConcurrently(ctx, "conc", limit, time.Now().Add(dur), func(done int64, el time.Duration) {
+	done, elapsed, err := b.createConcurrently(ctx, limit, time.Now().Add(dur), b.creator("conc"), func(done int64, el time.Duration) {
 		b.step(false, "measuring %d concurrent writers… %.1f s of %.0f s, %s writes", benchWriters, el.Seconds(), dur.Seconds(), thousands(done))
 	})
 	if err != nil {
@@ -347,7 +353,7 @@ func (b *bench) measureKeyRotation(ctx context.Context, out *Trials) error {
 func (b *bench) measureMemory(ctx context.Context, out *Memory) error {
 	n := b.plan.memSecrets
 	b.step(true, "creating %s secrets of 1 KiB for the memory figure… 0/%s", thousands(int64(n)), thousands(int64(n)))
-	done, _, err := b.createConcurrently(ctx, "mem", n, time.Time{}, func(done int64, _ time.Duration) {
+	done, _, err := b.createConcurrently(ctx, n, time.Time{}, b.creator("mem"), func(done int64, _ time.Duration) {
 		b.step(false, "creating %s secrets of 1 KiB for the memory figure… %s/%s", thousands(int64(n)), thousands(done), thousands(int64(n)))
 	})
 	if err != nil {
