@@ -213,9 +213,13 @@ func (p *peerDisks) record(id string, li *api.LevelInfo, heard time.Time) {
 	if p.known == nil {
 		p.known = map[string]peerDisk{}
 	}
+	// A time no disk takes (negative, NaN, beyond a minute) is no
+	// reading: it must not make that manager look like the fastest.
+	secs := li.LogSyncSeconds
+	valid := secs >= 0 && secs <= 60 // false for NaN too
 	p.known[id] = peerDisk{
-		sync:  time.Duration(li.LogSyncSeconds * float64(time.Second)),
-		ok:    li.LogSyncSamples >= syncMinSamples,
+		sync:  time.Duration(secs * float64(time.Second)),
+		ok:    valid && li.LogSyncSamples >= syncMinSamples,
 		heard: heard,
 	}
 }

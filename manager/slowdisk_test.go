@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,23 @@ func TestSlowLeaderTarget(t *testing.T) {
 				t.Fatalf("target address %q", got.addr)
 			}
 		})
+	}
+}
+
+// TestPeerDiskRefusesImpossibleReadings: a manager's answer that claims
+// a negative, NaN or huge sync time is no reading.
+func TestPeerDiskRefusesImpossibleReadings(t *testing.T) {
+	var p peerDisks
+	now := time.Now()
+	for _, secs := range []float64{-0.001, math.NaN(), 3600} {
+		p.record("m", &api.LevelInfo{LogSyncSeconds: secs, LogSyncSamples: syncMinSamples}, now)
+		if d, ok := p.get("m", now); ok {
+			t.Fatalf("reading %v taken as %s", secs, d)
+		}
+	}
+	p.record("m", &api.LevelInfo{LogSyncSeconds: 0.002, LogSyncSamples: syncMinSamples}, now)
+	if d, ok := p.get("m", now); !ok || d != 2*time.Millisecond {
+		t.Fatalf("a good reading: %s, %v", d, ok)
 	}
 }
 
